@@ -1,0 +1,44 @@
+# hybrid-retrieval: `make demo` and `make test` do all set-up on a fresh machine by themselves.
+# The virtual environment is created once; a second call reuses it (the stamp records a complete install).
+
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+PIP    := $(PY) -m pip
+STAMP  := $(VENV)/.hybrid-retrieval-installed
+KERNEL := hybrid-retrieval
+SMOKE_RUN := runs/test-smoke
+
+.PHONY: demo test lab bench lint unit nbval clean env
+
+demo: $(STAMP)
+	$(PY) -m hybridlib run-notebooks
+
+test: $(STAMP)
+	$(PY) -m ruff check hybridlib tests benchmarks notebooks
+	$(PY) -m pytest tests
+	$(PY) -m pytest --nbval-lax --nbval-current-env -p no:cacheprovider $(SMOKE_RUN)/*.ipynb
+
+lab: $(STAMP)
+	$(VENV)/bin/jupyter lab --notebook-dir=notebooks
+
+bench: $(STAMP)
+	$(PY) benchmarks/bench_retrieval_math.py
+	$(PY) benchmarks/bench_extraction.py
+
+env: $(STAMP)
+
+# Idempotent bootstrap: torch/torchaudio and the rest from requirements.txt (pinned), the offline audio
+# model package without its (ancient) dependency pins, then hybridlib itself (editable) and a named kernel.
+$(STAMP): requirements.txt pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install --upgrade --quiet pip
+	$(PIP) install --quiet -r requirements.txt
+	$(PIP) install --quiet --no-deps aisfx==0.1.2
+	$(PIP) install --quiet --no-deps --no-build-isolation -e .
+	$(PY) -m ipykernel install --sys-prefix --name $(KERNEL) --display-name "Python (hybrid-retrieval)"
+	@touch $@
+	@echo "environment ready: $(VENV)"
+
+clean:
+	rm -rf runs $(SMOKE_RUN) .pytest_cache .ruff_cache
