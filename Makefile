@@ -35,7 +35,7 @@ $(STAMP): requirements.txt pyproject.toml
 	$(PIP) install --upgrade --quiet pip
 	$(PIP) install --quiet -r requirements.txt
 	$(PIP) install --quiet --no-deps aisfx==0.1.2
-	$(PIP) install --quiet --no-deps --no-build-isolation -e .
+	$(PIP) install --quiet --no-deps -e .
 	$(PY) -m ipykernel install --sys-prefix --name $(KERNEL) --display-name "Python (hybrid-retrieval)"
 	@touch $@
 	@echo "environment ready: $(VENV)"
