@@ -1,0 +1,127 @@
+"""Reader for Clotho v2.1 (Drossos et al.), in both on-disk layouts, and for the teaching set.
+
+Layouts (``root`` may be either the folder holding ``CLOTHO_v2.1`` or that folder itself):
+
+* **aac-datasets layout** (also written by ``python -m hybridlib download clotho`` and the teaching set)::
+
+      {root}/CLOTHO_v2.1/clotho_csv_files/clotho_captions_{split}.csv
+      {root}/CLOTHO_v2.1/clotho_csv_files/clotho_metadata_{split}.csv
+      {root}/CLOTHO_v2.1/clotho_audio_files/{split}/*.wav
+
+* **flat Zenodo layout** (archives extracted side by side)::
+
+      {root}/clotho_captions_{split}.csv   {root}/clotho_metadata_{split}.csv   {root}/{split}/*.wav
+
+Captions CSV: ``file_name, caption_1..caption_5``. Metadata CSV (ISO-8859-1 in the official release):
+``file_name, keywords`` (``;``-separated open-set tags) and ``sound_id, sound_link, start_end_samples,
+manufacturer, license`` (kept in ``Item.extra``). The teaching set adds a ``tags`` column (closed-set
+class names, ``;``-separated) read into ``Item.tags``.
+
+Clips without a metadata row are kept with ``keywords=None`` and counted as ``missing_metadata``
+(the real Clotho v1 metadata covers 2893 of the 3839 v2.1 development clips). Clips whose wav is
+not on disk are kept with ``audio_path=None`` and counted as ``missing_audio`` (caption statistics need no
+audio), unless ``require_audio=True``, which excludes them and counts them as ``excluded``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from hybridlib.data.items import ClipSet, DatasetError, Item, LoadReport
+from hybridlib.data.tables import read_csv_rows
+
+SPLITS = ("development", "validation", "evaluation")
+SPLIT_ALIASES = {"train": "development", "dev": "development", "val": "validation", "eval": "evaluation",
+                 "test": "evaluation"}
+CAPTION_COLUMNS = [f"caption_{i}" for i in range(1, 6)]
+METADATA_EXTRA = ["sound_id", "sound_link", "start_end_samples", "manufacturer", "license"]
+
+
+def normalize_split(split: str) -> str:
+    split = SPLIT_ALIASES.get(split, split)
+    if split not in SPLITS:
+        raise ValueError(f"Unknown Clotho split {split!r}; expected one of {SPLITS} (or {sorted(SPLIT_ALIASES)})")
+    return split
+
+
+def locate_clotho(root: str | Path, split: str) -> dict[str, Path | None]:
+    """Find the captions CSV, metadata CSV (or None) and audio folder of ``split`` below ``root``."""
+    root = Path(root)
+    split = normalize_split(split)
+    candidates = [
+        (root / "CLOTHO_v2.1" / "clotho_csv_files", root / "CLOTHO_v2.1" / "clotho_audio_files" / split),
+        (root / "clotho_csv_files", root / "clotho_audio_files" / split),
+        (root, root / split),
+    ]
+    for csv_dir, audio_dir in candidates:
+        captions = csv_dir / f"clotho_captions_{split}.csv"
+        if captions.is_file():
+            metadata = csv_dir / f"clotho_metadata_{split}.csv"
+            return {"captions": captions, "metadata": metadata if metadata.is_file() else None,
+                    "audio_dir": audio_dir}
+    tried = ", ".join(str(c / f"clotho_captions_{split}.csv") for c, _ in candidates)
+    raise DatasetError(f"No Clotho captions for split {split!r} below {root} (tried {tried}). "
+                       "Download with `python -m hybridlib download clotho --root DIR`.")
+
+
+def split_list(value: str | None, sep: str = ";") -> list[str]:
+    """``"a;b; c;"`` -> ``["a", "b", "c"]``."""
+    if value is None:
+        return []
+    return [v.strip() for v in value.split(sep) if v.strip()]
+
+
+def load_clotho(root: str | Path, split: str, require_audio: bool = False,
+                dataset: str = "clotho") -> ClipSet:
+    """Load one Clotho split as a :class:`ClipSet` of :class:`Item` (see the module docstring)."""
+    split = normalize_split(split)
+    where = locate_clotho(root, split)
+    rows = read_csv_rows(where["captions"], ["file_name", *CAPTION_COLUMNS])
+    report = LoadReport(dataset=dataset, split=split, sources={k: str(v) if v else None for k, v in where.items()})
+
+    metadata: dict[str, dict] = {}
+    if where["metadata"] is not None:
+        for row in read_csv_rows(where["metadata"], ["file_name", "keywords"]):
+            name = row["file_name"].strip()
+            if name in metadata:
+                raise DatasetError(f"{where['metadata']}: duplicate file_name {name!r}")
+            metadata[name] = row
+    else:
+        report.notes.append(f"no metadata CSV for {split}: every clip marked as missing metadata")
+
+    items: list[Item] = []
+    seen: set[str] = set()
+    audio_dir = where["audio_dir"]
+    for row in rows:
+        name = row["file_name"].strip()
+        if not name:
+            raise DatasetError(f"{where['captions']}: empty file_name in a row")
+        if name in seen:
+            raise DatasetError(f"{where['captions']}: duplicate file_name {name!r}")
+        seen.add(name)
+        captions = [row[c].strip() for c in CAPTION_COLUMNS if row.get(c, "").strip()]
+        if not captions:
+            report.excluded += 1
+            report.notes.append(f"{name}: no captions, excluded")
+            continue
+        path = audio_dir / name
+        audio_path: Path | None = path if path.is_file() else None
+        if audio_path is None:
+            report.missing_audio += 1
+            if require_audio:
+                report.excluded += 1
+                continue
+        meta = metadata.get(name)
+        item = Item(clip_id=name, audio_path=audio_path, captions=captions, split=split, dataset=dataset)
+        if meta is None:
+            report.missing_metadata += 1
+        else:
+            item.keywords = split_list(meta.get("keywords"))
+            if "tags" in meta:
+                item.tags = split_list(meta.get("tags"))
+            item.extra = {k: meta[k] for k in METADATA_EXTRA if meta.get(k, "") != ""}
+        items.append(item)
+    report.metadata_without_clip = len(set(metadata) - seen)
+    report.clips = len(items)
+    report.captions = sum(len(it.captions) for it in items)
+    return ClipSet(items, report)

@@ -1,0 +1,121 @@
+"""The one item model shared by every dataset: :class:`Item`, :class:`ClipSet` and its :class:`LoadReport`.
+
+An *item* is one audio clip with its queries (captions) and its metadata in the three kinds of the hybrid
+paper (Primus & Widmer): OS = open-set keywords, CS = closed-set class names, FS = a full-sentence
+description. ``None`` always means "this clip has no metadata of that kind" (as opposed to an empty list).
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterable
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+
+class DatasetError(ValueError):
+    """A dataset file is missing, malformed or inconsistent; the message names the file and the field."""
+
+
+@dataclass
+class Item:
+    """One audio clip (see the module docstring)."""
+
+    clip_id: str
+    audio_path: Path | None
+    captions: list[str]
+    keywords: list[str] | None = None
+    tags: list[str] | None = None
+    description: str | None = None
+    split: str = ""
+    dataset: str = ""
+    extra: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.audio_path is not None and not isinstance(self.audio_path, Path):
+            self.audio_path = Path(self.audio_path)
+
+    @property
+    def has_audio(self) -> bool:
+        return self.audio_path is not None and self.audio_path.is_file()
+
+    def copy(self) -> Item:
+        """A deep copy (lists and ``extra`` are not shared with the original)."""
+        return copy.deepcopy(self)
+
+
+@dataclass
+class LoadReport:
+    """What a loader kept and what it had to drop or mark, so nothing is lost silently.
+
+    ``clips``: items returned; ``captions``: total captions over them; ``missing_metadata``: items whose
+    clip has no metadata row (``keywords``/``tags`` None); ``missing_audio``: clips whose audio file is not
+    on disk (kept with ``audio_path=None`` or excluded, see ``excluded``); ``excluded``: clips dropped.
+    """
+
+    dataset: str = ""
+    split: str = ""
+    clips: int = 0
+    captions: int = 0
+    missing_metadata: int = 0
+    missing_audio: int = 0
+    excluded: int = 0
+    metadata_without_clip: int = 0
+    notes: list[str] = field(default_factory=list)
+    sources: dict = field(default_factory=dict)
+
+    def as_dict(self) -> dict:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    def __str__(self) -> str:
+        parts = [f"{self.dataset}/{self.split}: {self.clips} clips, {self.captions} captions",
+                 f"{self.missing_metadata} without metadata", f"{self.missing_audio} without audio on disk"]
+        if self.excluded:
+            parts.append(f"{self.excluded} excluded")
+        if self.metadata_without_clip:
+            parts.append(f"{self.metadata_without_clip} metadata rows without a clip")
+        return ", ".join(parts)
+
+
+class ClipSet(list):
+    """A list of :class:`Item` with a :class:`LoadReport` (``.report``) describing how it was loaded."""
+
+    def __init__(self, items: Iterable[Item] = (), report: LoadReport | None = None):
+        super().__init__(items)
+        self.report = report if report is not None else LoadReport(clips=len(self))
+
+    def __getitem__(self, index):
+        result = super().__getitem__(index)
+        if isinstance(index, slice):
+            return ClipSet(result, self._derived_report(result))
+        return result
+
+    def _derived_report(self, items: list[Item]) -> LoadReport:
+        rep = copy.deepcopy(self.report)
+        rep.clips = len(items)
+        rep.captions = sum(len(it.captions) for it in items)
+        rep.missing_metadata = sum(it.keywords is None and it.tags is None and it.description is None
+                                   for it in items)
+        rep.missing_audio = sum(it.audio_path is None for it in items)
+        return rep
+
+    def subset(self, indices: Iterable[int]) -> ClipSet:
+        """A new ClipSet with the items at ``indices`` (report recounted)."""
+        items = [list.__getitem__(self, i) for i in indices]
+        return ClipSet(items, self._derived_report(items))
+
+    def by_id(self) -> dict[str, Item]:
+        return {it.clip_id: it for it in self}
+
+    @property
+    def captions(self) -> list[str]:
+        """All captions, flattened in item order."""
+        return [c for it in self for c in it.captions]
+
+    @property
+    def caption_targets(self) -> list[int]:
+        """For each caption of :attr:`captions`, the index of its item (the retrieval ground truth)."""
+        return [i for i, it in enumerate(self) for _ in it.captions]
+
+    def __repr__(self) -> str:
+        return f"ClipSet({len(self)} items; {self.report})"
