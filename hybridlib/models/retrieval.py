@@ -1,0 +1,517 @@
+"""The retrieval model shared by notebooks, CLI, training, evaluation and tests.
+
+One class, :class:`RetrievalModel`, with a ``fusion`` choice (:class:`ModelConfig`):
+
+``"none"``
+    content-only baseline: audio frames -> pooling -> item projection; query -> query projection.
+``"metadata-only"``
+    items are embedded from their metadata text alone (hybrid paper, Fig. 1 left).
+``"late"``
+    pooled audio + metadata embedding, summed, then projected (hybrid paper, Fig. 2).
+``"mid"``
+    metadata token appended to the transformer pooling, two gated query embeddings and query-derived
+    softmax score weights (hybrid paper, Fig. 3; :class:`hybridlib.models.fusion.MidFusion`).
+``"mei"``
+    Mei et al.: clip-level max+mean pooling of the frames and two-layer MLP projections on both sides.
+
+Where the projections sit: the hybrid paper projects the *fused* item embedding and the query embedding
+into the retrieval space. With a frozen text encoder those projections are the only trainable part of
+the query side (an adapter); ``projection="linear"`` (default, the paper) or ``"mlp"``. With
+``share_projection=True`` items and queries use one projection (only for ``none``/``late``/
+``metadata-only`` with ``d_model == text_dim``), so metadata and queries start in the same space.
+All retrieval vectors are L2-normalised: similarities are cosines (``normalize=True``).
+
+Inputs come as a batch dict (see :meth:`RetrievalModel.embed_items` / :meth:`RetrievalModel.embed_queries`):
+cached features (``frames``, ``metadata_emb``, ``caption_emb``) for frozen encoders, or raw inputs
+(``waveform``, ``metadata_text``, ``captions``) that the model encodes with its own encoders.
+
+Frozen encoders are *not* submodules (they are kept out of ``state_dict`` and ``parameters()`` so saved
+models stay small and optimizers never see them); they are built lazily when raw inputs first need them
+and always run in eval mode under ``torch.no_grad``. Trainable encoders are submodules.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import asdict, dataclass, fields
+
+import torch
+from torch import nn
+
+from hybridlib.models.fusion import (
+    MISSING_METADATA_MODES,
+    PROJECTIONS,
+    LateFusion,
+    MidFusion,
+    MissingMetadata,
+    clip_max_mean,
+    effective_weights,
+    l2_normalize,
+    make_projection,
+)
+
+FUSIONS = ("none", "metadata-only", "late", "mid", "mei")
+METADATA_KINDS = ("os", "cs", "fs")
+POOLINGS = ("transformer", "mean", "max-mean")
+USES_AUDIO = ("none", "late", "mid", "mei")
+USES_METADATA = ("metadata-only", "late", "mid")
+
+
+@dataclass
+class ModelConfig:
+    """Everything that defines a :class:`RetrievalModel` (saved next to its weights as JSON).
+
+    fusion: ``none`` | ``metadata-only`` | ``late`` | ``mid`` | ``mei`` (see the module docstring).
+    metadata_kind: which metadata the data pipeline feeds (``os`` keywords, ``cs`` tags, ``fs`` sentences);
+        the architecture is the same for all three.
+    audio_backbone, audio_dim: backbone name for :func:`hybridlib.models.audio.build_audio_backbone` and
+        its frame width (sfx-cnn: 512; PANNs Cnn14/ResNet38: 2048; EfficientAT mn40: 3840).
+    audio_trainable: the model owns (and fine-tunes) the backbone and accepts ``waveform`` batches.
+    text_encoder, text_dim, text_max_tokens, text_pooling: arguments of
+        :func:`hybridlib.models.text.build_text_encoder` (minilm: 384-d; bert-base: 768-d).
+    text_trainable: the model owns (and fine-tunes) the text encoder and accepts strings.
+    share_text_encoder: one text encoder for queries and metadata (hybrid paper, section V-E); False gives
+        metadata its own copy. With frozen encoders both choices compute the same embeddings.
+    pooling: ``transformer`` (hybrid paper) | ``mean`` | ``max-mean`` (``mid`` needs ``transformer``;
+        ``mei`` always uses its own clip-level max+mean pooling of the frames without a projection).
+    d_model: pooling width (None -> ``text_dim``, so late fusion sums audio and metadata directly).
+    num_layers, num_heads, dropout: transformer pooling.
+    retrieval_dim: width of the retrieval space (the hybrid paper does not state it; 256 here, Mei et al.
+        use 1024).
+    missing_metadata: ``learned`` (a learned embedding stands in) | ``audio-only`` (fall back to audio).
+    projection: ``linear`` | ``mlp`` for the item/query projections of none/late/metadata-only
+        (``mei`` always uses Mei et al.'s MLP; ``mid`` uses linear projections and gated units).
+    mlp_hidden_mult: hidden width of MLP projections as a multiple of ``retrieval_dim`` (Mei et al.: 2).
+    share_projection: items and queries share one projection (see the module docstring).
+    gate_batch_norm: batch norm inside the gated embedding units' context gating (Miech et al.'s option).
+    normalize: L2-normalise retrieval vectors (cosine similarity, both papers).
+    """
+
+    fusion: str = "none"
+    metadata_kind: str = "os"
+    audio_backbone: str = "sfx-cnn"
+    audio_dim: int = 512
+    audio_trainable: bool = False
+    text_encoder: str = "minilm"
+    text_dim: int = 384
+    text_max_tokens: int = 32
+    text_pooling: str = "cls"
+    text_trainable: bool = False
+    share_text_encoder: bool = True
+    pooling: str = "transformer"
+    d_model: int | None = None
+    num_layers: int = 2
+    num_heads: int = 4
+    dropout: float = 0.1
+    retrieval_dim: int = 256
+    missing_metadata: str = "learned"
+    projection: str = "linear"
+    mlp_hidden_mult: int = 2
+    share_projection: bool = False
+    gate_batch_norm: bool = False
+    normalize: bool = True
+
+    @property
+    def width(self) -> int:
+        """The pooling width (``d_model``, defaulting to ``text_dim``)."""
+        return self.d_model or self.text_dim
+
+    def validate(self) -> ModelConfig:
+        """Raise ``ValueError`` naming the offending field; return self."""
+        choices = {"fusion": FUSIONS, "metadata_kind": METADATA_KINDS, "pooling": POOLINGS,
+                   "missing_metadata": MISSING_METADATA_MODES, "projection": PROJECTIONS}
+        for name, allowed in choices.items():
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"ModelConfig.{name} must be one of {allowed}, got {getattr(self, name)!r}")
+        for name in ("audio_dim", "text_dim", "retrieval_dim", "num_layers", "num_heads", "mlp_hidden_mult",
+                     "text_max_tokens"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"ModelConfig.{name} must be a positive integer, got {value!r}")
+        if self.d_model is not None and (not isinstance(self.d_model, int) or self.d_model < 1):
+            raise ValueError(f"ModelConfig.d_model must be None or a positive integer, got {self.d_model!r}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"ModelConfig.dropout must be in [0, 1), got {self.dropout!r}")
+        if self.fusion == "mid" and self.pooling != "transformer":
+            raise ValueError("ModelConfig.pooling must be 'transformer' for fusion='mid' (the metadata token "
+                             f"is processed by the transformer layers), got {self.pooling!r}")
+        if self.pooling == "transformer" and self.fusion != "mei" and self.width % self.num_heads:
+            raise ValueError(f"ModelConfig.d_model ({self.width}) must be divisible by num_heads "
+                             f"({self.num_heads})")
+        if self.fusion == "metadata-only" and self.missing_metadata == "audio-only":
+            raise ValueError("ModelConfig.missing_metadata='audio-only' is impossible for fusion='metadata-only' "
+                             "(there is no audio to fall back on); use 'learned'")
+        if self.share_projection:
+            if self.fusion in ("mid", "mei"):
+                raise ValueError(f"ModelConfig.share_projection is not available for fusion={self.fusion!r}")
+            if self.fusion != "metadata-only" and self.width != self.text_dim:
+                raise ValueError("ModelConfig.share_projection needs d_model == text_dim "
+                                 f"({self.width} != {self.text_dim})")
+        return self
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> ModelConfig:
+        """Build from a dict (e.g. a saved JSON config); unknown keys raise ``ValueError`` naming them."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"unknown ModelConfig field(s) {unknown}; known: {sorted(known)}")
+        return cls(**values).validate()
+
+
+@dataclass
+class ItemEmbeddings:
+    """Items in the retrieval space.
+
+    embedding: ``[A, R]`` the item vector (mid fusion: the transformed global audio token, projected).
+    metadata: ``[A, R]`` mid fusion only: the transformed metadata token, projected.
+    has_metadata: Bool ``[A]`` whether the item came with metadata (None when the fusion ignores metadata).
+    metadata_mask: Bool ``[A]`` mid fusion: whether the metadata score takes part (all True with a learned
+        stand-in; ``has_metadata`` with ``missing_metadata="audio-only"``).
+    clip_index: Long ``[A]`` the batch's ``clip_index`` (to match queries to their items).
+    """
+
+    embedding: torch.Tensor
+    metadata: torch.Tensor | None = None
+    has_metadata: torch.Tensor | None = None
+    metadata_mask: torch.Tensor | None = None
+    clip_index: torch.Tensor | None = None
+
+    def __len__(self) -> int:
+        return self.embedding.shape[0]
+
+    def apply(self, fn) -> ItemEmbeddings:
+        """A copy with ``fn`` applied to every tensor field (e.g. ``lambda t: t.detach().cpu()``)."""
+        return ItemEmbeddings(**{f.name: None if getattr(self, f.name) is None else fn(getattr(self, f.name))
+                                 for f in fields(self)})
+
+    def detach(self) -> ItemEmbeddings:
+        return self.apply(torch.Tensor.detach)
+
+    def to(self, *args, **kwargs) -> ItemEmbeddings:
+        return self.apply(lambda t: t.to(*args, **kwargs))
+
+
+@dataclass
+class QueryEmbeddings:
+    """Queries in the retrieval space.
+
+    embedding: ``[Q, R]`` the query vector (mid fusion: the audio-query vector of the first gated unit).
+    metadata: ``[Q, R]`` mid fusion only: the metadata-query vector of the second gated unit.
+    weights: ``[Q, 2]`` mid fusion only: softmax weights (audio, metadata) derived from the query.
+    clip_index: Long ``[Q]`` the item each query (caption) belongs to.
+    """
+
+    embedding: torch.Tensor
+    metadata: torch.Tensor | None = None
+    weights: torch.Tensor | None = None
+    clip_index: torch.Tensor | None = None
+
+    def __len__(self) -> int:
+        return self.embedding.shape[0]
+
+    def apply(self, fn) -> QueryEmbeddings:
+        return QueryEmbeddings(**{f.name: None if getattr(self, f.name) is None else fn(getattr(self, f.name))
+                                  for f in fields(self)})
+
+    def detach(self) -> QueryEmbeddings:
+        return self.apply(torch.Tensor.detach)
+
+    def to(self, *args, **kwargs) -> QueryEmbeddings:
+        return self.apply(lambda t: t.to(*args, **kwargs))
+
+
+def _concat(parts: list, cls):
+    if not parts:
+        raise ValueError(f"cannot concatenate an empty list of {cls.__name__}")
+    out = {}
+    for f in fields(cls):
+        values = [getattr(p, f.name) for p in parts]
+        present = [v is not None for v in values]
+        if all(present):
+            out[f.name] = torch.cat(values, dim=0)
+        elif any(present):
+            raise ValueError(f"{cls.__name__}.{f.name} is set in some chunks but not in others")
+        else:
+            out[f.name] = None
+    return cls(**out)
+
+
+def concat_items(parts: list[ItemEmbeddings]) -> ItemEmbeddings:
+    """Concatenate :class:`ItemEmbeddings` computed in chunks (in order)."""
+    return _concat(parts, ItemEmbeddings)
+
+
+def concat_queries(parts: list[QueryEmbeddings]) -> QueryEmbeddings:
+    """Concatenate :class:`QueryEmbeddings` computed in chunks (in order)."""
+    return _concat(parts, QueryEmbeddings)
+
+
+def _build_pooling(cfg: ModelConfig) -> nn.Module:
+    from hybridlib.models import pooling
+
+    if cfg.pooling == "transformer":
+        return pooling.TransformerPooling(cfg.audio_dim, cfg.width, num_layers=cfg.num_layers,
+                                          num_heads=cfg.num_heads, dropout=cfg.dropout)
+    if cfg.pooling == "mean":
+        return pooling.MeanPooling(cfg.audio_dim, cfg.width)
+    return pooling.MaxMeanPooling(cfg.audio_dim, cfg.width)
+
+
+def _freeze(module: nn.Module) -> nn.Module:
+    module.requires_grad_(False)
+    return module.eval()
+
+
+class RetrievalModel(nn.Module):
+    """Dual-encoder retrieval model with optional audio-metadata fusion (see the module docstring).
+
+    Args:
+        cfg: the :class:`ModelConfig`.
+        text_encoder: a ``TextEncoder`` to use instead of building ``cfg.text_encoder`` (trainable: it
+            becomes a submodule; frozen: it is kept outside the module and used under ``no_grad``).
+        audio_backbone: likewise for the audio backbone.
+        pooling: a pooling module with the ``TransformerPooling`` call signature to use instead of the
+            one built from ``cfg.pooling``.
+    """
+
+    def __init__(self, cfg: ModelConfig, text_encoder: nn.Module | None = None,
+                 audio_backbone: nn.Module | None = None, pooling: nn.Module | None = None):
+        super().__init__()
+        self.cfg = cfg.validate()
+        self._frozen: dict[str, nn.Module] = {}
+        self._setup_encoders(text_encoder, audio_backbone)
+
+        r, dt, width = cfg.retrieval_dim, cfg.text_dim, cfg.width
+        self.missing = MissingMetadata(dt, cfg.missing_metadata) if cfg.fusion in USES_METADATA else None
+        if cfg.fusion in ("none", "late"):
+            self.pooling = pooling if pooling is not None else _build_pooling(cfg)
+        if cfg.fusion == "late":
+            self.late = LateFusion(width, dt)
+        if cfg.fusion == "mid":  # the pooling lives inside MidFusion (registered once)
+            self.mid = MidFusion(pooling if pooling is not None else _build_pooling(cfg), dt, width, r,
+                                 gate_batch_norm=cfg.gate_batch_norm)
+        elif cfg.fusion == "mei":
+            self.item_proj = make_projection("mlp", cfg.audio_dim, r, cfg.mlp_hidden_mult)
+            self.query_proj = make_projection("mlp", dt, r, cfg.mlp_hidden_mult)
+        else:
+            item_in = dt if cfg.fusion == "metadata-only" else width
+            self.item_proj = make_projection(cfg.projection, item_in, r, cfg.mlp_hidden_mult)
+            # a shared projection is registered once (item_proj) so state_dict has no aliased tensors
+            self.query_proj = None if cfg.share_projection else make_projection(cfg.projection, dt, r,
+                                                                                 cfg.mlp_hidden_mult)
+
+    # ------------------------------------------------------------------ encoders
+    def _setup_encoders(self, text_encoder, audio_backbone) -> None:
+        cfg = self.cfg
+        self.audio_backbone = None
+        if cfg.audio_trainable and cfg.fusion != "metadata-only":
+            if audio_backbone is None:
+                from hybridlib.models.audio import build_audio_backbone
+
+                audio_backbone = build_audio_backbone(cfg.audio_backbone)
+            self.audio_backbone = audio_backbone.requires_grad_(True)
+        elif audio_backbone is not None:
+            self._frozen["audio"] = _freeze(audio_backbone)
+        if self.audio_backbone is not None or "audio" in self._frozen:
+            backbone = self.audio_backbone or self._frozen["audio"]
+            dim = getattr(backbone, "embed_dim", cfg.audio_dim)
+            if dim != cfg.audio_dim:
+                raise ValueError(f"ModelConfig.audio_dim={cfg.audio_dim} but the audio backbone "
+                                 f"{getattr(backbone, 'name', type(backbone).__name__)!r} has embed_dim={dim}")
+
+        self.text_encoder = None
+        self.metadata_text_encoder = None
+        if text_encoder is not None:
+            dim = getattr(text_encoder, "embed_dim", cfg.text_dim)
+            if dim != cfg.text_dim:
+                raise ValueError(f"ModelConfig.text_dim={cfg.text_dim} but the text encoder has embed_dim={dim}")
+        if cfg.text_trainable:
+            if text_encoder is None:
+                text_encoder = self._build_text_encoder(trainable=True)
+            self.text_encoder = text_encoder.requires_grad_(True)
+            if not cfg.share_text_encoder and cfg.fusion in USES_METADATA:
+                self.metadata_text_encoder = copy.deepcopy(text_encoder)
+        elif text_encoder is not None:
+            self._frozen["text"] = _freeze(text_encoder)
+
+    def _build_text_encoder(self, trainable: bool) -> nn.Module:
+        from hybridlib.models.text import build_text_encoder
+
+        cfg = self.cfg
+        encoder = build_text_encoder(cfg.text_encoder, max_tokens=cfg.text_max_tokens, pooling=cfg.text_pooling,
+                                     trainable=trainable)
+        dim = getattr(encoder, "embed_dim", cfg.text_dim)
+        if dim != cfg.text_dim:
+            raise ValueError(f"ModelConfig.text_dim={cfg.text_dim} but text encoder {cfg.text_encoder!r} "
+                             f"has embed_dim={dim}")
+        return encoder
+
+    @property
+    def device(self) -> torch.device:
+        for p in self.parameters():
+            return p.device
+        return torch.device("cpu")
+
+    def _frozen_module(self, key: str) -> nn.Module:
+        if key not in self._frozen:
+            if key == "text":
+                self._frozen[key] = _freeze(self._build_text_encoder(trainable=False))
+            else:
+                from hybridlib.models.audio import build_audio_backbone
+
+                self._frozen[key] = _freeze(build_audio_backbone(self.cfg.audio_backbone))
+        return self._frozen[key].to(self.device)
+
+    def _encode_text(self, texts: list[str], role: str) -> torch.Tensor:
+        if self.text_encoder is not None:
+            encoder = self.metadata_text_encoder if role == "metadata" and self.metadata_text_encoder else \
+                self.text_encoder
+            return encoder(texts)
+        with torch.no_grad():
+            return self._frozen_module("text")(texts)
+
+    # ------------------------------------------------------------------ batch inputs
+    def _audio_inputs(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """``(frames [B, T, Da], frame_lengths [B] | None)`` from cached frames or by running the backbone."""
+        if "frames" in batch:
+            frames, lengths = batch["frames"], batch.get("frame_lengths")
+        elif "waveform" in batch:
+            waveform, lengths = batch["waveform"], batch.get("lengths")
+            if self.audio_backbone is not None:
+                frames, lengths = self.audio_backbone(waveform, lengths)
+            else:
+                with torch.no_grad():
+                    frames, lengths = self._frozen_module("audio")(waveform, lengths)
+        else:
+            raise KeyError(f"fusion={self.cfg.fusion!r} needs audio: the batch must hold 'frames' (+ "
+                           "'frame_lengths') or 'waveform' (+ 'lengths'); it has " + str(sorted(batch)))
+        if frames.dim() != 3 or frames.shape[-1] != self.cfg.audio_dim:
+            raise ValueError(f"batch['frames'] must have shape [B, T, {self.cfg.audio_dim}] "
+                             f"(ModelConfig.audio_dim), got {tuple(frames.shape)}")
+        if lengths is not None:
+            lengths = torch.as_tensor(lengths, device=frames.device)
+        return frames, lengths
+
+    def _metadata_inputs(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(metadata_emb [B, Dt], has_metadata Bool[B])``; rows without metadata are zeros."""
+        if "metadata_emb" in batch:
+            emb = batch["metadata_emb"]
+            has = batch.get("has_metadata")
+            if has is None:
+                has = torch.ones(emb.shape[0], dtype=torch.bool, device=emb.device)
+            has = torch.as_tensor(has, dtype=torch.bool, device=emb.device)
+        elif "metadata_text" in batch:
+            texts = list(batch["metadata_text"])
+            has_list = [t is not None and str(t).strip() != "" for t in texts]
+            has = torch.tensor(has_list, dtype=torch.bool, device=self.device)
+            emb = torch.zeros(len(texts), self.cfg.text_dim, device=self.device)
+            if any(has_list):
+                encoded = self._encode_text([t for t, h in zip(texts, has_list) if h], role="metadata")
+                emb = emb.to(encoded.dtype).index_put((has,), encoded)
+        else:
+            raise KeyError(f"fusion={self.cfg.fusion!r} needs metadata: the batch must hold 'metadata_emb' "
+                           "(+ 'has_metadata') or 'metadata_text'; it has " + str(sorted(batch)))
+        if emb.dim() != 2 or emb.shape[-1] != self.cfg.text_dim:
+            raise ValueError(f"batch['metadata_emb'] must have shape [B, {self.cfg.text_dim}] "
+                             f"(ModelConfig.text_dim), got {tuple(emb.shape)}")
+        if has.shape != (emb.shape[0],):
+            raise ValueError(f"batch['has_metadata'] must have shape [{emb.shape[0]}], got {tuple(has.shape)}")
+        return emb, has
+
+    def _query_inputs(self, batch: dict) -> torch.Tensor:
+        if "caption_emb" in batch:
+            emb = batch["caption_emb"]
+        elif "captions" in batch:
+            captions = list(batch["captions"])
+            if not all(isinstance(c, str) for c in captions):
+                raise TypeError("batch['captions'] must be a list of strings")
+            emb = self._encode_text(captions, role="query")
+        else:
+            raise KeyError("queries need 'caption_emb' or 'captions' in the batch; it has " + str(sorted(batch)))
+        if emb.dim() != 2 or emb.shape[-1] != self.cfg.text_dim:
+            raise ValueError(f"batch['caption_emb'] must have shape [Q, {self.cfg.text_dim}] "
+                             f"(ModelConfig.text_dim), got {tuple(emb.shape)}")
+        return emb
+
+    def _norm(self, x: torch.Tensor) -> torch.Tensor:
+        return l2_normalize(x) if self.cfg.normalize else x
+
+    # ------------------------------------------------------------------ public API
+    def embed_items(self, batch: dict, return_stages: bool = False):
+        """Embed the batch's items. Returns :class:`ItemEmbeddings` (and a dict of intermediate tensors
+        ``stages`` with ``return_stages=True``, for teaching: frames, pooled audio, fused vector, ...)."""
+        cfg = self.cfg
+        stages: dict[str, torch.Tensor] = {}
+        clip_index = batch.get("clip_index")
+        has = meta_vec = mask = None
+        if cfg.fusion in USES_AUDIO:
+            frames, lengths = self._audio_inputs(batch)
+            stages["frames"] = frames
+        if cfg.fusion in USES_METADATA:
+            meta, has = self._metadata_inputs(batch)
+            filled, present = self.missing(meta, has)
+            stages["metadata"] = filled
+        if cfg.fusion == "none":
+            pooled = self.pooling(frames, lengths).pooled
+            stages["audio"] = pooled
+            emb = self._norm(self.item_proj(pooled))
+        elif cfg.fusion == "metadata-only":
+            emb = self._norm(self.item_proj(filled))
+        elif cfg.fusion == "late":
+            pooled = self.pooling(frames, lengths).pooled
+            fused = self.late(pooled, filled, present)
+            stages.update(audio=pooled, fused=fused)
+            emb = self._norm(self.item_proj(fused))
+        elif cfg.fusion == "mid":
+            emb, meta_vec, out = self.mid.embed_items(frames, lengths, filled, present)
+            stages.update(audio=out.pooled, metadata_token=out.extra[:, 0])
+            mask = present
+        else:  # mei
+            pooled = clip_max_mean(frames, lengths)
+            stages["audio"] = pooled
+            emb = self._norm(self.item_proj(pooled))
+        stages["item"] = emb
+        items = ItemEmbeddings(emb, meta_vec, has, mask,
+                               None if clip_index is None else torch.as_tensor(clip_index))
+        return (items, stages) if return_stages else items
+
+    def embed_queries(self, batch: dict) -> QueryEmbeddings:
+        """Embed the batch's queries (``caption_emb`` or ``captions``) into the retrieval space."""
+        query = self._query_inputs(batch)
+        clip_index = batch.get("clip_index")
+        clip_index = None if clip_index is None else torch.as_tensor(clip_index)
+        if self.cfg.fusion == "mid":
+            audio_q, meta_q, weights = self.mid.embed_queries(query)
+            return QueryEmbeddings(audio_q, meta_q, weights, clip_index)
+        projection = self.item_proj if self.query_proj is None else self.query_proj
+        return QueryEmbeddings(self._norm(projection(query)), clip_index=clip_index)
+
+    def similarity(self, queries: QueryEmbeddings, items: ItemEmbeddings) -> torch.Tensor:
+        """Scores ``[Q, A]`` (cosine similarities; mid fusion: the query-weighted mix of two cosines)."""
+        if self.cfg.fusion != "mid":
+            return queries.embedding @ items.embedding.T
+        if queries.metadata is None or queries.weights is None or items.metadata is None:
+            raise ValueError("mid fusion needs QueryEmbeddings/ItemEmbeddings from a mid-fusion model")
+        return MidFusion.score(queries.embedding, queries.metadata, queries.weights, items.embedding,
+                               items.metadata, items.metadata_mask)
+
+    def score_weights(self, queries: QueryEmbeddings, items: ItemEmbeddings) -> torch.Tensor:
+        """Mid fusion: the effective (audio, metadata) weights ``[Q, A, 2]`` used for each query-item pair."""
+        if self.cfg.fusion != "mid":
+            raise ValueError(f"score weights exist only for fusion='mid', not {self.cfg.fusion!r}")
+        available = None
+        if items.metadata_mask is not None:
+            mask = items.metadata_mask.to(torch.bool)
+            available = torch.stack([torch.ones_like(mask), mask], dim=-1)
+        return effective_weights(queries.weights, available, len(items))
+
+    def forward(self, batch: dict) -> torch.Tensor:
+        """Similarity matrix ``[B, B]`` of the batch: rows items (audios), columns captions (the loss input)."""
+        return self.similarity(self.embed_queries(batch), self.embed_items(batch)).T
+
+    def extra_repr(self) -> str:
+        return f"fusion={self.cfg.fusion!r}, retrieval_dim={self.cfg.retrieval_dim}"
