@@ -1,0 +1,70 @@
+"""Pretrained audio backbones that turn waveforms into frame-embedding sequences.
+
+``build_audio_backbone(name)`` returns an ``nn.Module`` with ``name``, ``sample_rate``, ``embed_dim`` and
+``forward(waveform [B, N], lengths=None) -> (frames [B, T, D], frame_lengths [B])``: the last
+convolutional stage averaged over frequency, one vector per time step. Each backbone owns its log-mel
+frontend (``.frontend``; SpecAugment only in training mode) and handles padded batches exactly
+(a clip gives the same frames in a batch as alone).
+
+==================  ======  =====  ======================================================
+name                rate    D      weights
+==================  ======  =====  ======================================================
+sfx-cnn             44.1k   512    bundled with the ``aisfx`` package (offline default)
+panns-cnn14         32k     2048   PANNs Cnn14 (Kong et al.), official release
+panns-resnet38      32k     2048   PANNs ResNet38 (used by Mei et al.)
+efficientat-mn40    32k     3840   EfficientAT ``mn40_as_ext`` (the hybrid paper's model)
+==================  ======  =====  ======================================================
+"""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+
+# name -> (module, class, keyword arguments)
+BACKBONES: dict[str, tuple[str, str, dict]] = {
+    "sfx-cnn": ("hybridlib.models.audio.sfx_cnn", "SfxCNN", {}),
+}
+
+
+def available_backbones() -> list[str]:
+    return sorted(BACKBONES)
+
+
+def build_audio_backbone(
+    name: str = "sfx-cnn", checkpoint: str | Path | None = None, pretrained: bool = True
+):
+    """Build backbone ``name`` and load its weights.
+
+    ``checkpoint``: path of an official weights file (see :mod:`.checkpoints` for the formats). When
+    ``None`` and ``pretrained``: sfx-cnn uses the bundled aiSFX file; the others use
+    :func:`hybridlib.models.audio.weights.weights_path` (downloading the official file, verified by
+    checksum, when it is not there yet). ``pretrained=False`` keeps random weights.
+    The module is returned in eval mode.
+    """
+    if name not in BACKBONES:
+        raise ValueError(f"unknown audio backbone {name!r}; choose from {available_backbones()}")
+    module_name, class_name, kwargs = BACKBONES[name]
+    cls = getattr(importlib.import_module(module_name), class_name)
+    model = cls(**kwargs)
+    model.name = name
+    if checkpoint is None and pretrained:
+        if name == "sfx-cnn":
+            from hybridlib.bundled import sfx_cnn_checkpoint
+
+            checkpoint = sfx_cnn_checkpoint()
+        else:
+            from hybridlib.models.audio.weights import weights_path
+
+            checkpoint = weights_path(name, download=True)
+    if checkpoint is not None:
+        from hybridlib.models.audio.checkpoints import load_checkpoint
+
+        model.checkpoint_report = load_checkpoint(checkpoint, model)
+        model.checkpoint_path = str(checkpoint)
+    else:
+        model.checkpoint_path = None
+    return model.eval()
+
+
+__all__ = ["BACKBONES", "available_backbones", "build_audio_backbone"]

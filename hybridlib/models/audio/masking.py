@@ -1,0 +1,55 @@
+"""Length bookkeeping for variable-length batches.
+
+A batch of clips is zero-padded to the longest one. To make every clip's frames identical to
+processing it alone, each backbone zeroes the padded time steps after every layer (the value a
+convolution's own zero padding would see) and tracks how each layer shrinks the valid length.
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+def full_lengths(x: torch.Tensor, lengths: torch.Tensor | None) -> torch.Tensor:
+    """``lengths`` as a long tensor on ``x``'s device; all ``x.shape[-1]`` when ``None``."""
+    if lengths is None:
+        return torch.full((x.shape[0],), x.shape[-1], dtype=torch.long, device=x.device)
+    lengths = torch.as_tensor(lengths, dtype=torch.long, device=x.device)
+    if lengths.shape != (x.shape[0],):
+        raise ValueError(f"lengths must have shape [{x.shape[0]}], got {tuple(lengths.shape)}")
+    if (lengths < 0).any() or (lengths > x.shape[-1]).any():
+        raise ValueError(f"lengths must lie in [0, {x.shape[-1]}], got {lengths.tolist()}")
+    return lengths
+
+
+def length_mask(lengths: torch.Tensor, size: int) -> torch.Tensor:
+    """Bool ``[B, size]``: True at valid (non-padded) positions."""
+    return torch.arange(size, device=lengths.device)[None, :] < lengths[:, None]
+
+
+def mask_time(x: torch.Tensor, lengths: torch.Tensor, time_dim: int) -> torch.Tensor:
+    """Zero the padded steps of ``x`` along ``time_dim`` (batch is dim 0)."""
+    mask = length_mask(lengths, x.shape[time_dim])
+    shape = [1] * x.dim()
+    shape[0], shape[time_dim] = x.shape[0], x.shape[time_dim]
+    return x * mask.view(shape).to(x.dtype)
+
+
+def conv_lengths(
+    lengths: torch.Tensor, kernel: int, stride: int = 1, padding: int = 0, dilation: int = 1
+) -> torch.Tensor:
+    """Valid output length of a convolution/pooling along one axis (PyTorch's floor formula)."""
+    out = torch.div(lengths + 2 * padding - dilation * (kernel - 1) - 1, stride, rounding_mode="floor") + 1
+    return out.clamp(min=0)
+
+
+def ensure_min_length(waveform: torch.Tensor, lengths: torch.Tensor | None, min_samples: int):
+    """Treat clips shorter than ``min_samples`` as zero-padded (silence) to that length.
+
+    Below the backbone's receptive field a clip would yield no frame at all; padding with silence
+    gives it at least one. Returns ``(waveform, lengths)``.
+    """
+    lengths = full_lengths(waveform, lengths)
+    if waveform.shape[-1] < min_samples:
+        waveform = torch.nn.functional.pad(waveform, (0, min_samples - waveform.shape[-1]))
+    return waveform, lengths.clamp(min=min_samples)
