@@ -1,0 +1,260 @@
+"""From a :class:`~hybridlib.data.ClipSet` and cached features to the batches the retrieval model consumes.
+
+Two granularities:
+
+* **caption level** (training): one example per (clip, caption) pair. An epoch visits every caption once
+  in a seeded random order; a clip with five captions therefore appears five times per epoch, and two of its
+  captions can land in the same batch. ``same_item[i, j]`` is True when examples ``i`` and ``j`` come from the
+  same clip, so the loss treats such pairs as positives and never as negatives.
+* **clip level** (evaluation): every clip once as a retrieval *item*, every caption once as a *query*;
+  ``caption_clip[q]`` is the index of the clip caption ``q`` describes (the metrics' ``target``).
+
+Batches follow the shared contract (see :mod:`hybridlib.models.retrieval`): ``clip_index``; audio as
+``frames``/``frame_lengths`` (frozen backbone, cached) or ``waveform``/``lengths`` (trainable backbone);
+metadata as ``metadata_emb``/``has_metadata`` (frozen text encoder, cached) or ``metadata_text``; queries
+as ``caption_emb`` or ``captions``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+
+@dataclass
+class EncodedSplit:
+    """One split with everything a batch needs, indexed by clip (``A`` clips) and by caption (``Q``).
+
+    ``frames`` / ``metadata_emb`` / ``caption_emb`` are None when the corresponding encoder is trainable
+    (then batches carry waveforms or strings instead).
+    """
+
+    name: str
+    clip_ids: list[str]
+    captions: list[str]                      # [Q]
+    caption_clip: torch.Tensor               # [Q] long: clip index of each caption
+    metadata_text: list[str | None]          # [A]
+    has_metadata: torch.Tensor               # [A] bool
+    frames: list[torch.Tensor] | None = None          # A x [T_i, Da]
+    metadata_emb: torch.Tensor | None = None          # [A, Dt]
+    caption_emb: torch.Tensor | None = None           # [Q, Dt]
+    audio_paths: list[Path | None] = field(default_factory=list)
+    sample_rate: int | None = None                    # for the waveform path
+    max_audio_seconds: float | None = None            # crop length of training waveforms (None: whole clip)
+
+    def __post_init__(self) -> None:
+        a, q = len(self.clip_ids), len(self.captions)
+        if self.caption_clip.shape != (q,):
+            raise ValueError(f"split {self.name!r}: caption_clip has shape {tuple(self.caption_clip.shape)}, "
+                             f"expected ({q},)")
+        if q and (int(self.caption_clip.min()) < 0 or int(self.caption_clip.max()) >= a):
+            raise ValueError(f"split {self.name!r}: caption_clip indexes outside 0..{a - 1}")
+        for name, value, n in (("metadata_emb", self.metadata_emb, a), ("caption_emb", self.caption_emb, q),
+                               ("has_metadata", self.has_metadata, a)):
+            if value is not None and len(value) != n:
+                raise ValueError(f"split {self.name!r}: {name} has {len(value)} rows, expected {n}")
+        if self.frames is not None and len(self.frames) != a:
+            raise ValueError(f"split {self.name!r}: {len(self.frames)} frame tensors for {a} clips")
+
+    @property
+    def n_clips(self) -> int:
+        return len(self.clip_ids)
+
+    @property
+    def n_captions(self) -> int:
+        return len(self.captions)
+
+    # ---------------------------------------------------------------- batches
+    def item_batch(self, clip_indices: Sequence[int] | torch.Tensor, generator: torch.Generator | None = None,
+                   crop: bool = False) -> dict:
+        """Audio + metadata of the given clips (``clip_index`` = the indices)."""
+        idx = torch.as_tensor(clip_indices, dtype=torch.long)
+        batch: dict = {"clip_index": idx}
+        if self.frames is not None:
+            batch["frames"], batch["frame_lengths"] = pad_sequences([self.frames[i] for i in idx.tolist()])
+        else:
+            batch["waveform"], batch["lengths"] = self._waveforms(idx.tolist(), generator, crop)
+        if self.metadata_emb is not None:
+            batch["metadata_emb"] = self.metadata_emb[idx]
+            batch["has_metadata"] = self.has_metadata[idx]
+        else:
+            batch["metadata_text"] = [self.metadata_text[i] for i in idx.tolist()]
+            batch["has_metadata"] = self.has_metadata[idx]
+        return batch
+
+    def query_batch(self, caption_indices: Sequence[int] | torch.Tensor) -> dict:
+        """The given captions as queries (``clip_index`` = the clip each describes)."""
+        idx = torch.as_tensor(caption_indices, dtype=torch.long)
+        batch: dict = {"clip_index": self.caption_clip[idx]}
+        if self.caption_emb is not None:
+            batch["caption_emb"] = self.caption_emb[idx]
+        else:
+            batch["captions"] = [self.captions[i] for i in idx.tolist()]
+        return batch
+
+    def pair_batch(self, caption_indices: Sequence[int] | torch.Tensor,
+                   generator: torch.Generator | None = None) -> dict:
+        """A training batch: example ``i`` = caption ``caption_indices[i]`` and its clip; with ``same_item``."""
+        idx = torch.as_tensor(caption_indices, dtype=torch.long)
+        clips = self.caption_clip[idx]
+        batch = self.item_batch(clips, generator=generator, crop=True)
+        batch.update(self.query_batch(idx))
+        batch["clip_index"] = clips
+        batch["same_item"] = same_item_mask(clips)
+        return batch
+
+    def _waveforms(self, clip_indices: list[int], generator, crop: bool):
+        if self.sample_rate is None:
+            raise ValueError(f"split {self.name!r} has no cached frames and no sample_rate for waveforms")
+        from hybridlib.data import load_audio
+
+        waves = []
+        for i in clip_indices:
+            path = self.audio_paths[i] if i < len(self.audio_paths) else None
+            if path is None:
+                raise ValueError(f"split {self.name!r}: clip {self.clip_ids[i]!r} has no audio file")
+            wave = load_audio(path, self.sample_rate)
+            if crop and self.max_audio_seconds:
+                n = int(self.max_audio_seconds * self.sample_rate)
+                if wave.numel() > n:
+                    start = int(torch.randint(0, wave.numel() - n + 1, (1,), generator=generator))
+                    wave = wave[start:start + n]
+            waves.append(wave)
+        return pad_sequences(waves)
+
+    # ---------------------------------------------------------------- iteration
+    def caption_order(self, seed: int, epoch: int) -> torch.Tensor:
+        """The epoch's random caption order; depends only on (seed, epoch), so a resumed run sees the same."""
+        g = torch.Generator().manual_seed(epoch_seed(seed, epoch))
+        return torch.randperm(self.n_captions, generator=g)
+
+    def training_batches(self, batch_size: int, seed: int, epoch: int, drop_last: bool = True,
+                         rank: int = 0, world_size: int = 1) -> Iterator[dict]:
+        """Caption-level batches of one epoch.
+
+        With ``world_size > 1`` a *global* batch of ``batch_size * world_size`` captions is cut into
+        consecutive slices, one per rank; gathering the ranks' embeddings restores the global batch in order.
+        """
+        order = self.caption_order(seed, epoch)
+        g = torch.Generator().manual_seed(epoch_seed(seed, epoch) + 1)  # waveform crops
+        step = batch_size * world_size
+        n_batches = len(order) // step if drop_last and len(order) >= step else -(-len(order) // step)
+        for b in range(n_batches):
+            chunk = order[b * step:(b + 1) * step]
+            local = chunk[rank * batch_size:(rank + 1) * batch_size]
+            if len(local) == 0:
+                continue
+            yield self.pair_batch(local, generator=g)
+
+    def n_training_batches(self, batch_size: int, drop_last: bool = True, world_size: int = 1) -> int:
+        step = batch_size * world_size
+        q = self.n_captions
+        return q // step if drop_last and q >= step else -(-q // step)
+
+    def item_chunks(self, chunk_size: int) -> Iterator[dict]:
+        for s in range(0, self.n_clips, chunk_size):
+            yield self.item_batch(range(s, min(s + chunk_size, self.n_clips)))
+
+    def query_chunks(self, chunk_size: int) -> Iterator[dict]:
+        for s in range(0, self.n_captions, chunk_size):
+            yield self.query_batch(range(s, min(s + chunk_size, self.n_captions)))
+
+    def subset(self, clip_indices: Sequence[int], name: str | None = None) -> EncodedSplit:
+        """The split restricted to some clips (with all their captions), re-indexed from 0."""
+        keep = list(clip_indices)
+        remap = {old: new for new, old in enumerate(keep)}
+        q_keep = [q for q, c in enumerate(self.caption_clip.tolist()) if c in remap]
+        return EncodedSplit(
+            name=name or self.name,
+            clip_ids=[self.clip_ids[i] for i in keep],
+            captions=[self.captions[q] for q in q_keep],
+            caption_clip=torch.tensor([remap[int(self.caption_clip[q])] for q in q_keep], dtype=torch.long),
+            metadata_text=[self.metadata_text[i] for i in keep],
+            has_metadata=self.has_metadata[keep],
+            frames=None if self.frames is None else [self.frames[i] for i in keep],
+            metadata_emb=None if self.metadata_emb is None else self.metadata_emb[keep],
+            caption_emb=None if self.caption_emb is None else self.caption_emb[q_keep],
+            audio_paths=[self.audio_paths[i] for i in keep] if self.audio_paths else [],
+            sample_rate=self.sample_rate, max_audio_seconds=self.max_audio_seconds,
+        )
+
+
+def epoch_seed(seed: int, epoch: int) -> int:
+    """A per-(seed, epoch) integer seed (large odd multiplier keeps seeds of neighbouring runs apart)."""
+    return (int(seed) * 1_000_003 + int(epoch) * 7919) % (2**63 - 1)
+
+
+def same_item_mask(clip_index: torch.Tensor) -> torch.Tensor:
+    """``[B, B]`` bool: True where examples ``i`` and ``j`` share a clip (diagonal included)."""
+    clip_index = torch.as_tensor(clip_index)
+    return clip_index[:, None] == clip_index[None, :]
+
+
+def pad_sequences(seqs: Sequence[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Right-pad ``[T_i, ...]`` tensors with zeros to ``[B, T_max, ...]``; also return the lengths ``[B]``."""
+    if not seqs:
+        raise ValueError("pad_sequences needs at least one sequence")
+    lengths = torch.tensor([s.shape[0] for s in seqs], dtype=torch.long)
+    padded = torch.nn.utils.rnn.pad_sequence(list(seqs), batch_first=True)
+    return padded, lengths
+
+
+def encode_split(items, name: str, *, metadata_kind: str | None, cache=None, backbone=None, text_encoder=None,
+                 audio_cached: bool = True, text_cached: bool = True, sample_rate: int | None = None,
+                 max_audio_seconds: float | None = None, batch_size: int = 8, progress: bool = True
+                 ) -> EncodedSplit:
+    """Flatten a ClipSet into an :class:`EncodedSplit`, filling cached features through ``cache``.
+
+    ``metadata_kind`` in {"os", "cs", "fs"} or None (content-only: no metadata is embedded).
+    With ``audio_cached`` the frozen ``backbone``'s frames come from :meth:`FeatureCache.audio_frames`;
+    with ``text_cached`` captions and metadata are embedded once by the frozen ``text_encoder`` through
+    :meth:`FeatureCache.text_embeddings` (identical strings are embedded once).
+    """
+    from hybridlib.data import metadata_text
+
+    items = list(items)
+    if not items:
+        raise ValueError(f"split {name!r} has no clips")
+    clip_ids = [it.clip_id for it in items]
+    captions, caption_clip = [], []
+    for i, it in enumerate(items):
+        if not it.captions:
+            raise ValueError(f"split {name!r}: clip {it.clip_id!r} has no captions")
+        captions.extend(it.captions)
+        caption_clip.extend([i] * len(it.captions))
+    meta = [metadata_text(it, metadata_kind) if metadata_kind else None for it in items]
+    meta = [m if m else None for m in meta]  # an empty string carries no metadata
+    has_meta = torch.tensor([m is not None for m in meta], dtype=torch.bool)
+
+    frames = None
+    if audio_cached:
+        if cache is None or backbone is None:
+            raise ValueError("encode_split with audio_cached=True needs a FeatureCache and a backbone")
+        by_id = cache.audio_frames(items, backbone, batch_size=batch_size, progress=progress)
+        missing = [c for c in clip_ids if c not in by_id]
+        if missing:
+            raise KeyError(f"split {name!r}: the feature cache returned no frames for {missing[:5]}")
+        frames = [by_id[c].float() for c in clip_ids]
+
+    caption_emb = metadata_emb = None
+    if text_cached:
+        if cache is None or text_encoder is None:
+            raise ValueError("encode_split with text_cached=True needs a FeatureCache and a text encoder")
+        texts = list(captions) + [m for m in meta if m is not None]
+        unique = list(dict.fromkeys(texts))
+        emb = cache.text_embeddings(unique, text_encoder, progress=progress).float()
+        row = {t: k for k, t in enumerate(unique)}
+        caption_emb = emb[[row[t] for t in captions]]
+        metadata_emb = torch.zeros(len(items), emb.shape[1])
+        present = [i for i, m in enumerate(meta) if m is not None]
+        if present:
+            metadata_emb[present] = emb[[row[meta[i]] for i in present]]
+    return EncodedSplit(
+        name=name, clip_ids=clip_ids, captions=captions, caption_clip=torch.tensor(caption_clip, dtype=torch.long),
+        metadata_text=meta, has_metadata=has_meta, frames=frames, metadata_emb=metadata_emb,
+        caption_emb=caption_emb, audio_paths=[it.audio_path for it in items], sample_rate=sample_rate,
+        max_audio_seconds=max_audio_seconds,
+    )
