@@ -1,0 +1,84 @@
+"""Evaluation: metric keys and values on known similarity matrices, chunked embedding, seed aggregation."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import torch
+
+from hybridlib import evaluate as E
+
+
+def test_perfect_and_reversed_rankings():
+    target = torch.tensor([0, 0, 1, 2, 2])  # 5 captions of 3 clips
+    perfect = torch.nn.functional.one_hot(target, 3).float()
+    m = E.metrics_from_similarity(perfect, target)
+    for k in ("t2a_mAP@10", "t2a_R@1", "t2a_R@5", "t2a_R@10", "a2t_R@1", "a2t_R@5", "a2t_R@10"):
+        assert m[k] == pytest.approx(100.0), k
+    assert m["R-sum"] == pytest.approx(600.0)
+    worst = 1.0 - perfect  # own clip ranked last (3rd of 3)
+    m = E.metrics_from_similarity(worst, target)
+    assert m["t2a_R@1"] == 0.0 and m["t2a_R@5"] == 100.0
+    assert m["t2a_mAP@10"] == pytest.approx(100 / 3)
+
+
+def test_caption_ranks_and_partial_recall():
+    sim = torch.tensor([[0.9, 0.1, 0.0], [0.2, 0.8, 0.1], [0.5, 0.6, 0.4], [0.1, 0.0, 0.3]])
+    target = torch.tensor([0, 1, 2, 2])
+    assert E.caption_ranks(sim, target).tolist() == [1, 1, 3, 1]
+    m = E.metrics_from_similarity(sim, target)
+    assert m["t2a_R@1"] == pytest.approx(75.0)
+    assert m["t2a_mAP@10"] == pytest.approx((1 + 1 + 1 / 3 + 1) / 4 * 100)
+
+
+def test_concat_embeddings_of_dataclasses_and_tensors():
+    from hybridlib.models.retrieval import ItemEmbeddings
+
+    parts = [ItemEmbeddings(torch.ones(2, 3), None, torch.tensor([True, False])),
+             ItemEmbeddings(torch.zeros(1, 3), None, torch.tensor([True]))]
+    out = E.concat_embeddings(parts)
+    assert out.embedding.shape == (3, 3) and out.metadata is None and out.has_metadata.tolist() == [True, False, True]
+    assert E.concat_embeddings([torch.ones(1), torch.zeros(2)]).tolist() == [1, 0, 0]
+    with pytest.raises(ValueError):
+        E.concat_embeddings([])
+
+
+def test_chunked_evaluation_equals_whole():
+    from test_train import TinyModel, synthetic_split
+
+    torch.manual_seed(0)
+    split = synthetic_split("evaluation", 13, caps=3)
+    model = TinyModel()
+    a = E.evaluate_split(model, split, batch_size=4)
+    b = E.evaluate(model, split, batch_size=1000)
+    assert a == pytest.approx(b)
+    assert model.training  # restored after evaluation
+
+
+def test_aggregate_mean_and_sample_std():
+    agg = E.aggregate([{"x": 1.0, "y": 2.0}, {"x": 3.0, "y": 2.0}, {"x": 5.0}])
+    assert set(agg) == {"x"}  # only keys every seed has
+    assert agg["x"]["mean"] == 3.0 and agg["x"]["std"] == pytest.approx(2.0) and agg["x"]["n"] == 3
+    one = E.aggregate([{"x": 4.0}])
+    assert one["x"]["std"] == 0.0
+    with pytest.raises(ValueError):
+        E.aggregate([])
+
+
+def test_write_run_metrics_from_seed_folders(tmp_path):
+    for seed, val in ((0, 10.0), (2, 14.0), (1, 12.0)):
+        d = tmp_path / f"seed-{seed}"
+        d.mkdir()
+        (d / "metrics.json").write_text(json.dumps({"name": "n", "paper_row": "hybrid/clotho/baseline", "seed": seed,
+                                                    "split": "evaluation", "metrics": {"t2a_mAP@10": val}}))
+    (tmp_path / "seed-x").mkdir()  # not a seed folder
+    summary = E.write_run_metrics(tmp_path)
+    assert summary["seeds_run"] == [0, 1, 2]
+    assert summary["aggregate"]["t2a_mAP@10"]["mean"] == pytest.approx(12.0)
+    assert summary["aggregate"]["t2a_mAP@10"]["std"] == pytest.approx(2.0)
+    assert E.read_run_metrics(tmp_path) == summary
+    assert math.isclose(summary["seeds"]["2"]["t2a_mAP@10"], 14.0)
+    with pytest.raises(FileNotFoundError):
+        E.write_run_metrics(tmp_path / "seed-x")
