@@ -72,9 +72,15 @@ def split_list(value: str | None, sep: str = ";") -> list[str]:
 
 
 def load_clotho(root: str | Path, split: str, require_audio: bool = False,
-                dataset: str = "clotho") -> ClipSet:
-    """Load one Clotho split as a :class:`ClipSet` of :class:`Item` (see the module docstring)."""
+                dataset: str | None = None) -> ClipSet:
+    """Load one Clotho split as a :class:`ClipSet` of :class:`Item` (see the module docstring).
+
+    ``dataset`` (the items' ``dataset`` field) defaults to ``"teaching"`` when ``root`` holds a generated
+    teaching set (``teaching.json``), else ``"clotho"``.
+    """
     split = normalize_split(split)
+    if dataset is None:
+        dataset = "teaching" if (Path(root) / "teaching.json").is_file() else "clotho"
     where = locate_clotho(root, split)
     rows = read_csv_rows(where["captions"], ["file_name", *CAPTION_COLUMNS])
     report = LoadReport(dataset=dataset, split=split, sources={k: str(v) if v else None for k, v in where.items()})

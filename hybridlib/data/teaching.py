@@ -1,0 +1,498 @@
+"""The embedded teaching set: a small Clotho-layout dataset generated offline, where metadata matters.
+
+``python -m hybridlib make-teaching-set --out data/teaching --seed 0 [--clips 600 150 150] [--bank procedural|PATH]``
+
+Design: why a hybrid model can beat both audio-only and metadata-only here
+--------------------------------------------------------------------------
+The hybrid paper's claim is that metadata carries information the audio lacks (and vice versa). The
+generator builds that into every scene, and each mechanism is checkable in the ground truth files:
+
+* **Metadata knows what audio cannot**
+  - *Acoustic twins*: four pairs of classes share one synthesis recipe (rain / frying food, car engine /
+    boat motor, knocking / hammering, stream / running faucet; see :mod:`hybridlib.data.sound_synthesis`).
+    Captions name the specific one ("bacon fries"), so a query about frying cannot be separated from a
+    query about rain by audio; the clip's keywords ("frying", "pan") can.
+  - *Places*: each scene has a place (kitchen, street, forest, ...). Captions mention it in about a
+    third of the cases ("... in a kitchen"), uploaders tag it in most cases, and the background noise is
+    drawn independently of the place, so the audio reveals the place only through place-typical events.
+* **Audio knows what metadata misses**
+  - Keywords are uploader-like: the main event is tagged with probability 0.85, every other event with
+    probability 0.35, and gear/mood distractors ("zoom h4n", "relaxing") are added. Captions describe
+    most events of the clip, so queries about untagged events need the audio.
+  - Loudness ("loudly", "in the distance"), counts ("twice") and temporal order ("then", "while",
+    "followed by") are in the captions and the audio, never in the keywords.
+* CS tags (closed vocabulary, one label per class, like AudioSet labels) list each present event with
+  probability 0.9: complete-ish, no places, no distractors. FS descriptions come from the FS protocol of
+  :func:`hybridlib.data.metadata.with_fs_descriptions` (one caption moved to metadata), as in the paper.
+
+Scenes: 5-10 s, 1-4 events (place-typical classes four times as likely), random onsets so events
+overlap or follow each other, levels -34..-16 dB (RMS over the event's active part), optional low
+background (70 %). Captions never name an absent event: each of the five captions names a subset of the
+present events (the most prominent one with probability 0.9), in onset order.
+
+Files (Clotho layout, so :func:`hybridlib.data.load_clotho` reads it; 16-bit PCM wav, 44.1 kHz mono,
+the sfx-cnn rate)::
+
+    {out}/CLOTHO_v2.1/clotho_csv_files/clotho_{captions,metadata}_{development,validation,evaluation}.csv
+    {out}/CLOTHO_v2.1/clotho_audio_files/{split}/*.wav
+    {out}/events.csv      ground truth: file_name, split, class, label, onset, offset, level_db, count,
+                          in_keywords, in_tags, mentioned (how many captions name it)
+    {out}/scenes.csv      file_name, split, place, duration, background, place_in_keywords, n_events
+    {out}/teaching.json   generator parameters (written last: marks a complete set)
+    {out}/README.md, and ATTRIBUTION.md for a folder bank (authors, licences, links of the sources used)
+
+Every clip has its own generator seeded by ``(seed, split, index)``, so the same seed gives
+bit-identical files. Banks: ``"procedural"`` (30 classes, always offline) or a folder with a
+``manifest.csv`` (``file, label, license`` and optionally ``author, source_url``), e.g. the real sound
+effects in ``shared/data/soundbank-modsounds``.
+
+Measured generation time (2 shared CPU cores, noisy): see the CLI output and notebook 01; the smoke set
+(32/16/16) took 7.5 s and the default (600/150/150) 88 s wall (51 s CPU) here,
+writing 573 MB of wav.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+from hybridlib.data import sound_synthesis as synth
+from hybridlib.data.items import DatasetError
+from hybridlib.data.tables import read_csv_rows, write_csv_rows
+
+SPLITS = ("development", "validation", "evaluation")
+FULL_CLIPS = (600, 150, 150)
+SMOKE_CLIPS = (32, 16, 16)
+SAMPLE_RATE = synth.SAMPLE_RATE
+FORMAT_VERSION = 1
+
+# Probabilities of the metadata model (see the module docstring).
+P_MAIN_TAGGED = 0.85
+P_OTHER_TAGGED = 0.35
+P_PLACE_TAGGED = 0.75
+P_CS_TAG = 0.9
+P_CAPTION_PLACE = 0.3
+P_BACKGROUND = 0.7
+N_EVENTS_P = (0.25, 0.35, 0.25, 0.15)  # 1..4 events
+LEVEL_DB = (-34.0, -16.0)
+LOUD_DB, QUIET_DB = -21.0, -29.0
+COUNT_WORDS = {1: "once", 2: "twice", 3: "three times"}
+
+
+@dataclass
+class Event:
+    cls: synth.SoundClass
+    onset: float
+    offset: float
+    level_db: float
+    count: int | None
+    signal: np.ndarray
+
+    @property
+    def loudness(self) -> str:
+        return "loud" if self.level_db >= LOUD_DB else "quiet" if self.level_db <= QUIET_DB else "normal"
+
+    @property
+    def prominence(self) -> float:
+        return self.level_db + 10 * np.log10(max(self.offset - self.onset, 0.05))
+
+
+# ---------------------------------------------------------------- banks
+class ProceduralBank:
+    """The built-in synthesized classes of :mod:`hybridlib.data.sound_synthesis`."""
+
+    name = "procedural"
+    license = "CC0 1.0 (generated by hybridlib)"
+
+    def __init__(self):
+        self.classes = list(synth.CLASSES)
+
+    def render(self, cls, rng, max_dur):
+        x, count = synth.synthesize(cls, rng, max_dur)
+        return x, count, []
+
+    def attribution(self, used: set[str]) -> str | None:
+        return None
+
+
+class FolderBank:
+    """Labelled clips from a folder with ``manifest.csv`` (``file, label, license[, author, source_url]``).
+
+    Each label becomes one class; an instance is one of its files (random gain, random excerpt of at
+    most the scene length). The licences of the files used are written to the clip's metadata row and
+    to ``ATTRIBUTION.md``.
+    """
+
+    def __init__(self, folder: str | Path):
+        self.folder = Path(folder)
+        manifest = self.folder / "manifest.csv"
+        rows = read_csv_rows(manifest, ["file", "label", "license"])
+        if not rows:
+            raise DatasetError(f"{manifest}: no rows")
+        self.rows = {r["file"]: r for r in rows}
+        by_label: dict[str, list[str]] = {}
+        for r in rows:
+            if not (self.folder / r["file"]).is_file():
+                raise DatasetError(f"{manifest}: file {r['file']!r} listed but not found in {self.folder}")
+            by_label.setdefault(r["label"].strip().lower(), []).append(r["file"])
+        self.files = by_label
+        place_names = sorted(synth.PLACES)
+        self.classes = []
+        for i, label in enumerate(sorted(by_label)):
+            places = (place_names[i % len(place_names)], place_names[(i * 7 + 3) % len(place_names)])
+            self.classes.append(synth.SoundClass(
+                name=label, label=label, recipe=None,
+                clauses=(f"a {label} sound is heard", f"there is a sound of {label}", f"{label} can be heard"),
+                nouns=(f"a {label} sound", f"the sound of {label}"),
+                keywords=tuple(dict.fromkeys([*label.split(), label])), places=places))
+        self.name = str(self.folder)
+        self._cache: dict[str, np.ndarray] = {}
+
+    @property
+    def license(self) -> str:
+        return "see ATTRIBUTION.md"
+
+    def _load(self, file: str) -> np.ndarray:
+        if file not in self._cache:
+            from hybridlib.data.audio_io import load_audio
+
+            self._cache[file] = load_audio(self.folder / file, SAMPLE_RATE).numpy().astype(np.float64)
+        return self._cache[file]
+
+    def render(self, cls, rng, max_dur):
+        files = self.files[cls.name]
+        file = files[int(rng.integers(len(files)))]
+        x = self._load(file)
+        n = int(max_dur * SAMPLE_RATE)
+        if len(x) > n:
+            start = int(rng.integers(0, len(x) - n + 1))
+            x = x[start:start + n]
+        peak = np.abs(x).max()
+        return x / peak, None, [file]
+
+    def attribution(self, used: set[str]) -> str:
+        lines = ["# Attribution", "",
+                 f"Clips of this dataset are mixed from sound effects in `{self.folder.name}` "
+                 "(listed below with author, licence and source). Clips that use a CC BY-SA source are "
+                 "themselves CC BY-SA; each clip's licences are in the `license` column of its metadata CSV.", "",
+                 "| file | label | author | license | source |", "|---|---|---|---|---|"]
+        for file in sorted(used):
+            r = self.rows[file]
+            lines.append(f"| {file} | {r['label']} | {r.get('author', '')} | {r['license']} | {r.get('source_url', '')} |")
+        return "\n".join(lines) + "\n"
+
+
+def get_bank(bank: str | Path):
+    if str(bank) == "procedural":
+        return ProceduralBank()
+    path = Path(bank)
+    if not (path / "manifest.csv").is_file():
+        raise DatasetError(f"bank {bank!r}: expected 'procedural' or a folder holding manifest.csv")
+    return FolderBank(path)
+
+
+# ---------------------------------------------------------------- scenes
+def _active_rms(x: np.ndarray) -> float:
+    """RMS over the part of the event that sounds (10 ms envelope above 5 % of its maximum)."""
+    win = max(1, int(0.01 * SAMPLE_RATE))
+    env = np.convolve(np.abs(x), np.ones(win) / win, mode="same")
+    active = env > 0.05 * env.max()
+    return float(np.sqrt(np.mean(x[active] ** 2)))
+
+
+def _pick_classes(rng, classes, place: str, n: int) -> list:
+    weights = np.array([4.0 if place in c.places else 1.0 for c in classes])
+    chosen: list = []
+    while len(chosen) < n:
+        available = [i for i, c in enumerate(classes)
+                     if c not in chosen and not any(c.twin == o.name for o in chosen)]
+        if not available:
+            break
+        w = weights[available] / weights[available].sum()
+        chosen.append(classes[available[int(rng.choice(len(available), p=w))]])
+    return chosen
+
+
+def make_scene(rng: np.random.Generator, bank) -> dict:
+    """Mix one scene: returns dict(audio, place, duration, events, background)."""
+    duration = float(np.round(rng.uniform(5.0, 10.0), 2))
+    n = int(duration * SAMPLE_RATE)
+    place = str(rng.choice(sorted(synth.PLACES)))
+    n_events = int(rng.choice([1, 2, 3, 4], p=N_EVENTS_P))
+    mix = np.zeros(n)
+    events, sources = [], []
+    for cls in _pick_classes(rng, bank.classes, place, n_events):
+        x, count, used = bank.render(cls, rng, duration)
+        sources += used
+        level = float(rng.uniform(*LEVEL_DB))
+        x = x * (10 ** (level / 20) / max(_active_rms(x), 1e-9))
+        start = int(rng.integers(0, max(1, n - len(x) + 1)))
+        m = min(len(x), n - start)
+        mix[start:start + m] += x[:m]
+        events.append(Event(cls, start / SAMPLE_RATE, (start + m) / SAMPLE_RATE, level, count, x[:m]))
+    bg_kind = "none"
+    if rng.random() < P_BACKGROUND:
+        bg, bg_kind = synth.background(rng, n)
+        mix += bg * 10 ** (rng.uniform(-52, -42) / 20)
+    peak = np.abs(mix).max()
+    if peak > 0.98:  # scale the whole scene down; recorded levels follow
+        gain_db = 20 * np.log10(0.98 / peak)
+        mix *= 0.98 / peak
+        for ev in events:
+            ev.level_db += gain_db
+    events.sort(key=lambda e: (e.onset, e.cls.name))
+    return {"audio": mix, "place": place, "duration": duration, "events": events, "background": bg_kind,
+            "sources": sources}
+
+
+# ---------------------------------------------------------------- words
+def _clause(ev: Event, rng) -> str:
+    text = str(rng.choice(ev.cls.clauses))
+    r = rng.random()
+    if ev.cls.countable and ev.count and ev.count <= 3 and r < 0.35:
+        text += " " + COUNT_WORDS[ev.count]
+    elif ev.loudness == "loud" and r < 0.6:
+        text += " " + str(rng.choice(["loudly", "nearby", "close by"]))
+    elif ev.loudness == "quiet" and r < 0.6:
+        text += " " + str(rng.choice(["in the distance", "faintly", "softly"]))
+    return text
+
+
+def _overlaps(a: Event, b: Event) -> bool:
+    return b.onset < a.offset - 0.1
+
+
+def make_caption(scene: dict, rng) -> tuple[str, list[str]]:
+    """One caption naming a subset of the scene's events; returns (caption, names of mentioned classes)."""
+    events = scene["events"]
+    main = max(events, key=lambda e: e.prominence)
+    chosen = [e for e in events if (rng.random() < 0.9 if e is main else rng.random() < 0.55)]
+    if not chosen:
+        chosen = [main]
+    chosen = chosen[:3]
+    if len(chosen) == 1:
+        ev = chosen[0]
+        form = rng.integers(3)
+        text = (_clause(ev, rng) if form == 0 else f"the sound of {rng.choice(ev.cls.nouns)}" if form == 1
+                else f"{rng.choice(ev.cls.nouns)} can be heard")
+    else:
+        text = _clause(chosen[0], rng)
+        for prev, cur in zip(chosen, chosen[1:]):
+            if _overlaps(prev, cur):
+                text += str(rng.choice([" while ", " as ", ", and meanwhile "])) + _clause(cur, rng)
+            else:
+                form = rng.integers(4)
+                if form == 3:
+                    text += f", followed by {rng.choice(cur.cls.nouns)}"
+                else:
+                    text += [", then ", ", and then ", ", and afterwards "][form] + _clause(cur, rng)
+    if rng.random() < P_CAPTION_PLACE:
+        phrase = str(rng.choice(synth.PLACES[scene["place"]]["phrases"]))
+        text = f"{phrase}, {text}" if rng.random() < 0.5 else f"{text} {phrase}"
+    return text[0].upper() + text[1:] + ".", [e.cls.name for e in chosen]
+
+
+def make_captions(scene: dict, rng, n: int = 5) -> tuple[list[str], dict[str, int]]:
+    """``n`` distinct captions and how many of them mention each class."""
+    captions, mentions = [], {}
+    for _ in range(50 * n):
+        text, names = make_caption(scene, rng)
+        if text not in captions:
+            captions.append(text)
+            for name in names:
+                mentions[name] = mentions.get(name, 0) + 1
+        if len(captions) == n:
+            break
+    return captions, mentions
+
+
+def make_keywords(scene: dict, rng) -> tuple[list[str], set[str], bool]:
+    """Uploader-style OS keywords; returns (keywords, classes named, place named)."""
+    events = scene["events"]
+    main = max(events, key=lambda e: e.prominence)
+    words: list[str] = []
+    named: set[str] = set()
+    for ev in events:
+        if rng.random() < (P_MAIN_TAGGED if ev is main else P_OTHER_TAGGED):
+            k = min(2 if ev is main and rng.random() < 0.5 else 1, len(ev.cls.keywords))
+            words += [str(w) for w in rng.choice(ev.cls.keywords, size=k, replace=False)]
+            named.add(ev.cls.name)
+    place_named = rng.random() < P_PLACE_TAGGED
+    if place_named:
+        pk = synth.PLACES[scene["place"]]["keywords"]
+        words += [str(w) for w in rng.choice(pk, size=int(rng.integers(1, 3)), replace=False)]
+    n_distract = int(rng.integers(0, 4))
+    words += [str(w) for w in rng.choice(synth.DISTRACTOR_KEYWORDS, size=n_distract, replace=False)]
+    while len(set(words)) < 3:  # Freesound asks for at least three tags
+        words.append(str(rng.choice(synth.DISTRACTOR_KEYWORDS)))
+    words = list(dict.fromkeys(words))
+    rng.shuffle(words)
+    return words, named, place_named
+
+
+def make_tags(scene: dict, rng) -> list[str]:
+    return [e.cls.label for e in scene["events"] if rng.random() < P_CS_TAG]
+
+
+# ---------------------------------------------------------------- writer
+def _clip_rng(seed: int, split_index: int, index: int) -> np.random.Generator:
+    return np.random.default_rng(np.random.SeedSequence([seed, split_index, index]))
+
+
+def make_teaching_set(out: str | Path, seed: int = 0, n_clips: tuple[int, int, int] = FULL_CLIPS,
+                      bank: str | Path = "procedural", progress: bool = True, overwrite: bool = False) -> Path:
+    """Generate the teaching set into ``out`` (see the module docstring) and return ``out``.
+
+    ``out`` must be empty or absent unless ``overwrite`` (which deletes it first).
+    """
+    from tqdm.auto import tqdm
+
+    out = Path(out)
+    if len(n_clips) != 3 or any(int(c) < 1 for c in n_clips):
+        raise ValueError(f"n_clips must be three positive counts (development, validation, evaluation), got {n_clips}")
+    if out.exists() and any(out.iterdir()):
+        if not overwrite:
+            raise FileExistsError(f"{out} is not empty; choose another folder or pass overwrite=True (--force)")
+        shutil.rmtree(out)
+    source = get_bank(bank)
+    csv_dir = out / "CLOTHO_v2.1" / "clotho_csv_files"
+    event_rows, scene_rows, used = [], [], set()
+    total = sum(int(c) for c in n_clips)
+    bar = tqdm(total=total, desc="teaching set", unit="clip", disable=not progress)
+    for s_idx, (split, count) in enumerate(zip(SPLITS, n_clips)):
+        audio_dir = out / "CLOTHO_v2.1" / "clotho_audio_files" / split
+        audio_dir.mkdir(parents=True, exist_ok=True)
+        cap_rows, meta_rows = [], []
+        for i in range(int(count)):
+            rng = _clip_rng(seed, s_idx, i)
+            scene = make_scene(rng, source)
+            name = f"teach_{split[:3]}_{i:04d}.wav"
+            sf.write(audio_dir / name, scene["audio"].astype(np.float32), SAMPLE_RATE, subtype="PCM_16")
+            captions, mentions = make_captions(scene, rng)
+            keywords, named, place_named = make_keywords(scene, rng)
+            tags = make_tags(scene, rng)
+            used.update(scene["sources"])
+            licenses = sorted({source.rows[f]["license"] for f in scene["sources"]}) if scene["sources"] else []
+            cap_rows.append({"file_name": name, **{f"caption_{k + 1}": c for k, c in enumerate(captions)}})
+            meta_rows.append({"file_name": name, "keywords": ";".join(keywords), "sound_id": f"{s_idx}{i:05d}",
+                              "sound_link": "", "start_end_samples": f"[0, {len(scene['audio'])}]",
+                              "manufacturer": "hybridlib teaching set",
+                              "license": ";".join(licenses) if licenses else source.license,
+                              "tags": ";".join(tags)})
+            for ev in scene["events"]:
+                event_rows.append({"file_name": name, "split": split, "class": ev.cls.name, "label": ev.cls.label,
+                                   "onset": f"{ev.onset:.3f}", "offset": f"{ev.offset:.3f}",
+                                   "level_db": f"{ev.level_db:.2f}", "count": ev.count or "",
+                                   "in_keywords": int(ev.cls.name in named),
+                                   "in_tags": int(ev.cls.label in tags),
+                                   "mentioned": mentions.get(ev.cls.name, 0)})
+            scene_rows.append({"file_name": name, "split": split, "place": scene["place"],
+                               "duration": f"{scene['duration']:.2f}", "background": scene["background"],
+                               "place_in_keywords": int(place_named), "n_events": len(scene["events"])})
+            bar.update(1)
+        write_csv_rows(csv_dir / f"clotho_captions_{split}.csv",
+                       ["file_name"] + [f"caption_{k}" for k in range(1, 6)], cap_rows)
+        write_csv_rows(csv_dir / f"clotho_metadata_{split}.csv",
+                       ["file_name", "keywords", "sound_id", "sound_link", "start_end_samples", "manufacturer",
+                        "license", "tags"], meta_rows)
+    bar.close()
+    write_csv_rows(out / "events.csv", ["file_name", "split", "class", "label", "onset", "offset", "level_db",
+                                        "count", "in_keywords", "in_tags", "mentioned"], event_rows)
+    write_csv_rows(out / "scenes.csv", ["file_name", "split", "place", "duration", "background",
+                                        "place_in_keywords", "n_events"], scene_rows)
+    attribution = source.attribution(used)
+    if attribution:
+        (out / "ATTRIBUTION.md").write_text(attribution)
+    (out / "README.md").write_text(_readme(seed, n_clips, source))
+    info = {"generator": "hybridlib.data.teaching", "format_version": FORMAT_VERSION, "seed": int(seed),
+            "n_clips": dict(zip(SPLITS, (int(c) for c in n_clips))), "bank": str(bank),
+            "sample_rate": SAMPLE_RATE, "classes": [c.label for c in source.classes],
+            "twins": sorted({tuple(sorted((c.name, c.twin))) for c in source.classes if c.twin})}
+    (out / "teaching.json").write_text(json.dumps(info, indent=2) + "\n")
+    return out
+
+
+def _readme(seed, n_clips, source) -> str:
+    return (f"# hybrid-retrieval teaching set\n\nGenerated by `python -m hybridlib make-teaching-set` "
+            f"(seed {seed}, clips {'/'.join(str(c) for c in n_clips)}, bank `{source.name}`).\n"
+            "Clotho v2.1 layout; `events.csv` and `scenes.csv` hold the ground truth. How and why it is built:\n"
+            "see the docstring of `hybridlib.data.teaching`. Licence of procedural audio and all texts: CC0 1.0.\n")
+
+
+def ensure_teaching_set(root: str | Path | None = None, smoke: bool = False, seed: int = 0,
+                        bank: str | Path = "procedural", progress: bool = True,
+                        n_clips: tuple[int, int, int] | None = None) -> Path:
+    """Return the teaching set's root, generating it first if missing.
+
+    Default root :func:`hybridlib.paths.teaching_dir(smoke) <hybridlib.paths.teaching_dir>`; default size
+    ``SMOKE_CLIPS`` (32/16/16) or ``FULL_CLIPS`` (600/150/150), unless ``n_clips`` is given.
+
+    Generation goes to a temporary sibling folder that is renamed into place when complete, so a
+    concurrent caller never sees half a dataset (the loser of a race discards its copy). An existing
+    set generated with another seed raises ``ValueError`` rather than being silently reused.
+    """
+    from hybridlib.paths import teaching_dir
+
+    root = Path(root) if root is not None else teaching_dir(smoke)
+    marker = root / "teaching.json"
+    if marker.is_file():
+        info = json.loads(marker.read_text())
+        if info.get("seed") != seed:
+            raise ValueError(f"{root} holds a teaching set generated with seed {info.get('seed')}, not {seed}; "
+                             "delete it or pass another root")
+        return root
+    if root.exists() and any(root.iterdir()):
+        raise DatasetError(f"{root} exists but is not a complete teaching set (no teaching.json); "
+                           "delete it or choose another root")
+    root.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{root.name}.tmp-", dir=root.parent))
+    try:
+        size = tuple(n_clips) if n_clips is not None else (SMOKE_CLIPS if smoke else FULL_CLIPS)
+        make_teaching_set(tmp, seed=seed, n_clips=size, bank=bank,
+                          progress=progress)
+        try:
+            os.rename(tmp, root)  # atomic; replaces an empty folder, fails on a non-empty one
+        except OSError:
+            if not marker.is_file():
+                raise
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return root
+
+
+# ---------------------------------------------------------------- CLI
+def add_arguments(parser) -> None:
+    parser.add_argument("--out", default=None, help="output folder (default: hybridlib.paths.teaching_dir())")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--clips", type=int, nargs=3, metavar=("DEV", "VAL", "EVAL"), default=None,
+                        help=f"clips per split (default {FULL_CLIPS}; --smoke: {SMOKE_CLIPS})")
+    parser.add_argument("--smoke", action="store_true", help="tiny set for quick checks")
+    parser.add_argument("--bank", default="procedural", help="'procedural' or a folder with manifest.csv")
+    parser.add_argument("--force", action="store_true", help="replace a non-empty output folder")
+    parser.add_argument("--no-progress", action="store_true")
+
+
+def run(args) -> int:
+    from hybridlib.paths import teaching_dir
+
+    out = Path(args.out) if args.out else teaching_dir(args.smoke)
+    clips = tuple(args.clips) if args.clips else (SMOKE_CLIPS if args.smoke else FULL_CLIPS)
+    start = time.perf_counter()
+    try:
+        make_teaching_set(out, seed=args.seed, n_clips=clips, bank=args.bank, progress=not args.no_progress,
+                          overwrite=args.force)
+    except (FileExistsError, DatasetError, ValueError) as exc:
+        print(f"error: {exc}")
+        return 1
+    print(f"teaching set ({'/'.join(map(str, clips))} clips, seed {args.seed}, bank {args.bank}) written to "
+          f"{out} in {time.perf_counter() - start:.1f} s")
+    return 0

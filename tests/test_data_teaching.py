@@ -1,0 +1,169 @@
+"""The teaching-set generator: layout, determinism, ground truth, the metadata design, atomic creation."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+
+import numpy as np
+import pytest
+
+from hybridlib.data import ensure_teaching_set, load_clotho, make_teaching_set, metadata_text
+from hybridlib.data.audio_io import audio_info, load_audio
+from hybridlib.data.sound_synthesis import CLASSES, PLACES, synthesize
+from hybridlib.data.tables import read_csv_rows
+from hybridlib.data.teaching import ProceduralBank, make_captions, make_scene
+
+TINY = (6, 3, 3)
+
+
+@pytest.fixture(scope="module")
+def tiny_set(tmp_path_factory):
+    return make_teaching_set(tmp_path_factory.mktemp("teach") / "set", seed=0, n_clips=TINY, progress=False)
+
+
+def _digest(root):
+    h = hashlib.sha256()
+    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+        h.update(str(path.relative_to(root)).encode())
+        h.update(path.read_bytes())
+    return h.hexdigest()
+
+
+def test_procedural_bank_has_distinct_classes():
+    assert len(CLASSES) >= 24
+    assert len({c.label for c in CLASSES}) == len(CLASSES)
+    twins = {frozenset((c.name, c.twin)) for c in CLASSES if c.twin}
+    assert len(twins) == 4
+    rng = np.random.default_rng(1)
+    for c in CLASSES:
+        a, _ = synthesize(c, rng, 8.0)
+        b, _ = synthesize(c, rng, 8.0)
+        assert np.isfinite(a).all() and abs(np.abs(a).max() - 1) < 1e-9 and len(a) <= 8 * 44100
+        assert len(a) != len(b) or not np.allclose(a, b)  # instances vary
+
+
+def test_layout_and_reader(tiny_set):
+    for split, n in zip(["development", "validation", "evaluation"], TINY):
+        items = load_clotho(tiny_set, split)
+        assert len(items) == n and items.report.missing_audio == 0 and items.report.missing_metadata == 0
+        assert all(it.dataset == "teaching" for it in items)
+        for it in items:
+            assert len(it.captions) == 5 and len(set(it.captions)) == 5
+            assert it.keywords and len(it.keywords) >= 3 and it.tags is not None
+            info = audio_info(it.audio_path)
+            assert info["sample_rate"] == 44100 and info["channels"] == 1 and 5.0 <= info["duration"] <= 10.0
+            assert load_audio(it.audio_path, 44100).abs().max() > 0.001
+    info = json.loads((tiny_set / "teaching.json").read_text())
+    assert info["seed"] == 0 and info["n_clips"] == {"development": 6, "validation": 3, "evaluation": 3}
+
+
+def test_same_seed_bit_identical_other_seed_differs(tiny_set, tmp_path):
+    again = make_teaching_set(tmp_path / "again", seed=0, n_clips=TINY, progress=False)
+    assert _digest(again) == _digest(tiny_set)
+    other = make_teaching_set(tmp_path / "other", seed=1, n_clips=(2, 1, 1), progress=False)
+    a = (tiny_set / "CLOTHO_v2.1/clotho_audio_files/development/teach_dev_0000.wav").read_bytes()
+    b = (other / "CLOTHO_v2.1/clotho_audio_files/development/teach_dev_0000.wav").read_bytes()
+    assert a != b
+    with pytest.raises(FileExistsError):
+        make_teaching_set(tmp_path / "again", seed=0, n_clips=TINY, progress=False)
+
+
+def test_ground_truth_matches_files(tiny_set):
+    events = read_csv_rows(tiny_set / "events.csv", ["file_name", "class", "onset", "offset", "in_keywords"])
+    scenes = read_csv_rows(tiny_set / "scenes.csv", ["file_name", "place", "duration"])
+    assert len(scenes) == sum(TINY)
+    dev = load_clotho(tiny_set, "development").by_id()
+    by_class = {c.name: c for c in CLASSES}
+    for row in events:
+        assert 0 <= float(row["onset"]) < float(row["offset"])
+        if row["file_name"] in dev and row["in_keywords"] == "1":
+            words = set(dev[row["file_name"]].keywords)
+            assert words & set(by_class[row["class"]].keywords)
+    for s in scenes:
+        assert s["place"] in PLACES and 5 <= float(s["duration"]) <= 10
+
+
+def test_captions_never_name_absent_events():
+    bank = ProceduralBank()
+    for i in range(40):
+        rng = np.random.default_rng(i)
+        scene = make_scene(rng, bank)
+        present = {e.cls.name for e in scene["events"]}
+        captions, mentions = make_captions(scene, rng)
+        assert set(mentions) <= present and len(captions) == 5
+        text = " ".join(captions).lower()
+        for c in CLASSES:
+            phrases = [*c.clauses, *c.nouns]
+            if c.name not in present:
+                assert not any(p in text for p in phrases), (c.name, captions)
+            if c.name in mentions:
+                assert any(p in text for p in phrases)
+
+
+def test_metadata_design_statistics(tmp_path):
+    """Metadata and audio each hold what the other lacks (checked on the ground truth of 80 scenes)."""
+    root = make_teaching_set(tmp_path / "stats", seed=3, n_clips=(60, 10, 10), progress=False)
+    events = read_csv_rows(root / "events.csv", ["class", "in_keywords", "mentioned"])
+    scenes = read_csv_rows(root / "scenes.csv", ["place_in_keywords"])
+    tagged = np.mean([r["in_keywords"] == "1" for r in events])
+    mentioned = np.mean([int(r["mentioned"]) > 0 for r in events])
+    untagged_but_mentioned = np.mean([r["in_keywords"] == "0" and int(r["mentioned"]) > 0 for r in events])
+    assert 0.3 < tagged < 0.8  # keywords miss events ...
+    assert mentioned > 0.8 and untagged_but_mentioned > 0.15  # ... that captions (and audio) have
+    place_tagged = np.mean([s["place_in_keywords"] == "1" for s in scenes])
+    assert 0.6 < place_tagged < 0.9  # metadata knows the place, audio does not
+    twins = {c.name for c in CLASSES if c.twin}
+    assert sum(r["class"] in twins for r in events) > 10
+    dev = load_clotho(root, "development")
+    assert all(metadata_text(it, "os") for it in dev)
+    assert sum(metadata_text(it, "cs") is not None for it in dev) > 50
+
+
+def test_folder_bank_with_real_sounds(shared_data, tmp_path):
+    bank = shared_data("soundbank-modsounds")
+    root = make_teaching_set(tmp_path / "real", seed=0, n_clips=(3, 1, 1), bank=bank, progress=False)
+    dev = load_clotho(root, "development")
+    assert len(dev) == 3 and all(load_audio(it.audio_path, 44100).abs().max() > 0 for it in dev)
+    attribution = (root / "ATTRIBUTION.md").read_text()
+    assert "| file | label | author | license | source |" in attribution
+    assert attribution.count("sounds/") >= 3
+    assert all(it.extra["license"] for it in dev)
+    manifest = {r["file"]: r for r in read_csv_rows(bank / "manifest.csv", ["file", "label", "license"])}
+    rows = [ln for ln in attribution.splitlines() if ln.startswith("| sounds/")]
+    for ln in rows:
+        file = ln.split("|")[1].strip()
+        assert manifest[file]["license"] in ln
+
+
+def test_bad_bank_is_named(tmp_path):
+    with pytest.raises(ValueError, match="manifest.csv"):
+        make_teaching_set(tmp_path / "x", n_clips=(1, 1, 1), bank=tmp_path / "nowhere", progress=False)
+
+
+def test_ensure_teaching_set_is_atomic_under_concurrency(tmp_path):
+    root = tmp_path / "shared-root"
+    results, errors = [], []
+
+    def call():
+        try:
+            results.append(ensure_teaching_set(root, seed=0, n_clips=(2, 1, 1), progress=False))
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=call) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert not errors and results == [root] * 3
+    assert len(load_clotho(root, "development")) == 2
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # temp folders cleaned up
+    assert ensure_teaching_set(root, seed=0) == root  # existing set reused
+    with pytest.raises(ValueError, match="seed 0, not 5"):
+        ensure_teaching_set(root, seed=5)
+    (tmp_path / "junk").mkdir()
+    (tmp_path / "junk" / "file.txt").write_text("x")
+    with pytest.raises(ValueError, match="not a complete teaching set"):
+        ensure_teaching_set(tmp_path / "junk")
