@@ -1,0 +1,396 @@
+"""On-disk feature cache for frozen encoders (safetensors files, never pickle).
+
+With a frozen audio backbone the frame sequence of a clip never changes, so it is computed once and
+reused across runs and notebooks; likewise the embedding of a text under a frozen text encoder.
+
+Layout below ``root`` (default :func:`hybridlib.paths.cache_dir`)::
+
+    audio/<backbone>-<fingerprint>/<dataset>/<clip>-<path hash>.safetensors   one file per clip
+    text/<encoder>-<fingerprint>/shard-*.safetensors                          embeddings + text hashes
+
+Invalidation: the *fingerprint* hashes the backbone's name, its frontend settings (``config()``) and
+its weights (so another checkpoint gives another folder); each clip file records the audio file's path,
+size and modification time and is recomputed when any of them changed. Writes are atomic (temporary
+file + rename), so an interrupted run never leaves a truncated entry and concurrent runs do not clash.
+
+CLI: ``python -m hybridlib extract --data DIR --backbone NAME`` fills the cache for a dataset.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import sys
+import time
+import uuid
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+CACHE_VERSION = 1  # bump when the meaning of cached features changes
+_SAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def _safe_name(text: str, limit: int = 80) -> str:
+    return _SAFE.sub("_", text)[:limit] or "_"
+
+
+def module_fingerprint(module, extra: dict | None = None) -> str:
+    """Hex digest of ``extra`` (settings) and every tensor of ``module.state_dict()``.
+
+    Memoised on the module and recomputed only when a tensor was modified in place (its version
+    counter moves) or replaced.
+    """
+    import torch
+
+    state = module.state_dict()
+    signature = tuple((k, v.data_ptr(), v._version, tuple(v.shape)) for k, v in state.items())
+    settings = json.dumps({"cache_version": CACHE_VERSION, **(extra or {})}, sort_keys=True, default=str)
+    memo = getattr(module, "_hybridlib_fingerprint", None)
+    if memo is not None and memo[0] == signature and memo[1] == settings:
+        return memo[2]
+    h = hashlib.sha1(settings.encode())
+    for key, value in state.items():
+        h.update(key.encode())
+        h.update(str(value.dtype).encode())
+        tensor = value.detach().to("cpu").contiguous()
+        if tensor.dtype == torch.bfloat16:
+            tensor = tensor.float()
+        h.update(tensor.numpy().tobytes())
+    digest = h.hexdigest()[:16]
+    try:
+        object.__setattr__(module, "_hybridlib_fingerprint", (signature, settings, digest))
+    except AttributeError:  # pragma: no cover - exotic modules without __dict__
+        pass
+    return digest
+
+
+def _atomic_save(tensors: dict, path: Path, metadata: dict[str, str]) -> None:
+    from safetensors.torch import save_file
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        save_file({k: v.contiguous() for k, v in tensors.items()}, str(tmp), metadata=metadata)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def _file_stamp(path: Path) -> dict[str, str]:
+    st = path.stat()
+    return {"source": str(path.resolve()), "size": str(st.st_size), "mtime_ns": str(st.st_mtime_ns)}
+
+
+class FeatureCache:
+    """Cache of audio frames and text embeddings for frozen encoders (see the module docstring)."""
+
+    def __init__(self, root: str | Path | None = None):
+        if root is None:
+            from hybridlib.paths import cache_dir
+
+            root = cache_dir()
+        self.root = Path(root)
+        self.stats = {"audio_hits": 0, "audio_computed": 0, "text_hits": 0, "text_computed": 0}
+
+    # ---------------------------------------------------------------- audio
+    def audio_fingerprint(self, backbone) -> str:
+        config = backbone.config() if hasattr(backbone, "config") else {}
+        return module_fingerprint(
+            backbone, {"kind": "audio", "name": getattr(backbone, "name", ""), **config}
+        )
+
+    def audio_dir(self, backbone) -> Path:
+        name = _safe_name(getattr(backbone, "name", type(backbone).__name__))
+        return self.root / "audio" / f"{name}-{self.audio_fingerprint(backbone)}"
+
+    def clip_path(self, item, backbone_dir: Path) -> Path:
+        """Where ``item``'s frames live: per dataset, clip id plus a hash of the resolved audio path."""
+        path_hash = hashlib.sha1(str(Path(item.audio_path).resolve()).encode()).hexdigest()[:10]
+        dataset = _safe_name(getattr(item, "dataset", "") or "default")
+        return backbone_dir / dataset / f"{_safe_name(item.clip_id, 120)}-{path_hash}.safetensors"
+
+    def _read_clip(self, path: Path, stamp: dict[str, str]):
+        from safetensors import safe_open
+
+        try:
+            with safe_open(str(path), framework="pt") as f:
+                meta = f.metadata() or {}
+                if any(meta.get(k) != v for k, v in stamp.items()):
+                    return None  # the audio file changed since extraction
+                return f.get_tensor("frames")
+        except (OSError, FileNotFoundError, ValueError, RuntimeError):
+            return None  # missing or unreadable entry: recompute
+
+    def audio_frames(
+        self, items: Sequence, backbone, batch_size: int = 8, progress: bool = True, num_workers: int = 1
+    ) -> dict:
+        """``{clip_id: frames [T, D] float32}`` for ``items``, computing (and storing) only what is missing.
+
+        The backbone runs in eval mode under ``torch.inference_mode`` on its own device, on batches of
+        clips of similar length (sorted by duration to limit padding); audio of the next batch is decoded
+        in ``num_workers`` background threads while the current one is encoded. Items without audio raise
+        ``ValueError`` naming the clip.
+        """
+        import torch
+        from tqdm.auto import tqdm
+
+        from hybridlib.data.audio_io import audio_info, load_audio, pad_batch
+
+        backbone_dir = self.audio_dir(backbone)
+        out: dict = {}
+        todo = []
+        for item in items:
+            if item.audio_path is None:
+                raise ValueError(f"clip {item.clip_id!r} ({item.dataset or 'dataset'}) has no audio file")
+            audio_path = Path(item.audio_path)
+            if not audio_path.is_file():
+                raise ValueError(f"clip {item.clip_id!r}: audio file not found: {audio_path}")
+            stamp = _file_stamp(audio_path)
+            path = self.clip_path(item, backbone_dir)
+            frames = self._read_clip(path, stamp) if path.is_file() else None
+            if frames is not None:
+                out[item.clip_id] = frames
+                self.stats["audio_hits"] += 1
+            else:
+                todo.append((item, path, stamp))
+        if not todo:
+            return out
+
+        todo.sort(key=lambda t: -audio_info(t[0].audio_path)["duration"])
+        batches = [todo[i : i + batch_size] for i in range(0, len(todo), batch_size)]
+        sample_rate = backbone.sample_rate
+        device = next(backbone.parameters()).device
+
+        def load(batch):
+            return pad_batch(
+                [load_audio(item.audio_path, sample_rate, allow_silent=True) for item, _, _ in batch]
+            )
+
+        was_training = backbone.training
+        backbone.eval()
+        bar = tqdm(total=len(todo), desc=f"extract {getattr(backbone, 'name', '')}", disable=not progress)
+        try:
+            with ThreadPoolExecutor(max_workers=max(1, num_workers)) as pool, torch.inference_mode():
+                pending = [pool.submit(load, b) for b in batches[: max(1, num_workers) + 1]]
+                next_batch = len(pending)
+                for batch in batches:
+                    waveform, lengths = pending.pop(0).result()
+                    if next_batch < len(batches):
+                        pending.append(pool.submit(load, batches[next_batch]))
+                        next_batch += 1
+                    frames, n_frames = backbone(waveform.to(device), lengths.to(device))
+                    frames = frames.float().cpu()
+                    for (item, path, stamp), f, n in zip(batch, frames, n_frames.tolist()):
+                        clip = f[:n].clone()
+                        _atomic_save(
+                            {"frames": clip},
+                            path,
+                            {**stamp, "clip_id": item.clip_id, "backbone": getattr(backbone, "name", "")},
+                        )
+                        out[item.clip_id] = clip
+                        self.stats["audio_computed"] += 1
+                    bar.update(len(batch))
+        finally:
+            bar.close()
+            backbone.train(was_training)
+        return out
+
+    # ----------------------------------------------------------------- text
+    def text_fingerprint(self, encoder) -> str:
+        config = encoder.config() if hasattr(encoder, "config") else {}
+        return module_fingerprint(encoder, {"kind": "text", **config})
+
+    def text_dir(self, encoder) -> Path:
+        name = _safe_name(getattr(encoder, "name", type(encoder).__name__))
+        return self.root / "text" / f"{name}-{self.text_fingerprint(encoder)}"
+
+    @staticmethod
+    def _text_key(text: str) -> str:
+        return hashlib.sha1(text.encode("utf-8")).hexdigest()
+
+    def _load_text_index(self, folder: Path) -> dict:
+        from safetensors import safe_open
+
+        index = {}
+        for shard in sorted(folder.glob("shard-*.safetensors")):
+            try:
+                with safe_open(str(shard), framework="pt") as f:
+                    keys = json.loads((f.metadata() or {}).get("keys", "[]"))
+                    emb = f.get_tensor("embeddings")
+            except (OSError, ValueError, RuntimeError):
+                continue  # removed by a concurrent compaction, or unreadable: recompute what is missing
+            if len(keys) != emb.shape[0]:
+                continue
+            index.update(zip(keys, emb))
+        return index
+
+    def text_embeddings(self, texts: Sequence[str], encoder, batch_size: int = 64, progress: bool = True):
+        """Embeddings ``[N, D]`` (float32, CPU) of ``texts`` under a frozen ``encoder``.
+
+        Only texts not cached yet are encoded (shortest first, so padding stays small) and appended as a
+        new shard; an encoder with ``trainable=True`` is refused since its embeddings change while training.
+        """
+        import torch
+        from tqdm.auto import tqdm
+
+        if getattr(encoder, "trainable", False):
+            raise ValueError(
+                f"text encoder {getattr(encoder, 'name', '')!r} is trainable; only frozen encoders are cached"
+            )
+        texts = list(texts)
+        bad = [i for i, t in enumerate(texts) if not isinstance(t, str)]
+        if bad:
+            raise TypeError(f"texts[{bad[0]}] is {type(texts[bad[0]]).__name__}, expected str")
+        folder = self.text_dir(encoder)
+        index = self._load_text_index(folder) if folder.is_dir() else {}
+        keys = [self._text_key(t) for t in texts]
+        missing = {}
+        for key, text in zip(keys, texts):
+            if key not in index and key not in missing:
+                missing[key] = text
+        self.stats["text_hits"] += len(texts) - len(missing)
+        if missing:
+            order = sorted(missing, key=lambda k: len(missing[k]))
+            was_training = encoder.training
+            encoder.eval()
+            new = []
+            try:
+                with torch.inference_mode():
+                    for i in tqdm(
+                        range(0, len(order), batch_size),
+                        desc="embed texts",
+                        disable=not progress,
+                        leave=False,
+                    ):
+                        chunk = order[i : i + batch_size]
+                        new.append(encoder([missing[k] for k in chunk]).float().cpu())
+            finally:
+                encoder.train(was_training)
+            emb = torch.cat(new)
+            shard = folder / f"shard-{time.time_ns()}-{uuid.uuid4().hex[:6]}.safetensors"
+            _atomic_save({"embeddings": emb}, shard, {"keys": json.dumps(order), "encoder": encoder.name})
+            index.update(zip(order, emb))
+            self.stats["text_computed"] += len(order)
+            self._compact(folder)
+        if not texts:
+            return torch.zeros(0, getattr(encoder, "embed_dim", 0))
+        return torch.stack([index[k] for k in keys])
+
+    def _compact(self, folder: Path, max_shards: int = 16) -> None:
+        """Merge shards into one when there are more than ``max_shards`` (keeps loading fast)."""
+        import torch
+
+        shards = sorted(folder.glob("shard-*.safetensors"))
+        if len(shards) <= max_shards:
+            return
+        index = self._load_text_index(folder)
+        keys = sorted(index)
+        merged = folder / f"shard-{time.time_ns()}-{uuid.uuid4().hex[:6]}.safetensors"
+        _atomic_save(
+            {"embeddings": torch.stack([index[k] for k in keys])}, merged, {"keys": json.dumps(keys)}
+        )
+        for shard in shards:
+            shard.unlink(missing_ok=True)
+
+    def clear(self) -> None:
+        """Delete everything below ``root`` that this cache wrote."""
+        import shutil
+
+        for sub in ("audio", "text"):
+            shutil.rmtree(self.root / sub, ignore_errors=True)
+
+
+# ------------------------------------------------------------------- CLI
+def add_arguments(parser) -> None:
+    parser.add_argument(
+        "--data", default=None, help="dataset root (default: the teaching set, generated if missing)"
+    )
+    parser.add_argument(
+        "--dataset", choices=["clotho", "audiocaps"], default="clotho", help="layout of --data"
+    )
+    parser.add_argument("--backbone", default="sfx-cnn", help="audio backbone name (default sfx-cnn)")
+    parser.add_argument("--checkpoint", default=None, help="official weights file for the backbone")
+    parser.add_argument("--splits", nargs="+", default=None, help="splits (default: all of the dataset)")
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--workers", type=int, default=1, help="audio decoding threads")
+    parser.add_argument("--cache", default=None, help="cache root (default: hybridlib.paths.cache_dir())")
+    parser.add_argument(
+        "--text-encoder",
+        default="minilm",
+        help="also embed captions and metadata with this encoder ('none' to skip)",
+    )
+    parser.add_argument(
+        "--smoke", action="store_true", help="use the smoke teaching set when --data is not given"
+    )
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--no-progress", action="store_true")
+
+
+def _load_split(args, root: Path, split: str):
+    if args.dataset == "clotho":
+        from hybridlib.data import load_clotho
+
+        return load_clotho(root, split)
+    from hybridlib.data import load_audiocaps
+
+    return load_audiocaps(root, split)
+
+
+def run(args) -> int:
+    import torch
+
+    from hybridlib.models.audio import build_audio_backbone
+
+    if args.data is None:
+        from hybridlib.data import ensure_teaching_set
+
+        root = ensure_teaching_set(smoke=args.smoke, progress=not args.no_progress)
+    else:
+        root = Path(args.data)
+    splits = args.splits or (
+        ["development", "validation", "evaluation"] if args.dataset == "clotho" else ["train", "val", "test"]
+    )
+    items = []
+    for split in splits:
+        clips = _load_split(args, root, split)
+        with_audio = [it for it in clips if it.audio_path is not None]
+        if len(with_audio) < len(clips):
+            print(f"{split}: {len(clips) - len(with_audio)} clips without audio skipped", file=sys.stderr)
+        items.extend(with_audio)
+    if not items:
+        print(f"no clips with audio below {root}", file=sys.stderr)
+        return 1
+    backbone = build_audio_backbone(args.backbone, checkpoint=args.checkpoint).to(torch.device(args.device))
+    cache = FeatureCache(args.cache)
+    start = time.perf_counter()
+    frames = cache.audio_frames(
+        items, backbone, batch_size=args.batch_size, progress=not args.no_progress, num_workers=args.workers
+    )
+    seconds = time.perf_counter() - start
+    computed = cache.stats["audio_computed"]
+    rate = f", {computed / seconds:.2f} clips/s" if computed else ""
+    n_frames = sum(f.shape[0] for f in frames.values())
+    print(
+        f"{args.backbone}: {len(frames)} clips ({computed} computed, {cache.stats['audio_hits']} cached), "
+        f"{n_frames} frames of {backbone.embed_dim}-d in {seconds:.1f} s{rate} -> {cache.audio_dir(backbone)}"
+    )
+    if args.text_encoder and args.text_encoder.lower() != "none":
+        from hybridlib.data import metadata_text
+        from hybridlib.models.text import build_text_encoder
+
+        encoder = build_text_encoder(args.text_encoder).to(torch.device(args.device))
+        texts = [c for it in items for c in it.captions]
+        for kind in ("os", "cs"):
+            texts += [t for t in (metadata_text(it, kind) for it in items) if t]
+        texts = list(dict.fromkeys(texts))
+        start = time.perf_counter()
+        cache.text_embeddings(texts, encoder, progress=not args.no_progress)
+        print(
+            f"{args.text_encoder}: {len(texts)} texts ({cache.stats['text_computed']} computed) in "
+            f"{time.perf_counter() - start:.1f} s -> {cache.text_dir(encoder)}"
+        )
+    return 0

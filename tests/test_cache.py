@@ -1,0 +1,168 @@
+"""Feature cache: audio frames and text embeddings stored as safetensors, reused, invalidated; CLI extract."""
+
+from __future__ import annotations
+
+import csv
+import os
+import shutil
+
+import pandas as pd
+import pytest
+import soundfile as sf
+import torch
+from safetensors import safe_open
+
+from hybridlib.cache import FeatureCache
+from hybridlib.data import Item, load_audio
+from hybridlib.models.audio import build_audio_backbone
+from hybridlib.models.audio.frontends import SfxLogMel
+from hybridlib.models.audio.sfx_cnn import SfxCNN
+from hybridlib.models.text import build_text_encoder
+
+BANK_FILES = [
+    "sounds/sounds_airplane_prop.ogg",
+    "sounds/sounds_apple_bite.ogg",
+    "sounds/sounds_ar_burst_01.ogg",
+]
+
+
+@pytest.fixture(scope="module")
+def sfx():
+    return build_audio_backbone("sfx-cnn")
+
+
+@pytest.fixture(scope="module")
+def minilm():
+    return build_text_encoder("minilm")
+
+
+@pytest.fixture
+def bank_items(shared_data, tmp_path):
+    """Three real sound-bank clips, copied to a temporary folder so tests may touch them."""
+    root = shared_data("soundbank-modsounds")
+    items = []
+    for rel in BANK_FILES:
+        dst = tmp_path / "audio" / os.path.basename(rel)
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(root / rel, dst)
+        items.append(Item(clip_id=dst.name, audio_path=dst, captions=["x"], dataset="bank"))
+    return items
+
+
+def test_audio_frames_computed_once_then_reused(sfx, bank_items, tmp_path):
+    cache = FeatureCache(tmp_path / "cache")
+    first = cache.audio_frames(bank_items, sfx, batch_size=2, progress=False)
+    assert cache.stats == {"audio_hits": 0, "audio_computed": 3, "text_hits": 0, "text_computed": 0}
+    assert list(first) and set(first) == {it.clip_id for it in bank_items}
+    with torch.inference_mode():
+        for item in bank_items:  # equal to running the backbone on the clip alone
+            frames, n = sfx(load_audio(item.audio_path, sfx.sample_rate)[None])
+            assert (
+                first[item.clip_id].shape == (int(n[0]), 512) and first[item.clip_id].dtype == torch.float32
+            )
+            torch.testing.assert_close(first[item.clip_id], frames[0, : n[0]], atol=1e-5, rtol=1e-5)
+    files = sorted((tmp_path / "cache").rglob("*.safetensors"))
+    assert len(files) == 3 and not list((tmp_path / "cache").rglob("*.tmp"))
+    with safe_open(str(files[0]), framework="pt") as f:
+        assert set(f.keys()) == {"frames"} and f.metadata()["backbone"] == "sfx-cnn"
+    again = FeatureCache(tmp_path / "cache")
+    second = again.audio_frames(bank_items, sfx, progress=False)
+    assert again.stats["audio_hits"] == 3 and again.stats["audio_computed"] == 0
+    for key in first:
+        assert torch.equal(first[key], second[key])
+
+
+def test_audio_cache_invalidated_by_file_settings_and_weights(sfx, bank_items, tmp_path):
+    cache = FeatureCache(tmp_path / "cache")
+    cache.audio_frames(bank_items, sfx, progress=False)
+    # a changed audio file is recomputed, the others are reused
+    path = bank_items[1].audio_path
+    data, sr = sf.read(path)
+    sf.write(path, data[: len(data) // 2], sr, format="OGG")
+    os.utime(path, ns=(1, 1))
+    cache.stats["audio_computed"] = 0
+    out = cache.audio_frames(bank_items, sfx, progress=False)
+    assert cache.stats["audio_computed"] == 1
+    n_new = sfx.frame_lengths(torch.tensor([load_audio(path, 44100).shape[0]]))
+    assert out[bank_items[1].clip_id].shape[0] == int(n_new[0])
+    # other frontend settings -> other fingerprint and folder
+    other = build_audio_backbone("sfx-cnn", pretrained=False)
+    other.load_state_dict(sfx.state_dict())
+    other.frontend = SfxLogMel(peak_normalise=False)
+    assert cache.audio_dir(other) != cache.audio_dir(sfx)
+    # other weights (another checkpoint, or an in-place update) -> other folder
+    random_net = SfxCNN()
+    fp = cache.audio_fingerprint(random_net)
+    assert fp != cache.audio_fingerprint(sfx)
+    with torch.no_grad():
+        random_net.embedding_net.conv_block1.conv1.weight.add_(1.0)
+    assert cache.audio_fingerprint(random_net) != fp
+
+
+def test_audio_without_file_is_a_clear_error(sfx, tmp_path):
+    cache = FeatureCache(tmp_path)
+    with pytest.raises(ValueError, match="'gone.wav'.*no audio"):
+        cache.audio_frames([Item("gone.wav", None, ["x"])], sfx, progress=False)
+    with pytest.raises(ValueError, match="not found"):
+        cache.audio_frames([Item("gone.wav", tmp_path / "gone.wav", ["x"])], sfx, progress=False)
+
+
+def test_text_embeddings_cached_by_text(minilm, tmp_path):
+    cache = FeatureCache(tmp_path)
+    texts = ["a dog barks", "rain on a roof", "a dog barks"]
+    emb = cache.text_embeddings(texts, minilm, progress=False)
+    assert emb.shape == (3, 384) and cache.stats["text_computed"] == 2 and cache.stats["text_hits"] == 1
+    with torch.inference_mode():
+        torch.testing.assert_close(emb, minilm(texts), atol=1e-5, rtol=1e-5)
+    more = cache.text_embeddings(["rain on a roof", "birds sing"], minilm, progress=False)
+    assert cache.stats["text_computed"] == 3  # only "birds sing" was new
+    torch.testing.assert_close(more[0], emb[1])
+    fresh = FeatureCache(tmp_path)
+    again = fresh.text_embeddings(texts, minilm, progress=False)
+    assert fresh.stats["text_computed"] == 0 and torch.equal(again, emb)
+    assert fresh.text_embeddings([], minilm, progress=False).shape == (0, 384)
+
+
+def test_text_cache_depends_on_encoder_settings_and_refuses_trainable(minilm, tmp_path):
+    cache = FeatureCache(tmp_path)
+    mean = build_text_encoder("minilm", pooling="mean")
+    assert cache.text_dir(mean) != cache.text_dir(minilm)
+    with pytest.raises(ValueError, match="trainable"):
+        cache.text_embeddings(["x"], build_text_encoder("minilm", trainable=True), progress=False)
+
+
+def test_text_shards_are_compacted(minilm, tmp_path):
+    cache = FeatureCache(tmp_path)
+    for i in range(18):
+        cache.text_embeddings([f"sound number {i}"], minilm, progress=False)
+    shards = list(cache.text_dir(minilm).glob("shard-*.safetensors"))
+    assert len(shards) <= 16
+    out = FeatureCache(tmp_path).text_embeddings(
+        [f"sound number {i}" for i in range(18)], minilm, progress=False
+    )
+    assert out.shape == (18, 384)
+
+
+def test_cli_extract_fills_the_cache(shared_data, tmp_path, capsys):
+    from hybridlib.cli import main
+
+    bank = shared_data("soundbank-modsounds")
+    manifest = pd.read_csv(bank / "manifest.csv").head(3)
+    data = tmp_path / "clotho"
+    (data / "development").mkdir(parents=True)
+    with open(data / "clotho_captions_development.csv", "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["file_name"] + [f"caption_{i}" for i in range(1, 6)])
+        for row in manifest.itertuples():
+            y, sr = sf.read(bank / row.file)
+            name = os.path.basename(row.file).replace(".ogg", ".wav")
+            sf.write(data / "development" / name, y, sr)
+            writer.writerow([name] + [f"the sound of a {row.label}"] * 5)
+    argv = ["extract", "--data", str(data), "--splits", "development", "--cache", str(tmp_path / "cache"),
+            "--no-progress"]  # fmt: skip
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "sfx-cnn: 3 clips (3 computed, 0 cached)" in printed and "minilm: 3 texts (3 computed)" in printed
+    assert len(list((tmp_path / "cache" / "audio").rglob("*.safetensors"))) == 3
+    assert main(argv) == 0
+    assert "(0 computed, 3 cached)" in capsys.readouterr().out
