@@ -258,3 +258,32 @@ def encode_split(items, name: str, *, metadata_kind: str | None, cache=None, bac
         caption_emb=caption_emb, audio_paths=[it.audio_path for it in items], sample_rate=sample_rate,
         max_audio_seconds=max_audio_seconds,
     )
+
+
+def concat_splits(splits: Sequence[EncodedSplit], name: str | None = None) -> EncodedSplit:
+    """Join splits (e.g. ClothoV2 and AudioCaps training sets) into one; clip indices are offset."""
+    if not splits:
+        raise ValueError("concat_splits needs at least one split")
+    if len(splits) == 1:
+        return splits[0]
+    for attr in ("frames", "metadata_emb", "caption_emb"):
+        if len({getattr(s, attr) is None for s in splits}) > 1:
+            raise ValueError(f"cannot join splits where only some have {attr}")
+    offsets, total = [], 0
+    for s in splits:
+        offsets.append(total)
+        total += s.n_clips
+    first = splits[0]
+    return EncodedSplit(
+        name=name or "+".join(s.name for s in splits),
+        clip_ids=[c for s in splits for c in s.clip_ids],
+        captions=[c for s in splits for c in s.captions],
+        caption_clip=torch.cat([s.caption_clip + o for s, o in zip(splits, offsets)]),
+        metadata_text=[m for s in splits for m in s.metadata_text],
+        has_metadata=torch.cat([s.has_metadata for s in splits]),
+        frames=None if first.frames is None else [f for s in splits for f in s.frames],
+        metadata_emb=None if first.metadata_emb is None else torch.cat([s.metadata_emb for s in splits]),
+        caption_emb=None if first.caption_emb is None else torch.cat([s.caption_emb for s in splits]),
+        audio_paths=[p for s in splits for p in s.audio_paths],
+        sample_rate=first.sample_rate, max_audio_seconds=first.max_audio_seconds,
+    )

@@ -64,7 +64,9 @@ class TrainConfig:
     description: str = ""
     paper_row: str | None = None          # id in hybridlib.paper this config reproduces
     # data
-    dataset: str = "teaching"             # teaching | clotho | audiocaps
+    dataset: str = "teaching"             # teaching | clotho | audiocaps | clotho+audiocaps (joint training)
+    eval_dataset: str | None = None       # benchmark for validation/evaluation (None: the first dataset)
+    metadata_by_dataset: dict = field(default_factory=dict)  # e.g. {clotho: os, audiocaps: cs} (else model's)
     data_root: str | None = None          # None: teaching -> hybridlib.paths.teaching_dir(smoke), else data_dir()
     smoke: bool = False                   # the tiny smoke teaching set
     train_split: str | None = None        # None: the dataset's usual names (DATASET_SPLITS)
@@ -125,8 +127,13 @@ class TrainConfig:
         def bad(name, why):
             raise ConfigError(f"{source}: field {name!r} {why} (got {getattr(self, name)!r})")
 
-        if self.dataset not in DATASET_SPLITS:
-            bad("dataset", f"must be one of {sorted(DATASET_SPLITS)}")
+        if not self.dataset or any(d not in DATASET_SPLITS for d in self.dataset.split("+")):
+            bad("dataset", f"must be one of {sorted(DATASET_SPLITS)} or several joined with '+'")
+        if self.eval_dataset is not None and self.eval_dataset not in self.dataset.split("+"):
+            bad("eval_dataset", f"must be one of the training datasets {self.dataset.split('+')}")
+        if not isinstance(self.metadata_by_dataset, dict) or not set(self.metadata_by_dataset) <= set(
+                self.dataset.split("+")):
+            bad("metadata_by_dataset", "must map training datasets to a metadata kind (os, cs, fs)")
         if self.schedule not in SCHEDULES:
             bad("schedule", f"must be one of {SCHEDULES}")
         if self.select_metric not in SELECT_METRICS:
@@ -155,9 +162,25 @@ class TrainConfig:
                                                   or self.stop_after_epoch < 1):
             bad("stop_after_epoch", "must be a positive integer or null")
 
+    @property
+    def datasets(self) -> list[str]:
+        return self.dataset.split("+")
+
+    @property
+    def benchmark(self) -> str:
+        """The dataset validated and evaluated on."""
+        return self.eval_dataset or self.datasets[0]
+
     def splits(self) -> tuple[str, str, str]:
-        train, val, test = DATASET_SPLITS[self.dataset]
+        """(train, validation, evaluation) split names of the benchmark dataset."""
+        train, val, test = DATASET_SPLITS[self.benchmark]
         return self.train_split or train, self.val_split or val, self.eval_split or test
+
+    def train_splits(self) -> list[tuple[str, str]]:
+        """(dataset, split) pairs joined for training."""
+        if len(self.datasets) == 1:
+            return [(self.datasets[0], self.splits()[0])]
+        return [(d, DATASET_SPLITS[d][0]) for d in self.datasets]
 
     def model_config(self):
         """The :class:`ModelConfig` of ``self.model`` (clear error naming unknown fields)."""
@@ -390,26 +413,29 @@ def prepare_data(cfg: TrainConfig, progress: bool = True, cache=None) -> Trainin
     """
     from hybridlib import data as D
     from hybridlib import paths
+    from hybridlib.batching import concat_splits
 
     mcfg = cfg.model_config()
-    if cfg.dataset == "teaching":
-        root = Path(cfg.data_root) if cfg.data_root else D.ensure_teaching_set(smoke=cfg.smoke)
-        if cfg.data_root and not (root / "CLOTHO_v2.1").exists():
-            root = D.ensure_teaching_set(root=root, smoke=cfg.smoke)
-        loader = D.load_clotho
-    elif cfg.dataset == "clotho":
-        root, loader = Path(cfg.data_root or paths.data_dir()), D.load_clotho
-    else:
-        root, loader = Path(cfg.data_root or paths.data_dir()), D.load_audiocaps
-    kind = None if mcfg.fusion in ("none", "mei") else mcfg.metadata_kind
     audio_cached = not mcfg.audio_trainable
     text_cached = not mcfg.text_trainable
 
-    text_encoder = None
+    def root_and_loader(dataset: str):
+        if dataset == "teaching":
+            root = D.ensure_teaching_set(root=Path(cfg.data_root) if cfg.data_root else None, smoke=cfg.smoke)
+            return Path(root), D.load_clotho
+        root = Path(cfg.data_root or paths.data_dir())
+        return root, (D.load_clotho if dataset == "clotho" else D.load_audiocaps)
+
+    def kind_for(dataset: str) -> str | None:
+        if mcfg.fusion in ("none", "mei"):
+            return None  # content-only models never see metadata
+        return cfg.metadata_by_dataset.get(dataset, mcfg.metadata_kind)
+
     # built even for a trainable backbone: the waveform path needs its sample rate
     from hybridlib.models.audio import build_audio_backbone
 
     backbone = build_audio_backbone(mcfg.audio_backbone).eval()
+    text_encoder = None
     if text_cached:
         from hybridlib.models.text import build_text_encoder
 
@@ -420,16 +446,23 @@ def prepare_data(cfg: TrainConfig, progress: bool = True, cache=None) -> Trainin
 
         cache = FeatureCache(cfg.cache_dir)
 
-    out = {}
-    for role, split in zip(("train", "val", "test"), cfg.splits()):
+    def encoded(dataset: str, split: str) -> EncodedSplit:
+        root, loader = root_and_loader(dataset)
         items = loader(root, split)
+        kind = kind_for(dataset)
         if kind == "fs":
             items = D.with_fs_descriptions(items, seed=cfg.fs_seed)
-        out[role] = encode_split_for(items, split, kind, cache, backbone, text_encoder, audio_cached, text_cached,
-                                     cfg, progress)
-    info = {"root": str(root), "splits": dict(zip(("train", "val", "test"), cfg.splits())),
+        return encode_split_for(items, split, kind, cache, backbone, text_encoder, audio_cached, text_cached, cfg,
+                                progress)
+
+    train_split = concat_splits([encoded(d, s) for d, s in cfg.train_splits()])
+    _, val_name, test_name = cfg.splits()
+    val, test = encoded(cfg.benchmark, val_name), encoded(cfg.benchmark, test_name)
+    out = {"train": train_split, "val": val, "test": test}
+    info = {"datasets": cfg.datasets, "benchmark": cfg.benchmark, "train": cfg.train_splits(),
+            "splits": dict(zip(("train", "val", "test"), cfg.splits())),
             "clips": {k: v.n_clips for k, v in out.items()}, "captions": {k: v.n_captions for k, v in out.items()}}
-    return TrainingData(out["train"], out["val"], out["test"], info)
+    return TrainingData(train_split, val, test, info)
 
 
 def encode_split_for(items, split, kind, cache, backbone, text_encoder, audio_cached, text_cached, cfg, progress):
