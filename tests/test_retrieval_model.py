@@ -22,8 +22,6 @@ DA, DT, R, T = 12, 16, 8, 9
 
 
 def small_cfg(fusion: str, **kw) -> ModelConfig:
-    if fusion in ("none", "late", "mid"):  # TEMPORARY until hybridlib.models.pooling is committed
-        pytest.importorskip("hybridlib.models.pooling")
     values = dict(fusion=fusion, audio_dim=DA, text_dim=DT, retrieval_dim=R, num_layers=1, num_heads=2,
                   dropout=0.1)
     values.update(kw)

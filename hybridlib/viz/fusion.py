@@ -1,0 +1,93 @@
+"""Plots for notebook 04 (fusion): mid fusion's query-dependent score weights, and fusion comparisons."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+
+def _axes(ax, figsize):
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        fig, ax = plt.subplots(figsize=figsize)
+        return fig, ax
+    return ax.figure, ax
+
+
+def _shorten(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def plot_query_weights(queries: Sequence[str], weights, ax=None, labels=("audio", "metadata"),
+                       colors=("tab:blue", "tab:orange"), max_chars: int = 48):
+    """Horizontal stacked bars: each query's softmax weights over (audio, metadata) scores.
+
+    ``weights`` is ``[Q, 2]`` (``QueryEmbeddings.weights`` of a mid-fusion model, rows summing to 1).
+    """
+    import numpy as np
+
+    w = np.asarray(weights.detach().cpu() if hasattr(weights, "detach") else weights, dtype=float)
+    if w.ndim != 2 or w.shape[0] != len(queries) or w.shape[1] != len(labels):
+        raise ValueError(f"weights must have shape [{len(queries)}, {len(labels)}], got {w.shape}")
+    fig, ax = _axes(ax, (8, 0.45 * len(queries) + 1.2))
+    y = np.arange(len(queries))
+    left = np.zeros(len(queries))
+    for j, (label, color) in enumerate(zip(labels, colors)):
+        ax.barh(y, w[:, j], left=left, color=color, label=label)
+        left += w[:, j]
+    for i, value in enumerate(w[:, 0]):
+        ax.text(value / 2, i, f"{value:.2f}", va="center", ha="center", fontsize=8, color="white")
+    ax.set_yticks(y, [_shorten(q, max_chars) for q in queries])
+    ax.invert_yaxis()
+    ax.set_xlim(0, 1)
+    ax.axvline(0.5, color="grey", lw=0.8, ls=":")
+    ax.set_xlabel("softmax weight of each score")
+    ax.set_title("Mid fusion: how much each query trusts audio vs metadata")
+    ax.legend(loc="lower right", fontsize=8)
+    return fig
+
+
+def plot_fusion_comparison(results: Mapping[str, Mapping[str, float]], metric: str = "mAP@10", ax=None,
+                           spread: Mapping[str, float] | None = None, reference: Mapping[str, float] | None = None):
+    """Bars of one metric per model (e.g. ``{"none": {...}, "late": {...}, "mid": {...}}``).
+
+    ``spread``: optional standard deviation per model (error bars); ``reference``: optional value per
+    model drawn as a marker (e.g. the paper's number).
+    """
+    names = list(results)
+    values = [float(results[n][metric]) for n in names]
+    fig, ax = _axes(ax, (1.3 * len(names) + 2, 3.2))
+    errors = [float(spread.get(n, 0.0)) for n in names] if spread else None
+    bars = ax.bar(names, values, yerr=errors, capsize=4, color="tab:blue", alpha=0.85)
+    for bar, value in zip(bars, values):
+        ax.annotate(f"{value:.1f}", (bar.get_x() + bar.get_width() / 2, value), ha="center", va="bottom",
+                    fontsize=8, xytext=(0, 2), textcoords="offset points")
+    if reference:
+        xs = [i for i, n in enumerate(names) if n in reference]
+        ax.scatter(xs, [reference[names[i]] for i in xs], marker="_", s=400, color="tab:red", zorder=3,
+                   label="reference")
+        ax.legend(fontsize=8)
+    ax.set_ylabel(metric)
+    ax.set_title(f"{metric} by item representation")
+    return fig
+
+
+def plot_score_components(audio_scores, metadata_scores, weights, ax=None, title: str | None = None):
+    """For one query: each item's audio cosine vs metadata cosine, coloured by its mixed score.
+
+    ``audio_scores``/``metadata_scores``: ``[A]``; ``weights``: ``[2]`` (or ``[A, 2]`` per item).
+    """
+    import numpy as np
+
+    a = np.asarray(audio_scores, dtype=float)
+    m = np.asarray(metadata_scores, dtype=float)
+    w = np.asarray(weights, dtype=float)
+    w = np.broadcast_to(w, (a.shape[0], 2))
+    mixed = w[:, 0] * a + w[:, 1] * m
+    fig, ax = _axes(ax, (4.5, 4))
+    points = ax.scatter(a, m, c=mixed, cmap="viridis", s=18)
+    fig.colorbar(points, ax=ax, label="mixed score")
+    ax.set_xlabel("audio-query · audio token (cosine)")
+    ax.set_ylabel("metadata-query · metadata token (cosine)")
+    ax.set_title(title or "Mid fusion: the two scores of every item")
+    return fig
