@@ -223,3 +223,38 @@ def test_negative_response_shows_what_each_loss_does_with_a_negative():
     r = negative_response("nt-xent", probe, positive=0.5, background=0.0, batch_size=b, tau=0.1)
     assert (r["grad"] > 0).all() and (r["grad"].diff() > 0).all()
     assert r["loss"].diff().gt(0).all()
+
+
+def test_loss_plots_return_figures():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import pandas as pd
+
+    from hybridlib.viz import losses as viz
+
+    probe = torch.linspace(-1, 1, 21)
+    responses = {name: negative_response(name, probe) for name in LOSSES}
+    figs = [
+        viz.plot_negative_response(responses, value="grad", positive=0.5, margin=0.2),
+        viz.plot_negative_response(responses, value="loss"),
+        viz.plot_polynomial_weights(PAPER_POS_COEFFS, PAPER_NEG_COEFFS),
+        viz.plot_temperature_weights(torch.linspace(-0.5, 0.8, 12), [0.05, 0.5], positive=0.9),
+    ]
+    table = pd.DataFrame({"loss": ["nt-xent", "nt-xent", "triplet-max", "triplet-max"], "batch_size": [8, 32, 8, 32],
+                          "mAP@10": [40.0, 41.0, 39.0, 10.0]})
+    figs.append(viz.plot_batch_size_sweep(table))
+    hist = pd.DataFrame({"loss": ["nt-xent"] * 2, "batch_size": [8, 8], "epoch": [1, 2], "mAP@10": [5.0, 9.0]})
+    figs.append(viz.plot_training_curves(hist, batch_size=8))
+    # the bar heights are the table's values
+    bars = sorted(round(p.get_height(), 3) for p in figs[4].axes[0].patches)
+    assert bars == [10.0, 39.0, 40.0, 41.0]
+    assert all(isinstance(f, matplotlib.figure.Figure) for f in figs)
+    fig, ax = plt.subplots()
+    assert viz.plot_polynomial_weights(PAPER_POS_COEFFS, PAPER_NEG_COEFFS, ax=ax) is fig
+    with pytest.raises(ValueError, match="metric"):
+        viz.plot_batch_size_sweep(table, metric="R@3")
+    with pytest.raises(ValueError, match="value"):
+        viz.plot_negative_response(responses, value="weight")
+    plt.close("all")
