@@ -163,3 +163,12 @@ def test_fig4_frequencies(clotho_layouts):
     top = dict(zip(table["keyword"], table["caption_freq"]))
     # sanity on real data: common Clotho keywords such as "water" appear in captions too
     assert "water" in top and top["water"] > 0.02
+
+
+def test_word_counts_on_real_captions(clotho_layouts):
+    from hybridlib.data.metadata import word_counts
+
+    assert word_counts(["A dog barks, then THE dog's bell."]) == {"dog": 1, "barks": 1, "dogs": 1, "bell": 1}
+    dev = load_clotho(clotho_layouts["flat"], "development")
+    counts = word_counts(dev.captions)
+    assert "the" not in counts and counts["water"] > 500  # water is among Clotho's most common content words

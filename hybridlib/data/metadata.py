@@ -238,3 +238,19 @@ def keyword_caption_frequencies(items: Iterable[Item], top: int = 15, kind: str 
         rows.append({"keyword": word, "clips": n, "keyword_freq": n / max(len(tagged), 1),
                      "caption_freq": hits / max(len(captions), 1)})
     return pd.DataFrame(rows, columns=["keyword", "clips", "keyword_freq", "caption_freq"])
+
+
+# Function words left out of caption word counts (plots of the most frequent content words).
+STOPWORDS = frozenset(
+    "a an the and or but of in on at to from by with as is are was were be been being it its this that these "
+    "those there their they them he she his her someone something while then into onto over under up down "
+    "out off for can heard sound sounds some very while after before again has have had which who".split())
+
+
+def word_counts(texts: Iterable[str], drop_stopwords: bool = True) -> Counter:
+    """Counts of normalized words over ``texts`` (without :data:`STOPWORDS` unless ``drop_stopwords=False``)."""
+    counts: Counter = Counter()
+    for text in texts:
+        words = normalize_text(text).split()
+        counts.update(w for w in words if not (drop_stopwords and w in STOPWORDS))
+    return counts
