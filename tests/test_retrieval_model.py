@@ -368,3 +368,68 @@ def test_trainable_text_encoder_shared_or_separate(share):
     if not share:
         assert model.metadata_text_encoder.bag.weight.grad.abs().sum() > 0
         assert model.metadata_text_encoder.bag.weight.data_ptr() != model.text_encoder.bag.weight.data_ptr()
+
+
+# ---------------------------------------------------------------- with the real offline encoders
+@pytest.fixture(scope="module")
+def minilm():
+    from hybridlib.bundled import BundledModelMissing
+
+    try:
+        from hybridlib.models.text import build_text_encoder
+
+        return build_text_encoder("minilm")
+    except BundledModelMissing as exc:  # pragma: no cover - make test installs it
+        pytest.skip(str(exc))
+
+
+def test_frozen_minilm_strings_equal_cached_embeddings(minilm):
+    cfg = ModelConfig(fusion="mid", audio_dim=DA, num_layers=1, retrieval_dim=R)
+    model = RetrievalModel(cfg, text_encoder=minilm).eval()
+    assert not any(p.requires_grad for p in minilm.parameters())
+    assert sum(p.numel() for p in model.parameters()) < 3_000_000  # encoder weights are not model weights
+    captions, meta = ["A dog barks twice.", "Rain falls on a tin roof"], ["dog bark animal", None]
+    frames = torch.randn(2, T, DA)
+    with torch.no_grad():
+        raw = model({"frames": frames, "captions": captions, "metadata_text": meta})
+        cached = model({"frames": frames, "caption_emb": minilm(captions),
+                        "metadata_emb": torch.cat([minilm(meta[:1]), torch.zeros(1, 384)]),
+                        "has_metadata": torch.tensor([True, False])})
+    torch.testing.assert_close(raw, cached)
+
+
+@pytest.mark.slow
+def test_trainable_minilm_separate_metadata_encoder_gets_its_own_gradients(minilm):
+    import copy
+
+    cfg = ModelConfig(fusion="late", audio_dim=DA, num_layers=1, retrieval_dim=R, text_trainable=True,
+                      share_text_encoder=False)
+    model = RetrievalModel(cfg, text_encoder=copy.deepcopy(minilm)).train()
+    assert model.metadata_text_encoder is not model.text_encoder
+    batch = {"frames": torch.randn(2, T, DA), "captions": ["a dog barks", "rain on a roof"],
+             "metadata_text": ["dog", "rain roof"]}
+    model(batch).diagonal().sum().backward()
+    for encoder in (model.text_encoder, model.metadata_text_encoder):
+        grads = [p.grad for p in encoder.parameters() if p.requires_grad]
+        assert grads and all(g is not None for g in grads[:5])
+        assert sum(float(g.abs().sum()) for g in grads if g is not None) > 0
+
+
+def test_trainable_sfx_cnn_backbone_on_waveforms():
+    from hybridlib.bundled import BundledModelMissing
+
+    try:
+        from hybridlib.models.audio import build_audio_backbone
+
+        backbone = build_audio_backbone("sfx-cnn")
+    except BundledModelMissing as exc:  # pragma: no cover
+        pytest.skip(str(exc))
+    cfg = ModelConfig(fusion="none", audio_dim=512, text_dim=DT, num_layers=1, num_heads=2, retrieval_dim=R,
+                      audio_trainable=True)
+    model = RetrievalModel(cfg, audio_backbone=backbone).train()
+    n = 44100
+    batch = {"waveform": torch.randn(2, n) * 0.1, "lengths": torch.tensor([n, n // 2]),
+             "caption_emb": torch.randn(2, DT)}
+    model(batch).diagonal().sum().backward()
+    grads = [p.grad for p in model.audio_backbone.parameters() if p.requires_grad]
+    assert grads and sum(float(g.abs().sum()) for g in grads if g is not None) > 0

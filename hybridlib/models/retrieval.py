@@ -261,9 +261,16 @@ def _build_pooling(cfg: ModelConfig) -> nn.Module:
     return pooling.MaxMeanPooling(cfg.audio_dim, cfg.width)
 
 
+def _set_trainable(module: nn.Module, trainable: bool) -> nn.Module:
+    """Freeze or unfreeze an encoder (``TextEncoder.set_trainable`` also switches its no-grad fast path)."""
+    if hasattr(module, "set_trainable"):
+        module.set_trainable(trainable)
+    module.requires_grad_(trainable)
+    return module
+
+
 def _freeze(module: nn.Module) -> nn.Module:
-    module.requires_grad_(False)
-    return module.eval()
+    return _set_trainable(module, False).eval()
 
 
 class RetrievalModel(nn.Module):
@@ -313,7 +320,7 @@ class RetrievalModel(nn.Module):
                 from hybridlib.models.audio import build_audio_backbone
 
                 audio_backbone = build_audio_backbone(cfg.audio_backbone)
-            self.audio_backbone = audio_backbone.requires_grad_(True)
+            self.audio_backbone = _set_trainable(audio_backbone, True)
         elif audio_backbone is not None:
             self._frozen["audio"] = _freeze(audio_backbone)
         if self.audio_backbone is not None or "audio" in self._frozen:
@@ -332,7 +339,7 @@ class RetrievalModel(nn.Module):
         if cfg.text_trainable:
             if text_encoder is None:
                 text_encoder = self._build_text_encoder(trainable=True)
-            self.text_encoder = text_encoder.requires_grad_(True)
+            self.text_encoder = _set_trainable(text_encoder, True)
             if not cfg.share_text_encoder and cfg.fusion in USES_METADATA:
                 self.metadata_text_encoder = copy.deepcopy(text_encoder)
         elif text_encoder is not None:
