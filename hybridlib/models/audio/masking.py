@@ -28,11 +28,32 @@ def length_mask(lengths: torch.Tensor, size: int) -> torch.Tensor:
 
 
 def mask_time(x: torch.Tensor, lengths: torch.Tensor, time_dim: int) -> torch.Tensor:
-    """Zero the padded steps of ``x`` along ``time_dim`` (batch is dim 0)."""
-    mask = length_mask(lengths, x.shape[time_dim])
+    """Zero the padded steps of ``x`` along ``time_dim`` (batch is dim 0).
+
+    A no-op when nothing is padded; in place when no graph is being recorded (saves a memory pass).
+    """
+    size = x.shape[time_dim]
+    if len(lengths) == 0 or bool((lengths >= size).all()):
+        return x
+    mask = length_mask(lengths, size)
     shape = [1] * x.dim()
-    shape[0], shape[time_dim] = x.shape[0], x.shape[time_dim]
-    return x * mask.view(shape).to(x.dtype)
+    shape[0], shape[time_dim] = x.shape[0], size
+    mask = mask.view(shape).to(x.dtype)
+    return x.mul_(mask) if not torch.is_grad_enabled() or torch.is_inference_mode_enabled() else x * mask
+
+
+def conv_bn(x: torch.Tensor, conv: torch.nn.Conv2d, bn: torch.nn.BatchNorm2d) -> torch.Tensor:
+    """``bn(conv(x))``; in eval mode the BatchNorm is folded into the convolution (one pass fewer)."""
+    if bn.training or not bn.track_running_stats or bn.running_var is None:
+        return bn(conv(x))
+    scale = bn.weight * torch.rsqrt(bn.running_var + bn.eps)
+    weight = conv.weight * scale.view(-1, *([1] * (conv.weight.dim() - 1)))
+    bias = bn.bias - bn.running_mean * scale
+    if conv.bias is not None:
+        bias = bias + conv.bias * scale
+    if x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last):
+        weight = weight.contiguous(memory_format=torch.channels_last)
+    return conv._conv_forward(x, weight, bias)
 
 
 def conv_lengths(

