@@ -298,3 +298,30 @@ def test_too_few_captions_for_a_batch(tmp_path):
     data = T.TrainingData(synthetic_split("d", 1, caps=1), synthetic_split("v", 2), synthetic_split("e", 2))
     with pytest.raises(ValueError, match="too few for in-batch negatives"):
         T.train(tiny_cfg(batch_size=8), tmp_path, data=data, model=TinyModel(), progress=False)
+
+
+def test_training_plots_return_figures(tmp_path, tiny_data):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from hybridlib.viz import training as V
+
+    T.train(tiny_cfg(epochs=2), tmp_path, data=tiny_data, model=TinyModel(), progress=False)
+    log = T.read_log(tmp_path)
+    fig = V.plot_training_curves({"a": [log, log], "b": log}, metric="train_loss")
+    assert len(fig.axes[0].lines) == 2
+    fig2 = V.plot_lr_schedule(T.TrainConfig(epochs=3, lr=1e-3), steps_per_epoch=4)
+    assert len(fig2.axes[0].lines[0].get_xdata()) == 12
+    agg = {"x": {"t2a_mAP@10": {"mean": 10.0, "std": 1.0, "values": [9.0, 10.0, 11.0]}}}
+    fig3 = V.plot_seed_bars(agg, paper={"x": 12.0})
+    assert len(fig3.axes[0].patches) == 1
+    fig4 = V.plot_rank_histogram({"m": [1, 2, 2, 60]}, max_rank=10)
+    assert fig4.axes[0].get_xlabel().startswith("rank")
+    import pandas as pd
+
+    cmp = pd.DataFrame({"row": ["hybrid/clotho/baseline"], "metric": ["t2a_mAP@10"], "paper": [26.8],
+                        "ours": [20.0], "ours_std": [1.0]})
+    assert len(V.plot_paper_vs_ours(cmp).axes[0].patches) == 2
+    plt.close("all")

@@ -1,0 +1,124 @@
+"""Plots for training and results: curves, LR schedules, bars with seed spread, paper vs ours, rank histograms.
+
+Every helper takes ``ax=None`` (a new figure when not given) and returns the figure.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+
+def _ax(ax, figsize=(6, 3.5)):
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        fig, ax = plt.subplots(figsize=figsize)
+    return ax.figure, ax
+
+
+def plot_training_curves(logs, metric: str = "val_t2a_mAP@10", ax=None, title: str | None = None):
+    """One line per run of ``metric`` over epochs. ``logs``: a ``log.csv`` DataFrame or ``{label: DataFrame}``;
+    several seeds of a label (a list of DataFrames) are drawn as mean with a min-max band."""
+    import pandas as pd
+
+    fig, ax = _ax(ax)
+    if isinstance(logs, pd.DataFrame):
+        logs = {"run": logs}
+    for label, log in logs.items():
+        runs = log if isinstance(log, (list, tuple)) else [log]
+        table = pd.concat([r.set_index("epoch")[metric].rename(i) for i, r in enumerate(runs)], axis=1)
+        mean = table.mean(axis=1)
+        (line,) = ax.plot(mean.index, mean.values, marker="o", ms=3, label=label)
+        if table.shape[1] > 1:
+            ax.fill_between(table.index, table.min(axis=1), table.max(axis=1), color=line.get_color(), alpha=0.2)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(metric)
+    ax.set_title(title or metric)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return fig
+
+
+def plot_lr_schedule(cfg, steps_per_epoch: int, ax=None, label: str | None = None):
+    """The learning rate of every optimiser step under ``cfg``'s schedule (uses the real scheduler)."""
+    import torch
+
+    from hybridlib.train import build_scheduler
+
+    fig, ax = _ax(ax)
+    p = torch.nn.Parameter(torch.zeros(1))
+    opt = torch.optim.Adam([p], lr=cfg.lr)
+    sched = build_scheduler(opt, cfg, steps_per_epoch)
+    lrs = []
+    for _ in range(cfg.epochs * steps_per_epoch):
+        lrs.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    epochs = [i / steps_per_epoch for i in range(len(lrs))]
+    ax.plot(epochs, lrs, label=label or cfg.schedule)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("learning rate")
+    ax.set_yscale("log")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return fig
+
+
+def plot_seed_bars(results: Mapping[str, Mapping], metric: str = "t2a_mAP@10", ax=None, paper: Mapping | None = None,
+                   title: str | None = None):
+    """Bars of the mean over seeds with a std error bar and one dot per seed.
+
+    ``results``: ``{label: aggregate}`` where ``aggregate[metric]`` is ``{"mean", "std", "values"}`` (as in
+    ``metrics.json``). ``paper``: optional ``{label: value}`` drawn as black ticks for reference.
+    """
+    fig, ax = _ax(ax, figsize=(max(4, 1.1 * len(results) + 2), 3.5))
+    labels = list(results)
+    for i, label in enumerate(labels):
+        agg = results[label][metric]
+        ax.bar(i, agg["mean"], yerr=agg.get("std", 0.0), capsize=4, color=f"C{i % 10}", alpha=0.75)
+        vals = agg.get("values", [])
+        ax.scatter([i + (k - (len(vals) - 1) / 2) * 0.08 for k in range(len(vals))], vals, color="k", s=10,
+                   zorder=3)
+        if paper and label in paper and paper[label] is not None:
+            ax.hlines(paper[label], i - 0.4, i + 0.4, colors="k", linestyles="--", lw=1.2)
+    ax.set_xticks(range(len(labels)))
+    ax.set_xticklabels(labels, rotation=20, ha="right")
+    ax.set_ylabel(metric)
+    ax.set_title(title or f"{metric}: mean ± std over seeds (dots: seeds" + (", dashes: paper)" if paper else ")"))
+    ax.grid(axis="y", alpha=0.3)
+    return fig
+
+
+def plot_paper_vs_ours(comparison, ax=None, title: str = "paper vs ours"):
+    """Grouped bars from :func:`hybridlib.paper.compare` (one group per row/metric: paper, ours ± std)."""
+    import numpy as np
+
+    fig, ax = _ax(ax, figsize=(max(5, 0.9 * len(comparison) + 2), 3.8))
+    x = np.arange(len(comparison))
+    ax.bar(x - 0.2, comparison["paper"], width=0.4, label="paper", color="0.6")
+    std = comparison["ours_std"].fillna(0.0) if "ours_std" in comparison else None
+    ax.bar(x + 0.2, comparison["ours"], width=0.4, yerr=std, capsize=3, label="ours (teaching set, CPU)", color="C0")
+    ax.set_xticks(x)
+    ax.set_xticklabels([f"{r.split('/')[-1]}\n{m}" for r, m in zip(comparison["row"], comparison["metric"])],
+                       fontsize=8)
+    ax.set_ylabel("percent")
+    ax.set_title(title)
+    ax.legend(fontsize=8)
+    ax.grid(axis="y", alpha=0.3)
+    return fig
+
+
+def plot_rank_histogram(ranks: Mapping[str, object], max_rank: int = 50, ax=None):
+    """Histogram of the rank of each caption's own clip (1 = retrieved first), one step line per model."""
+    import numpy as np
+
+    fig, ax = _ax(ax)
+    bins = np.arange(1, max_rank + 2)
+    for label, r in ranks.items():
+        r = np.asarray(r)
+        ax.hist(np.clip(r, 1, max_rank), bins=bins, histtype="step", lw=1.5,
+                label=f"{label} (median {np.median(r):.0f})")
+    ax.set_xlabel(f"rank of the correct clip (clipped at {max_rank})")
+    ax.set_ylabel("captions")
+    ax.legend(fontsize=8)
+    return fig
