@@ -13,6 +13,7 @@ sfx-cnn             44.1k   512    bundled with the ``aisfx`` package (offline d
 panns-cnn14         32k     2048   PANNs Cnn14 (Kong et al.), official release
 panns-resnet38      32k     2048   PANNs ResNet38 (used by Mei et al.)
 efficientat-mn40    32k     3840   EfficientAT ``mn40_as_ext`` (the hybrid paper's model)
+efficientat-mn10    32k     960    EfficientAT ``mn10_as`` (a 4x narrower, faster variant)
 ==================  ======  =====  ======================================================
 """
 
@@ -24,6 +25,10 @@ from pathlib import Path
 # name -> (module, class, keyword arguments)
 BACKBONES: dict[str, tuple[str, str, dict]] = {
     "sfx-cnn": ("hybridlib.models.audio.sfx_cnn", "SfxCNN", {}),
+    "panns-cnn14": ("hybridlib.models.audio.panns", "Cnn14", {}),
+    "panns-resnet38": ("hybridlib.models.audio.panns", "ResNet38", {}),
+    "efficientat-mn40": ("hybridlib.models.audio.efficientat", "MobileNetAT", {"width_mult": 4.0}),
+    "efficientat-mn10": ("hybridlib.models.audio.efficientat", "MobileNetAT", {"width_mult": 1.0}),
 }
 
 
