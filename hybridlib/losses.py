@@ -115,9 +115,11 @@ def nt_xent(
     logits = sim / tau
     eye = torch.eye(sim.shape[0], dtype=torch.bool, device=sim.device)
     logits = logits.masked_fill(~(negatives | eye), float("-inf"))
-    labels = torch.arange(sim.shape[0], device=sim.device)
-    a2t = F.cross_entropy(logits, labels)
-    t2a = F.cross_entropy(logits.t(), labels)
+    pos = logits.diagonal()
+    # -log softmax at the diagonal, per row (a2t) and per column (t2a); identical to F.cross_entropy with
+    # labels arange(B), written out because it also runs under torch.func.vmap
+    a2t = (torch.logsumexp(logits, 1) - pos).mean()
+    t2a = (torch.logsumexp(logits, 0) - pos).mean()
     return _combine(a2t, t2a, direction_reduction)
 
 
@@ -257,14 +259,13 @@ def negative_response(
     ``{"similarity": probe, "loss": [P], "grad": [P]}`` where ``grad = dL/ds_01``: the weight with which
     gradient descent pushes that negative away (0 = the loss ignores it).
     """
+    from torch.func import grad_and_value, vmap
+
     fn = get_loss(loss, **kwargs) if isinstance(loss, str) else loss
-    probe = torch.as_tensor(probe, dtype=torch.float64)
-    p = probe.numel()
+    probe = torch.as_tensor(probe, dtype=torch.float64).flatten()
     base = torch.full((batch_size, batch_size), float(background), dtype=torch.float64)
     base.fill_diagonal_(float(positive))
-    sims = base.expand(p, -1, -1).clone()
+    sims = base.expand(probe.numel(), -1, -1).clone()
     sims[:, 0, 1] = probe
-    sims.requires_grad_(True)
-    values = torch.stack([fn(s) for s in sims.unbind(0)])  # one small batch per probe value
-    (grad,) = torch.autograd.grad(values.sum(), sims)
-    return {"similarity": probe, "loss": values.detach(), "grad": grad[:, 0, 1]}
+    grad, values = vmap(grad_and_value(lambda s: fn(s)))(sims)  # one small batch per probe value, batched
+    return {"similarity": probe, "loss": values.detach(), "grad": grad[:, 0, 1].detach()}

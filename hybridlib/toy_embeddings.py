@@ -40,6 +40,7 @@ __all__ = [
     "ToyRun",
     "train_toy",
     "evaluate_toy",
+    "heldout_similarity",
     "batch_size_sweep",
     "mean_pairwise_cosine",
 ]
@@ -136,13 +137,20 @@ def mean_pairwise_cosine(emb: torch.Tensor) -> float:
 
 
 @torch.no_grad()
-def evaluate_toy(heads: ProjectionHeads, data: ToyRetrievalData) -> dict[str, float]:
-    """Text-to-audio metrics on the test items (all captions as queries) plus the embedding spread."""
+def heldout_similarity(heads: ProjectionHeads, data: ToyRetrievalData) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(sim [M*C, M], target [M*C])`` for text-to-audio retrieval over the test items."""
     audio = heads.embed_audio(data.test_audio)
     m, c, f = data.test_captions.shape
     text = heads.embed_text(data.test_captions.reshape(m * c, f))
-    target = torch.arange(m).repeat_interleave(c)
-    metrics = text_to_audio(text @ audio.t(), target)
+    return text @ audio.t(), torch.arange(m).repeat_interleave(c)
+
+
+@torch.no_grad()
+def evaluate_toy(heads: ProjectionHeads, data: ToyRetrievalData) -> dict[str, float]:
+    """Text-to-audio metrics on the test items (all captions as queries) plus the embedding spread."""
+    sim, target = heldout_similarity(heads, data)
+    audio = heads.embed_audio(data.test_audio)
+    metrics = text_to_audio(sim, target)
     metrics["spread"] = mean_pairwise_cosine(audio)
     return metrics
 
@@ -170,6 +178,7 @@ class ToyRun:
     steps: int
     seconds: float
     loss_kwargs: dict = field(default_factory=dict)
+    heads: ProjectionHeads | None = field(default=None, repr=False)  # the trained model
 
     def row(self) -> dict:
         """Flat record for a results table."""
@@ -236,7 +245,7 @@ def train_toy(
             history.append(record)
     metrics = {k: v for k, v in history[-1].items() if k not in {"epoch", "step", "train_loss"}}
     return ToyRun(get_loss(loss).name, batch_size, seed, metrics, history, steps,
-                  time.perf_counter() - start, loss_kwargs)
+                  time.perf_counter() - start, loss_kwargs, heads.eval())
 
 
 def batch_size_sweep(
@@ -248,22 +257,28 @@ def batch_size_sweep(
     lr: float = 1e-3,
     embed_dim: int = 32,
     eval_every: int = 1,
+    keep_models: bool = False,
     progress: bool = True,
 ):
     """Train every (loss, batch size, seed); return ``(table, histories)`` as pandas DataFrames.
 
     ``table`` has one row per run (metrics in percent, ``spread``, ``steps``, ``seconds``); ``histories``
-    one row per run and epoch.
+    one row per run and epoch. With ``keep_models=True`` a third value maps ``(loss, batch_size, seed)``
+    to the trained :class:`ProjectionHeads`.
     """
     import pandas as pd
     from tqdm.auto import tqdm
 
     combos = [(loss, b, s) for b in batch_sizes for loss in losses for s in seeds]
-    rows, hist = [], []
+    rows, hist, models = [], [], {}
     for loss, b, s in tqdm(combos, desc="toy training runs", disable=not progress):
         run = train_toy(data, loss=loss, batch_size=b, epochs=epochs, lr=lr, embed_dim=embed_dim, seed=s,
                         eval_every=eval_every)
         rows.append(run.row())
         hist.extend({"loss": run.loss, "batch_size": b, "seed": s, **h} for h in run.history)
+        if keep_models:
+            models[(run.loss, b, s)] = run.heads
+    if keep_models:
+        return pd.DataFrame(rows), pd.DataFrame(hist), models
     return pd.DataFrame(rows), pd.DataFrame(hist)
 

@@ -238,7 +238,7 @@ def test_loss_plots_return_figures():
     responses = {name: negative_response(name, probe) for name in LOSSES}
     figs = [
         viz.plot_negative_response(responses, value="grad", positive=0.5, margin=0.2),
-        viz.plot_negative_response(responses, value="loss"),
+        viz.plot_negative_response(responses, value="loss", relative=True, normalise=True, background=0.0),
         viz.plot_polynomial_weights(PAPER_POS_COEFFS, PAPER_NEG_COEFFS),
         viz.plot_temperature_weights(torch.linspace(-0.5, 0.8, 12), [0.05, 0.5], positive=0.9),
     ]

@@ -78,3 +78,11 @@ def test_batch_size_sweep_table():
     assert set(table["loss"]) == {"triplet-max", "nt-xent"}
     assert table.loc[table.batch_size == 8, "steps"].tolist() == [2 * 30, 2 * 30]
     assert table["R@10"].between(0, 100).all() and table["spread"].between(-1, 1).all()
+
+
+def test_batch_size_sweep_keeps_models_matching_the_table():
+    data = make_toy_data(**SMALL)
+    table, _, models = batch_size_sweep(data, losses=("nt-xent",), batch_sizes=(16,), epochs=2, keep_models=True,
+                                        progress=False)
+    heads = models[("nt-xent", 16, 0)]
+    assert evaluate_toy(heads, data)["mAP@10"] == pytest.approx(table.loc[0, "mAP@10"])

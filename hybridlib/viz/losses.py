@@ -10,6 +10,7 @@ LOSS_COLORS = {
     "triplet-weighted": "tab:purple",
     "nt-xent": "tab:green",
 }
+LOSS_STYLES = {"triplet-sum": "-", "triplet-max": "--", "triplet-weighted": "-.", "nt-xent": "-"}
 
 
 def _axes(ax, figsize):
@@ -28,24 +29,41 @@ def _np(x):
 
 
 def plot_negative_response(responses: Mapping[str, Mapping], value: str = "grad", positive: float | None = None,
-                           margin: float | None = None, ax=None):
+                           margin: float | None = None, background: float | None = None, normalise: bool = False,
+                           relative: bool = False, ax=None):
     """One curve per loss: its value (``value="loss"``) or the gradient weight on one negative (``"grad"``)
     against that negative's similarity.
 
     ``responses`` maps a loss name to the output of :func:`hybridlib.losses.negative_response`.
-    ``positive`` and ``margin`` draw the positive's similarity and the margin boundary ``s_ii - m``.
+    ``positive`` and ``margin`` draw the positive's similarity and the margin boundary ``s_ii - m``;
+    ``background`` the similarity of the other negatives. ``normalise`` divides each curve by its maximum,
+    to compare where each loss acts rather than its scale; ``relative`` subtracts the value at the
+    lowest probed similarity (the extra loss this negative causes).
     """
     if value not in {"loss", "grad"}:
         raise ValueError(f"`value` must be 'loss' or 'grad', got {value!r}")
+    import numpy as np
+
     fig, ax = _axes(ax, (6, 4))
     for name, resp in responses.items():
-        ax.plot(_np(resp["similarity"]), _np(resp[value]), label=name, color=LOSS_COLORS.get(name), lw=2)
+        y = _np(resp[value])
+        if relative:
+            y = y - y[np.argmin(_np(resp["similarity"]))]
+        if normalise and np.abs(y).max() > 0:
+            y = y / np.abs(y).max()
+        ax.plot(_np(resp["similarity"]), y, label=name, color=LOSS_COLORS.get(name),
+                ls=LOSS_STYLES.get(name, "-"), lw=2)
+    if background is not None:
+        ax.axvline(background, color="tab:orange", ls=":", lw=1, label=f"other negatives = {background:g}")
     if positive is not None:
         ax.axvline(positive, color="k", ls="--", lw=1, label=f"positive s_ii = {positive:g}")
         if margin is not None:
             ax.axvline(positive - margin, color="gray", ls=":", lw=1, label=f"s_ii - margin = {positive - margin:g}")
     ax.set_xlabel("similarity of one negative s_ij")
-    ax.set_ylabel("loss" if value == "loss" else "gradient weight dL/ds_ij")
+    label = "loss" if value == "loss" else "gradient weight dL/ds_ij"
+    if relative:
+        label = f"{label} minus its value for the easiest negative"
+    ax.set_ylabel(label + (" / its maximum" if normalise else ""))
     ax.set_title("loss vs. one negative" if value == "loss" else "how hard each loss pushes that negative away")
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
@@ -125,10 +143,13 @@ def plot_batch_size_sweep(table, metric: str = "mAP@10", paper: Mapping | None =
                color=[LOSS_COLORS.get(name, "gray") for name in losses], edgecolor="k", label=f"B = {b}")
         for xi, v in zip(x, sub["mean"]):
             ax.text(xi + (k - (len(sizes) - 1) / 2) * width, v + 0.5, f"{v:.0f}", ha="center", fontsize=7)
+    from matplotlib.patches import Patch
+
     ax.set_xticks(x, losses)
     ax.set_ylabel(f"{metric} (%)")
     ax.set_title(f"toy frozen-encoder training: {metric} by batch size")
-    ax.legend(fontsize=8, title="bars: light = larger batch", title_fontsize=7)
+    handles = [Patch(facecolor="gray", edgecolor="k", alpha=a, label=f"B = {b}") for a, b in zip(alphas, sizes)]
+    ax.legend(handles=handles, fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.08), ncol=len(sizes))
     ax.grid(alpha=0.3, axis="y")
     return fig
 
