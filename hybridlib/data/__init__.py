@@ -3,6 +3,7 @@
 * :mod:`~hybridlib.data.items` - the item model (:class:`Item`, :class:`ClipSet` with a load report)
 * :mod:`~hybridlib.data.clotho`, :mod:`~hybridlib.data.audiocaps` - readers of the real datasets
 * :mod:`~hybridlib.data.metadata` - OS/CS/FS rendering, the FS protocol, degradation knobs
+* :mod:`~hybridlib.data.metadata_retrieval` - zero-shot metadata-only retrieval with a frozen text encoder
 * :mod:`~hybridlib.data.audio_io` - reading, resampling, crop/pad policy (needs torch)
 * :mod:`~hybridlib.data.teaching`, :mod:`~hybridlib.data.sound_synthesis` - the generated teaching set
 * :mod:`~hybridlib.data.download` - dataset downloads (md5-checked, resumable)
