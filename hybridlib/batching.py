@@ -126,22 +126,42 @@ class EncodedSplit:
         return pad_sequences(waves)
 
     # ---------------------------------------------------------------- iteration
-    def caption_order(self, seed: int, epoch: int) -> torch.Tensor:
-        """The epoch's random caption order; depends only on (seed, epoch), so a resumed run sees the same."""
+    def caption_order(self, seed: int, epoch: int, captions_per_clip: int | None = None) -> torch.Tensor:
+        """The epoch's captions in random order; depends only on (seed, epoch), so a resumed run sees the same.
+
+        ``captions_per_clip=None`` visits every caption (the papers' epoch); ``k`` visits ``k`` randomly chosen
+        captions of each clip (fewer, cheaper epochs; a CPU option).
+        """
         g = torch.Generator().manual_seed(epoch_seed(seed, epoch))
-        return torch.randperm(self.n_captions, generator=g)
+        if captions_per_clip is None:
+            return torch.randperm(self.n_captions, generator=g)
+        if captions_per_clip < 1:
+            raise ValueError(f"captions_per_clip must be >= 1 or None, got {captions_per_clip}")
+        keys = torch.rand(self.n_captions, generator=g)  # random rank of each caption within its clip
+        order = torch.argsort(self.caption_clip.double() * 2 + keys.double())  # grouped by clip, shuffled inside
+        clip_sorted = self.caption_clip[order]
+        first = torch.searchsorted(clip_sorted, clip_sorted, right=False)
+        chosen = order[(torch.arange(len(order)) - first) < captions_per_clip]
+        return chosen[torch.randperm(len(chosen), generator=g)]
+
+    def n_epoch_captions(self, captions_per_clip: int | None = None) -> int:
+        if captions_per_clip is None:
+            return self.n_captions
+        counts = torch.bincount(self.caption_clip, minlength=self.n_clips)
+        return int(counts.clamp(max=captions_per_clip).sum())
 
     def training_batches(self, batch_size: int, seed: int, epoch: int, drop_last: bool = True,
-                         rank: int = 0, world_size: int = 1) -> Iterator[dict]:
+                         rank: int = 0, world_size: int = 1, captions_per_clip: int | None = None
+                         ) -> Iterator[dict]:
         """Caption-level batches of one epoch.
 
         With ``world_size > 1`` a *global* batch of ``batch_size * world_size`` captions is cut into
         consecutive slices, one per rank; gathering the ranks' embeddings restores the global batch in order.
         """
-        order = self.caption_order(seed, epoch)
+        order = self.caption_order(seed, epoch, captions_per_clip)
         g = torch.Generator().manual_seed(epoch_seed(seed, epoch) + 1)  # waveform crops
         step = batch_size * world_size
-        n_batches = len(order) // step if drop_last and len(order) >= step else -(-len(order) // step)
+        n_batches = self.n_training_batches(batch_size, drop_last, world_size, captions_per_clip)
         for b in range(n_batches):
             chunk = order[b * step:(b + 1) * step]
             local = chunk[rank * batch_size:(rank + 1) * batch_size]
@@ -149,10 +169,19 @@ class EncodedSplit:
                 continue
             yield self.pair_batch(local, generator=g)
 
-    def n_training_batches(self, batch_size: int, drop_last: bool = True, world_size: int = 1) -> int:
+    def n_training_batches(self, batch_size: int, drop_last: bool = True, world_size: int = 1,
+                           captions_per_clip: int | None = None) -> int:
         step = batch_size * world_size
-        q = self.n_captions
+        q = self.n_epoch_captions(captions_per_clip)
         return q // step if drop_last and q >= step else -(-q // step)
+
+    def with_frame_stride(self, stride: int) -> EncodedSplit:
+        """A copy whose cached frames are averaged over ``stride`` consecutive steps (shorter sequences)."""
+        if stride <= 1 or self.frames is None:
+            return self
+        import dataclasses
+
+        return dataclasses.replace(self, frames=[pool_frames(f, stride) for f in self.frames])
 
     def item_chunks(self, chunk_size: int) -> Iterator[dict]:
         for s in range(0, self.n_clips, chunk_size):
@@ -185,6 +214,14 @@ class EncodedSplit:
 def epoch_seed(seed: int, epoch: int) -> int:
     """A per-(seed, epoch) integer seed (large odd multiplier keeps seeds of neighbouring runs apart)."""
     return (int(seed) * 1_000_003 + int(epoch) * 7919) % (2**63 - 1)
+
+
+def pool_frames(frames: torch.Tensor, stride: int) -> torch.Tensor:
+    """Average ``[T, D]`` frames over windows of ``stride`` steps (the last window may be shorter)."""
+    if stride <= 1:
+        return frames
+    x = frames.T.unsqueeze(0)  # [1, D, T]
+    return torch.nn.functional.avg_pool1d(x, stride, stride, ceil_mode=True).squeeze(0).T.contiguous()
 
 
 def same_item_mask(clip_index: torch.Tensor) -> torch.Tensor:

@@ -91,6 +91,8 @@ class TrainConfig:
     step_size: int = 20                   # StepLR: epochs between decays (Mei et al.)
     gamma: float = 0.1
     grad_clip: float | None = None
+    captions_per_clip: int | None = None  # None: every caption each epoch (papers); k: k random ones (CPU)
+    frame_stride: int = 1                 # average cached frames over this many steps (CPU; 1 = as extracted)
     spec_augment: bool = True
     frame_time_mask: int = 0              # cached-frame augmentation: max masked time steps (0: off)
     frame_channel_mask: int = 0           # ... and max masked channels (0: off)
@@ -158,6 +160,11 @@ class TrainConfig:
             bad("loss_kwargs", "must be a mapping")
         if not isinstance(self.seeds, list) or not all(isinstance(s, int) for s in self.seeds) or not self.seeds:
             bad("seeds", "must be a non-empty list of integers")
+        if self.captions_per_clip is not None and (not isinstance(self.captions_per_clip, int)
+                                                   or self.captions_per_clip < 1):
+            bad("captions_per_clip", "must be a positive integer or null")
+        if not isinstance(self.frame_stride, int) or self.frame_stride < 1:
+            bad("frame_stride", "must be a positive integer")
         if self.stop_after_epoch is not None and (not isinstance(self.stop_after_epoch, int)
                                                   or self.stop_after_epoch < 1):
             bad("stop_after_epoch", "must be a positive integer or null")
@@ -468,10 +475,11 @@ def prepare_data(cfg: TrainConfig, progress: bool = True, cache=None) -> Trainin
 def encode_split_for(items, split, kind, cache, backbone, text_encoder, audio_cached, text_cached, cfg, progress):
     from hybridlib.batching import encode_split
 
-    return encode_split(items, split, metadata_kind=kind, cache=cache, backbone=backbone, text_encoder=text_encoder,
-                        audio_cached=audio_cached, text_cached=text_cached,
-                        sample_rate=getattr(backbone, "sample_rate", None), max_audio_seconds=cfg.max_audio_seconds,
-                        progress=progress)
+    split = encode_split(items, split, metadata_kind=kind, cache=cache, backbone=backbone, text_encoder=text_encoder,
+                         audio_cached=audio_cached, text_cached=text_cached,
+                         sample_rate=getattr(backbone, "sample_rate", None), max_audio_seconds=cfg.max_audio_seconds,
+                         progress=progress)
+    return split.with_frame_stride(cfg.frame_stride)
 
 
 def build_model(cfg: TrainConfig) -> torch.nn.Module:
@@ -529,7 +537,8 @@ def train(cfg: TrainConfig, out_dir: str | Path, data: TrainingData | None = Non
         model = build_model(cfg)
     model.to(device)
     loss_fn = get_loss(cfg.loss, **cfg.loss_kwargs)
-    steps_per_epoch = data.train.n_training_batches(cfg.batch_size, world_size=ctx.world_size)
+    steps_per_epoch = data.train.n_training_batches(cfg.batch_size, world_size=ctx.world_size,
+                                                    captions_per_clip=cfg.captions_per_clip)
     if steps_per_epoch == 0 or data.train.n_captions < 2 * ctx.world_size:
         raise ValueError(f"training split {data.train.name!r} has {data.train.n_captions} captions: too few for "
                          "in-batch negatives (need at least 2 per process)")
@@ -571,7 +580,7 @@ def train(cfg: TrainConfig, out_dir: str | Path, data: TrainingData | None = Non
         model.train()
         total, count = 0.0, 0
         batches = data.train.training_batches(cfg.batch_size, cfg.seed, epoch, rank=ctx.rank,
-                                              world_size=ctx.world_size)
+                                              world_size=ctx.world_size, captions_per_clip=cfg.captions_per_clip)
         bar = tqdm(batches, total=steps_per_epoch, desc=f"epoch {epoch}/{cfg.epochs}", leave=False,
                    disable=not (progress and is_main))
         for batch in bar:

@@ -325,3 +325,28 @@ def test_training_plots_return_figures(tmp_path, tiny_data):
                         "ours": [20.0], "ours_std": [1.0]})
     assert len(V.plot_paper_vs_ours(cmp).axes[0].patches) == 2
     plt.close("all")
+
+
+def test_captions_per_clip_sampling():
+    split = synthetic_split("s", 10, caps=3)
+    order = split.caption_order(seed=1, epoch=4, captions_per_clip=2)
+    assert len(order) == 20 == split.n_epoch_captions(2)
+    assert torch.bincount(split.caption_clip[order], minlength=10).tolist() == [2] * 10
+    assert len(set(order.tolist())) == 20
+    assert torch.equal(order, split.caption_order(1, 4, 2))
+    other_epoch = split.caption_order(1, 5, 2)
+    assert set(order.tolist()) != set(other_epoch.tolist())  # different captions chosen in another epoch
+    assert split.n_training_batches(8, captions_per_clip=1) == 1
+    batches = list(split.training_batches(4, seed=0, epoch=1, captions_per_clip=1))
+    assert len(batches) == 2 and all(len(set(b["clip_index"].tolist())) == 4 for b in batches)
+
+
+def test_pool_frames_averages_windows():
+    from hybridlib.batching import pool_frames
+
+    f = torch.arange(5.0)[:, None].repeat(1, 2)
+    out = pool_frames(f, 2)
+    assert out[:, 0].tolist() == [0.5, 2.5, 4.0]
+    assert pool_frames(f, 1) is f
+    split = synthetic_split("s", 3).with_frame_stride(3)
+    assert all(fr.shape[0] == -(-orig.shape[0] // 3) for fr, orig in zip(split.frames, synthetic_split("s", 3).frames))
