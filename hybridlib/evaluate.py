@@ -94,6 +94,43 @@ def caption_ranks(sim: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return (sim >= own).sum(dim=1)
 
 
+def chance_map_at_k(n_items: int, k: int = 10) -> float:
+    """Expected text-to-audio mAP@k (percent) of a random ranking with one relevant item among ``n_items``:
+    ``(1/n) * sum_{r<=k} 1/r``."""
+    if n_items < 1:
+        raise ValueError("n_items must be positive")
+    return 100.0 * sum(1.0 / r for r in range(1, min(k, n_items) + 1)) / n_items
+
+
+def retrieval_examples(sims: dict[str, torch.Tensor], split: EncodedSplit, by: str, n_good: int = 2, n_bad: int = 2,
+                       top: int = 3):
+    """Good and bad queries of model ``by`` (rank 1 / worst rank of the caption's own clip), as a DataFrame.
+
+    ``sims``: ``{model label: [Q, A] similarity}`` on ``split``; every model's rank of the correct clip and
+    its top retrieved clips are listed. Good queries are the first ``n_good`` captions (in caption order)
+    ranked first; bad ones the ``n_bad`` worst ranked.
+    """
+    import pandas as pd
+
+    target = split.caption_clip
+    ranks = {label: caption_ranks(sim, target) for label, sim in sims.items()}
+    r = ranks[by]
+    good = [int(q) for q in torch.nonzero(r == 1).flatten()[:n_good]]
+    bad = [int(q) for q in torch.argsort(-r, stable=True)[:n_bad]]
+    rows = []
+    for kind, queries in (("good", good), ("bad", bad)):
+        for q in queries:
+            clip = int(target[q])
+            row = {"kind": kind, "caption": split.captions[q], "clip": split.clip_ids[clip],
+                   "metadata": split.metadata_text[clip], "caption_index": q}
+            for label, sim in sims.items():
+                row[f"rank ({label})"] = int(ranks[label][q])
+                top_idx = torch.topk(sim[q], min(top, sim.shape[1])).indices.tolist()
+                row[f"top {top} ({label})"] = [split.clip_ids[i] for i in top_idx]
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
 def aggregate(per_seed: list[dict]) -> dict[str, dict]:
     """``{metric: {"mean", "std", "n", "values"}}`` over seeds (sample std, 0 for a single seed)."""
     if not per_seed:

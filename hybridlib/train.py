@@ -255,6 +255,23 @@ def load_config(path: str | Path | None = None, overrides: dict | list[str] | No
     return TrainConfig.from_dict(merged, source=str(path) if path else "<config>")
 
 
+def experiments_dir() -> Path:
+    """``<repo>/experiments`` (found from the package, independent of the working directory)."""
+    from hybridlib.paths import project_root
+
+    return project_root() / "experiments"
+
+
+def teaching_config(name: str, overrides: dict | list[str] | None = None, **values) -> TrainConfig:
+    """``experiments/teaching/<name>.yaml`` as a :class:`TrainConfig` (notebooks pass their parameters
+    as keyword values; ``None`` values are ignored so a parameter left at None keeps the config's value)."""
+    path = experiments_dir() / "teaching" / f"{name}.yaml"
+    if not path.is_file():
+        known = sorted(p.stem for p in path.parent.glob("[!_]*.yaml"))
+        raise ConfigError(f"no teaching config {name!r} ({path}); available: {known}")
+    return load_config(path, overrides, **{k: v for k, v in values.items() if v is not None})
+
+
 def save_config(cfg: TrainConfig, path: Path) -> None:
     import yaml
 

@@ -82,3 +82,27 @@ def test_write_run_metrics_from_seed_folders(tmp_path):
     assert math.isclose(summary["seeds"]["2"]["t2a_mAP@10"], 14.0)
     with pytest.raises(FileNotFoundError):
         E.write_run_metrics(tmp_path / "seed-x")
+
+
+def test_chance_map_matches_random_rankings():
+    assert E.chance_map_at_k(150) == pytest.approx(100 * sum(1 / r for r in range(1, 11)) / 150)
+    assert E.chance_map_at_k(3) == pytest.approx(100 * (1 + 1 / 2 + 1 / 3) / 3)
+    g = torch.Generator().manual_seed(0)
+    n = 40
+    target = torch.arange(n).repeat(50)
+    sim = torch.rand(len(target), n, generator=g)
+    got = E.metrics_from_similarity(sim, target)["t2a_mAP@10"]
+    assert got == pytest.approx(E.chance_map_at_k(n), abs=1.0)
+
+
+def test_retrieval_examples_good_and_bad():
+    from test_train import synthetic_split
+
+    split = synthetic_split("evaluation", 4, caps=2)
+    target = split.caption_clip
+    good = torch.nn.functional.one_hot(target, 4).float()
+    bad = 1.0 - good
+    df = E.retrieval_examples({"hybrid": good, "baseline": bad}, split, by="hybrid", n_good=2, n_bad=1, top=2)
+    assert list(df.kind) == ["good", "good", "bad"]
+    assert df["rank (hybrid)"].tolist()[:2] == [1, 1] and df["rank (baseline)"].tolist()[0] == 4
+    assert df["top 2 (hybrid)"][0][0] == df["clip"][0]

@@ -94,3 +94,12 @@ def test_required_teaching_configs(name):
 def test_override_of_a_teaching_config_is_validated():
     with pytest.raises(ConfigError, match="'schedule'"):
         load_config(EXPERIMENTS / "teaching" / "baseline.yaml", overrides=["schedule=linear"])
+
+
+def test_teaching_config_helper():
+    from hybridlib.train import teaching_config
+
+    cfg = teaching_config("hybrid-late", epochs=None, seed=3, smoke=True)
+    assert cfg.seed == 3 and cfg.smoke and cfg.epochs == load_config(EXPERIMENTS / "teaching" / "hybrid-late.yaml").epochs
+    with pytest.raises(ConfigError, match="available"):
+        teaching_config("nope")

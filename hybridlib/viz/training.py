@@ -122,3 +122,26 @@ def plot_rank_histogram(ranks: Mapping[str, object], max_rank: int = 50, ax=None
     ax.set_ylabel("captions")
     ax.legend(fontsize=8)
     return fig
+
+
+def plot_findings(findings, ax=None, title: str = "paper gap vs our gap"):
+    """Horizontal bars of each finding's gap in the paper and ours (± spread) from
+    :func:`hybridlib.paper.check_findings`; a finding holds when our bar points the same way."""
+    import numpy as np
+
+    fig, ax = _ax(ax, figsize=(7, 0.55 * len(findings) + 1.2))
+    y = np.arange(len(findings))
+    paper_gap = findings["paper_gap"].astype(float).fillna(0.0)
+    ours = findings["our_gap"].astype(float)
+    err = findings["our_gap_std"].astype(float).fillna(0.0) if "our_gap_std" in findings else None
+    ax.barh(y + 0.2, paper_gap, height=0.4, color="0.6", label="paper")
+    ax.barh(y - 0.2, ours, height=0.4, xerr=err, capsize=3, color="C0", label="ours")
+    ax.axvline(0, color="k", lw=0.8)
+    ax.set_yticks(y)
+    ax.set_yticklabels([f"{c[:45]}{' ✓' if h else ' ✗'}" for c, h in zip(findings["claim"], findings["holds"])],
+                       fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlabel("gap in points (better - worse)")
+    ax.set_title(title)
+    ax.legend(fontsize=8)
+    return fig
