@@ -752,6 +752,8 @@ def run(args) -> int:
 def describe(cfg: TrainConfig) -> dict[str, Any]:
     """A short summary of a config for tables in notebooks."""
     m = cfg.model
-    return {"name": cfg.name, "fusion": m.get("fusion", "none"), "metadata": m.get("metadata_kind"),
+    fusion = m.get("fusion", "none")
+    return {"name": cfg.name, "fusion": fusion,
+            "metadata": "-" if fusion in ("none", "mei") else m.get("metadata_kind", "os"),
             "loss": cfg.loss, "batch_size": cfg.batch_size, "epochs": cfg.epochs, "lr": cfg.lr,
             "schedule": cfg.schedule}
