@@ -25,6 +25,12 @@ generator builds that into every scene, and each mechanism is checkable in the g
   probability 0.9: complete-ish, no places, no distractors. FS descriptions come from the FS protocol of
   :func:`hybridlib.data.metadata.with_fs_descriptions` (one caption moved to metadata), as in the paper.
 
+Check that the design works (one seed, 6 epochs, frozen sfx-cnn and MiniLM, the teaching configs in
+``experiments/teaching``; evaluation split, 150 clips; single runs on a shared CPU, so treat the
+differences as indicative): text-to-audio mAP@10 audio-only 45.9, metadata-only (OS) 35.6, hybrid late
+fusion with OS 50.5, with CS 56.0, with FS 56.6. The hybrid model beats both single-modality systems, and
+the ordering FS > OS > audio-only follows the hybrid paper's Table I.
+
 Scenes: 5-10 s, 1-4 events (place-typical classes four times as likely), random onsets so events
 overlap or follow each other, levels -34..-16 dB (RMS over the event's active part), optional low
 background (70 %). Captions never name an absent event: each of the five captions names a subset of the
