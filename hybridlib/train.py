@@ -104,6 +104,7 @@ class TrainConfig:
     # runtime
     device: str = "auto"                  # auto | cpu | cuda | cuda:N
     amp: bool = True                      # mixed precision on CUDA (ignored on CPU)
+    num_threads: int | None = None        # torch CPU threads during train() (None: leave torch's setting)
     tensorboard: bool = True
     stop_after_epoch: int | None = None   # end this invocation after that epoch (resume continues)
     notes: str = ""
@@ -163,6 +164,8 @@ class TrainConfig:
         if self.captions_per_clip is not None and (not isinstance(self.captions_per_clip, int)
                                                    or self.captions_per_clip < 1):
             bad("captions_per_clip", "must be a positive integer or null")
+        if self.num_threads is not None and (not isinstance(self.num_threads, int) or self.num_threads < 1):
+            bad("num_threads", "must be a positive integer or null")
         if not isinstance(self.frame_stride, int) or self.frame_stride < 1:
             bad("frame_stride", "must be a positive integer")
         if self.stop_after_epoch is not None and (not isinstance(self.stop_after_epoch, int)
@@ -525,6 +528,18 @@ def _select_score(metrics: dict, select_metric: str) -> float:
 
 def train(cfg: TrainConfig, out_dir: str | Path, data: TrainingData | None = None, model: torch.nn.Module | None = None,
           resume: bool = False, progress: bool = True, evaluate_test: bool = True) -> TrainResult:
+    """Train one seed; see :func:`_train`. ``cfg.num_threads`` applies for the call and is restored after."""
+    previous = torch.get_num_threads()
+    if cfg.num_threads:
+        torch.set_num_threads(cfg.num_threads)
+    try:
+        return _train(cfg, out_dir, data, model, resume, progress, evaluate_test)
+    finally:
+        torch.set_num_threads(previous)
+
+
+def _train(cfg: TrainConfig, out_dir: str | Path, data: TrainingData | None, model: torch.nn.Module | None,
+           resume: bool, progress: bool, evaluate_test: bool) -> TrainResult:
     """Train one seed (``cfg.seed``) into ``out_dir``; evaluate the best model on the evaluation split.
 
     ``data``/``model`` may be given (notebooks reuse encoded splits; tests pass tiny models); otherwise they

@@ -350,3 +350,17 @@ def test_pool_frames_averages_windows():
     assert pool_frames(f, 1) is f
     split = synthetic_split("s", 3).with_frame_stride(3)
     assert all(fr.shape[0] == -(-orig.shape[0] // 3) for fr, orig in zip(split.frames, synthetic_split("s", 3).frames))
+
+
+def test_num_threads_applies_during_training_only(tmp_path, tiny_data):
+    before = torch.get_num_threads()
+    seen = []
+
+    class Probe(TinyModel):
+        def forward(self, batch):
+            seen.append(torch.get_num_threads())
+            return super().forward(batch)
+
+    T.train(tiny_cfg(epochs=1, num_threads=1), tmp_path, data=tiny_data, model=Probe(), progress=False)
+    assert seen and set(seen) == {1}
+    assert torch.get_num_threads() == before
