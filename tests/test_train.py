@@ -364,3 +364,29 @@ def test_num_threads_applies_during_training_only(tmp_path, tiny_data):
     T.train(tiny_cfg(epochs=1, num_threads=1), tmp_path, data=tiny_data, model=Probe(), progress=False)
     assert seen and set(seen) == {1}
     assert torch.get_num_threads() == before
+
+
+@pytest.mark.slow
+def test_cli_train_then_evaluate_on_the_smoke_teaching_set(tmp_path, capsys):
+    """The real pipeline: teaching set (generated if missing), feature cache, RetrievalModel, CLI train/evaluate."""
+    from hybridlib.cli import main
+
+    config = str(T.experiments_dir() / "teaching" / "hybrid-late.yaml")
+    out = tmp_path / "run"
+    assert main(["train", "--config", config, "--smoke", "--out", str(out), "--seed", "3", "--set", "epochs=2",
+                 "--set", "tensorboard=false", "--no-progress"]) == 0
+    summary = json.loads((out / "metrics.json").read_text())
+    assert summary["seeds_run"] == [3] and summary["paper_row"] == "hybrid/clotho/late-os"
+    first = summary["seeds"]["3"]
+    assert 0 <= first["t2a_mAP@10"] <= 100 and first["t2a_R@1"] <= first["t2a_R@5"] <= first["t2a_R@10"]
+    assert (out / "seed-3" / "best" / "model.safetensors").is_file()
+    assert (out / "seed-3" / "best" / "model_config.json").is_file()
+    # re-evaluating the saved best model reproduces the numbers written by train
+    assert main(["evaluate", "--run", str(out), "--no-progress"]) == 0
+    again = json.loads((out / "metrics.json").read_text())["seeds"]["3"]
+    assert again == pytest.approx(first)
+    assert "[evaluate] seed-3" in capsys.readouterr().out
+    # --resume on a finished run trains nothing more and keeps the result
+    assert main(["train", "--config", config, "--smoke", "--out", str(out), "--seed", "3", "--set", "epochs=2",
+                 "--set", "tensorboard=false", "--resume", "--no-progress"]) == 0
+    assert json.loads((out / "metrics.json").read_text())["seeds"]["3"] == pytest.approx(first)
