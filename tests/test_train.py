@@ -390,3 +390,30 @@ def test_cli_train_then_evaluate_on_the_smoke_teaching_set(tmp_path, capsys):
     assert main(["train", "--config", config, "--smoke", "--out", str(out), "--seed", "3", "--set", "epochs=2",
                  "--set", "tensorboard=false", "--resume", "--no-progress"]) == 0
     assert json.loads((out / "metrics.json").read_text())["seeds"]["3"] == pytest.approx(first)
+
+
+def test_waveform_path_for_trainable_encoders(tmp_path):
+    """Without cached features the batches carry waveforms (cropped for training) and raw strings."""
+    import soundfile as sf
+
+    from hybridlib.batching import encode_split
+    from hybridlib.data import Item
+
+    items = []
+    for i, seconds in enumerate((1.0, 3.0)):
+        path = tmp_path / f"c{i}.wav"
+        t = torch.arange(int(seconds * 8000)) / 8000
+        sf.write(path, (0.3 * torch.sin(2 * math.pi * 220 * (i + 1) * t)).numpy(), 8000)
+        items.append(Item(f"c{i}.wav", path, [f"tone {i} a", f"tone {i} b"], keywords=["tone", f"k{i}"]))
+    split = encode_split(items, "development", metadata_kind="os", audio_cached=False, text_cached=False,
+                         sample_rate=8000, max_audio_seconds=2.0, progress=False)
+    assert split.frames is None and split.caption_emb is None and split.n_captions == 4
+    batch = split.pair_batch([0, 2, 3], generator=torch.Generator().manual_seed(0))
+    assert batch["waveform"].shape == (3, 16000)  # the 3 s clip cropped to 2 s, the 1 s clip zero-padded
+    assert batch["lengths"].tolist() == [8000, 16000, 16000]
+    assert batch["captions"] == ["tone 0 a", "tone 1 a", "tone 1 b"]
+    assert batch["metadata_text"] == ["tone k0", "tone k1", "tone k1"] and batch["same_item"][1, 2]
+    whole = split.item_batch([1])  # evaluation batches are not cropped
+    assert whole["lengths"].tolist() == [24000]
+    with pytest.raises(ValueError, match="FeatureCache"):
+        encode_split(items, "development", metadata_kind=None, progress=False)
