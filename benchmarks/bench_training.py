@@ -1,0 +1,75 @@
+"""Training speed on the teaching set: data preparation from the cache, optimiser step time, whole runs.
+
+Usage (from the repository root)::
+
+    .venv/bin/python benchmarks/bench_training.py                         # baseline, hybrid-late, hybrid-mid
+    .venv/bin/python benchmarks/bench_training.py --configs loss-nt-xent --threads 1 2 --runs
+    .venv/bin/python benchmarks/bench_training.py --smoke
+
+Prints the time to load the encoded splits (features read from ``hybridlib.cache.FeatureCache``; the first
+call on a cold cache also extracts them), the median time of one optimiser step (forward, loss, backward,
+Adam) per config and torch thread count, and with ``--runs`` the wall time of one whole training run
+(seed 0, the config's epochs, validation every epoch, evaluation at the end). Figures on a shared CPU are
+noisy; run twice and report the second.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--configs", nargs="+", default=["baseline", "hybrid-late", "hybrid-mid"],
+                        help="names in experiments/teaching/")
+    parser.add_argument("--threads", type=int, nargs="+", default=[1, 2], help="torch intra-op thread counts")
+    parser.add_argument("--steps", type=int, default=10, help="timed optimiser steps per setting")
+    parser.add_argument("--runs", action="store_true", help="also time one whole training run per config")
+    parser.add_argument("--smoke", action="store_true", help="use the smoke teaching set")
+    args = parser.parse_args(argv)
+
+    import torch
+
+    from hybridlib.losses import get_loss
+    from hybridlib.train import build_model, build_optimizer, prepare_data, teaching_config, train
+
+    cfgs = {name: teaching_config(name, smoke=args.smoke, tensorboard=False) for name in args.configs}
+    t0 = time.perf_counter()
+    data = prepare_data(cfgs[args.configs[0]].replace(model={**cfgs[args.configs[0]].model, "fusion": "late"}),
+                        progress=False)
+    print(f"prepare_data (cached features): {time.perf_counter() - t0:.1f} s  "
+          f"clips {data.info['clips']}  captions {data.info['captions']}")
+    for name, cfg in cfgs.items():
+        for threads in args.threads:
+            torch.set_num_threads(threads)
+            torch.manual_seed(0)
+            model = build_model(cfg)
+            opt = build_optimizer(model, cfg)
+            loss_fn = get_loss(cfg.loss, **cfg.loss_kwargs)
+            batches = data.train.training_batches(cfg.batch_size, 0, 1, captions_per_clip=cfg.captions_per_clip)
+            times = []
+            for _, batch in zip(range(args.steps + 1), batches):
+                start = time.perf_counter()
+                loss = loss_fn(model(batch), same_item=batch["same_item"])
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                times.append(time.perf_counter() - start)
+            steps = data.train.n_training_batches(cfg.batch_size, captions_per_clip=cfg.captions_per_clip)
+            med = statistics.median(times[1:]) if len(times) > 1 else times[0]
+            print(f"{name:22s} threads {threads}: step {1000 * med:7.1f} ms (median of {len(times) - 1}), "
+                  f"{steps} steps/epoch -> about {med * steps * cfg.epochs:5.1f} s of steps per run")
+        if args.runs:
+            with tempfile.TemporaryDirectory() as tmp:
+                start = time.perf_counter()
+                res = train(cfg.replace(seed=0), tmp, data=data, progress=False)
+                print(f"{name:22s} whole run ({cfg.epochs} epochs, threads {cfg.num_threads or 'default'}): "
+                      f"{time.perf_counter() - start:.1f} s, test mAP@10 {res.test_metrics['t2a_mAP@10']:.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
