@@ -263,18 +263,27 @@ def test_tensorboard_and_rsum_selection(tmp_path, tiny_data):
     assert log.lr.tolist() == pytest.approx([3e-3 * 0.1, 3e-3 * 0.01])  # lr after each epoch's steps
 
 
-def test_resume_reaches_the_same_result(tmp_path, tiny_data):
+def _retrieval_model(fusion: str):
+    from hybridlib.models.retrieval import ModelConfig, RetrievalModel
+
+    return RetrievalModel(ModelConfig(fusion=fusion, audio_dim=DA, text_dim=DT, d_model=8, num_heads=2,
+                                      num_layers=1, dropout=0.2, retrieval_dim=5))
+
+
+@pytest.mark.parametrize("make_model", [TinyModel, lambda: _retrieval_model("mid"), lambda: _retrieval_model("late")],
+                         ids=["stand-in", "retrieval-mid", "retrieval-late"])
+def test_resume_reaches_the_same_result(tmp_path, tiny_data, make_model):
     cfg = tiny_cfg(epochs=5, grad_clip=1.0, frame_time_mask=2, frame_channel_mask=2)
     torch.manual_seed(0)
-    full = T.train(cfg, tmp_path / "full", data=tiny_data, model=TinyModel(), progress=False)
+    full = T.train(cfg, tmp_path / "full", data=tiny_data, model=make_model(), progress=False)
 
     torch.manual_seed(0)
-    part = T.train(cfg.replace(stop_after_epoch=2), tmp_path / "cut", data=tiny_data, model=TinyModel(),
+    part = T.train(cfg.replace(stop_after_epoch=2), tmp_path / "cut", data=tiny_data, model=make_model(),
                    progress=False)
     assert not part.finished and part.test_metrics is None and len(part.history) == 2
     assert not (tmp_path / "cut" / "metrics.json").exists()
     torch.manual_seed(123)  # a fresh process would start with different RNG state and init
-    resumed = T.train(cfg, tmp_path / "cut", data=tiny_data, model=TinyModel(), resume=True, progress=False)
+    resumed = T.train(cfg, tmp_path / "cut", data=tiny_data, model=make_model(), resume=True, progress=False)
     assert resumed.finished
     assert [h["train_loss"] for h in resumed.history] == [h["train_loss"] for h in full.history]
     assert resumed.test_metrics == full.test_metrics
