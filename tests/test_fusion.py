@@ -170,3 +170,31 @@ def test_mid_fusion_rejects_pooling_without_extra_tokens():
     mid = MidFusion(NoExtra(), 4, 4, 2)
     with pytest.raises(TypeError, match="transformer"):
         mid.embed_items(torch.randn(1, 3, 4), None, torch.randn(1, 4), torch.tensor([True]))
+
+
+def test_token_attention_shares_and_plot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from hybridlib.viz.fusion import plot_query_weights, plot_token_attention, token_attention_shares
+
+    # 2 items, 3 frames (+ global + metadata token): hand-made rows
+    w = torch.zeros(2, 5, 5)
+    w[:, 0] = torch.tensor([0.1, 0.2, 0.2, 0.2, 0.3])   # global token: 0.6 on frames, 0.3 on metadata
+    w[:, -1] = torch.tensor([0.5, 0.1, 0.1, 0.1, 0.2])  # metadata token
+    shares = token_attention_shares([w, w], n_frames=3)
+    assert list(shares) == [1, 2]
+    g = shares[1]["global token"]
+    assert g == pytest.approx({"global token": 0.1, "frames": 0.6, "metadata token": 0.3})
+    assert shares[2]["metadata token"]["global token"] == pytest.approx(0.5)
+    with pytest.raises(ValueError, match="layer 1"):
+        token_attention_shares([w], n_frames=4)
+    fig = plot_token_attention([w], n_frames=3)
+    assert len(fig.axes[0].patches) == 2 * 3  # two bars (global, metadata) x three stacked parts
+    fig = plot_query_weights(["a", "b"], torch.tensor([[0.3, 0.7], [0.9, 0.1]]))
+    assert len(fig.axes[0].patches) == 4
+    with pytest.raises(ValueError, match="weights"):
+        plot_query_weights(["a"], torch.tensor([[0.3, 0.7], [0.9, 0.1]]))
+    import matplotlib.pyplot as plt
+
+    plt.close("all")

@@ -91,3 +91,52 @@ def plot_score_components(audio_scores, metadata_scores, weights, ax=None, title
     ax.set_ylabel("metadata-query · metadata token (cosine)")
     ax.set_title(title or "Mid fusion: the two scores of every item")
     return fig
+
+
+def token_attention_shares(attention, n_frames: int, frame_lengths=None):
+    """Where the global token (first) and the metadata token (last) look, per layer.
+
+    ``attention``: list over layers of ``[B, S, S]`` head-averaged weights with ``S = 1 + n_frames + 1``
+    (``PooledOutput.attention`` of mid fusion). Returns a nested dict
+    ``{layer: {"global token" | "metadata token": {"global token", "frames", "metadata token"}}}`` of mean
+    attention mass over the batch (padded frames receive no attention, so the three shares sum to 1).
+    """
+    out = {}
+    for layer, weights in enumerate(attention, start=1):
+        w = weights.detach().float().cpu()
+        if w.dim() != 3 or w.shape[-1] != n_frames + 2:
+            raise ValueError(f"layer {layer}: expected [B, {n_frames + 2}, {n_frames + 2}] attention, "
+                             f"got {tuple(w.shape)}")
+        rows = {}
+        for name, row in (("global token", 0), ("metadata token", -1)):
+            r = w[:, row, :]
+            rows[name] = {"global token": float(r[:, 0].mean()), "frames": float(r[:, 1:-1].sum(-1).mean()),
+                          "metadata token": float(r[:, -1].mean())}
+        out[layer] = rows
+    return out
+
+
+def plot_token_attention(attention, n_frames: int, ax=None,
+                         colors=("tab:purple", "tab:blue", "tab:orange")):
+    """Stacked bars per layer: how the global audio token and the metadata token split their attention
+    between the global token, the audio frames and the metadata token (see :func:`token_attention_shares`)."""
+    import numpy as np
+
+    shares = token_attention_shares(attention, n_frames)
+    labels, stacks = [], []
+    for layer, rows in shares.items():
+        for name, parts in rows.items():
+            labels.append(f"layer {layer}\n{name}")
+            stacks.append([parts["global token"], parts["frames"], parts["metadata token"]])
+    stacks = np.asarray(stacks)
+    fig, ax = _axes(ax, (1.4 * len(labels) + 1.5, 3.4))
+    bottom = np.zeros(len(labels))
+    for j, (part, color) in enumerate(zip(("global token", "frames", "metadata token"), colors)):
+        ax.bar(labels, stacks[:, j], bottom=bottom, color=color, label=f"to {part}")
+        bottom += stacks[:, j]
+    ax.set_ylim(0, 1)
+    ax.set_ylabel("attention mass (batch mean)")
+    ax.set_title("Mid fusion: who attends to what")
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    ax.tick_params(axis="x", labelsize=8)
+    return fig
