@@ -433,3 +433,14 @@ def test_trainable_sfx_cnn_backbone_on_waveforms():
     model(batch).diagonal().sum().backward()
     grads = [p.grad for p in model.audio_backbone.parameters() if p.requires_grad]
     assert grads and sum(float(g.abs().sum()) for g in grads if g is not None) > 0
+
+
+@pytest.mark.parametrize("fusion", FUSIONS)
+def test_normalize_false_gives_raw_dot_products(fusion):
+    torch.manual_seed(0)
+    model = RetrievalModel(small_cfg(fusion, normalize=False)).eval()
+    batch = make_batch(4)
+    with torch.no_grad():
+        items, queries = model.embed_items(batch), model.embed_queries(batch)
+    assert not torch.allclose(items.embedding.norm(dim=1), torch.ones(4))
+    assert not torch.allclose(queries.embedding.norm(dim=1), torch.ones(4))

@@ -193,26 +193,28 @@ class MidFusion(nn.Module):
     """
 
     def __init__(self, pooling: nn.Module, text_dim: int, d_model: int, retrieval_dim: int,
-                 gate_batch_norm: bool = False):
+                 gate_batch_norm: bool = False, normalize: bool = True):
         super().__init__()
         self.pooling = pooling
+        self.normalize = normalize
         self.token_proj = nn.Linear(text_dim, d_model)
         self.audio_out = nn.Linear(d_model, retrieval_dim)
         self.metadata_out = nn.Linear(d_model, retrieval_dim)
-        self.query_audio = GatedEmbeddingUnit(text_dim, retrieval_dim, batch_norm=gate_batch_norm)
-        self.query_metadata = GatedEmbeddingUnit(text_dim, retrieval_dim, batch_norm=gate_batch_norm)
+        self.query_audio = GatedEmbeddingUnit(text_dim, retrieval_dim, gate_batch_norm, normalize)
+        self.query_metadata = GatedEmbeddingUnit(text_dim, retrieval_dim, gate_batch_norm, normalize)
         self.query_weights = QueryWeights(text_dim, 2)
 
     def embed_items(self, frames, lengths, metadata, present, return_attention: bool = False):
-        """Return ``(audio [B, R], metadata [B, R], pooled_output)`` (both unit length)."""
+        """Return ``(audio [B, R], metadata [B, R], pooled_output)`` (unit length when ``normalize``)."""
         token = self.token_proj(metadata)[:, None, :]  # [B, 1, d_model]
         out = self.pooling(frames, lengths, extra_tokens=token, extra_mask=present[:, None],
                            return_attention=return_attention)
         if out.extra is None:
             raise TypeError(f"{type(self.pooling).__name__} ignores extra tokens; mid fusion needs "
                             "pooling='transformer'")
-        audio = l2_normalize(self.audio_out(out.pooled))
-        meta = l2_normalize(self.metadata_out(out.extra[:, 0]))
+        audio, meta = self.audio_out(out.pooled), self.metadata_out(out.extra[:, 0])
+        if self.normalize:
+            audio, meta = l2_normalize(audio), l2_normalize(meta)
         return audio, meta, out
 
     def embed_queries(self, query: torch.Tensor):

@@ -84,7 +84,8 @@ class ModelConfig:
     mlp_hidden_mult: hidden width of MLP projections as a multiple of ``retrieval_dim`` (Mei et al.: 2).
     share_projection: items and queries share one projection (see the module docstring).
     gate_batch_norm: batch norm inside the gated embedding units' context gating (Miech et al.'s option).
-    normalize: L2-normalise retrieval vectors (cosine similarity, both papers).
+    normalize: L2-normalise retrieval vectors (cosine similarity, both papers); False gives raw dot products
+        (for experiments only: the losses' margins and temperatures assume cosines).
     """
 
     fusion: str = "none"
@@ -300,7 +301,7 @@ class RetrievalModel(nn.Module):
             self.late = LateFusion(width, dt)
         if cfg.fusion == "mid":  # the pooling lives inside MidFusion (registered once)
             self.mid = MidFusion(pooling if pooling is not None else _build_pooling(cfg), dt, width, r,
-                                 gate_batch_norm=cfg.gate_batch_norm)
+                                 gate_batch_norm=cfg.gate_batch_norm, normalize=cfg.normalize)
         elif cfg.fusion == "mei":
             self.item_proj = make_projection("mlp", cfg.audio_dim, r, cfg.mlp_hidden_mult)
             self.query_proj = make_projection("mlp", dt, r, cfg.mlp_hidden_mult)
