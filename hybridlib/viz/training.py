@@ -138,7 +138,7 @@ def plot_findings(findings, ax=None, title: str = "paper gap vs our gap"):
     ax.barh(y - 0.2, ours, height=0.4, xerr=err, capsize=3, color="C0", label="ours")
     ax.axvline(0, color="k", lw=0.8)
     ax.set_yticks(y)
-    ax.set_yticklabels([f"{c[:45]}{' ✓' if h else ' ✗'}" for c, h in zip(findings["claim"], findings["holds"])],
+    ax.set_yticklabels([f"{c[:60]}{' ✓' if h else ' ✗'}" for c, h in zip(findings["claim"], findings["holds"])],
                        fontsize=8)
     ax.invert_yaxis()
     ax.set_xlabel("gap in points (better - worse)")
