@@ -444,3 +444,29 @@ def test_normalize_false_gives_raw_dot_products(fusion):
         items, queries = model.embed_items(batch), model.embed_queries(batch)
     assert not torch.allclose(items.embedding.norm(dim=1), torch.ones(4))
     assert not torch.allclose(queries.embedding.norm(dim=1), torch.ones(4))
+
+
+@pytest.mark.parametrize("fusion,extra", [(f, {}) for f in FUSIONS] + [("late", {"share_projection": True})])
+def test_state_dict_round_trips_through_safetensors(fusion, extra, tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    torch.manual_seed(0)
+    model = RetrievalModel(small_cfg(fusion, **extra)).eval()
+    save_file(model.state_dict(), str(tmp_path / "model.safetensors"))  # fails on aliased tensors
+    torch.manual_seed(1)
+    again = RetrievalModel(ModelConfig.from_dict(model.cfg.to_dict())).eval()
+    again.load_state_dict(load_file(str(tmp_path / "model.safetensors")))
+    batch = make_batch(3)
+    with torch.no_grad():
+        torch.testing.assert_close(again(batch), model(batch), rtol=0, atol=0)
+
+
+def test_frozen_text_encoder_is_built_lazily_for_string_queries(minilm):
+    model = RetrievalModel(ModelConfig(fusion="none", audio_dim=DA, num_layers=1, retrieval_dim=R)).eval()
+    assert model._frozen == {}
+    captions = ["a dog barks", "rain falls on a roof"]
+    with torch.no_grad():
+        from_strings = model.embed_queries({"captions": captions}).embedding
+        cached = model.embed_queries({"caption_emb": minilm(captions)}).embedding
+    assert "text" in model._frozen and not any(k.startswith("text") for k in model.state_dict())
+    torch.testing.assert_close(from_strings, cached)

@@ -280,8 +280,9 @@ class RetrievalModel(nn.Module):
     Args:
         cfg: the :class:`ModelConfig`.
         text_encoder: a ``TextEncoder`` to use instead of building ``cfg.text_encoder`` (trainable: it
-            becomes a submodule; frozen: it is kept outside the module and used under ``no_grad``).
-        audio_backbone: likewise for the audio backbone.
+            becomes a submodule; frozen: it is kept outside the module and used under ``no_grad``). The
+            encoder is frozen or unfrozen *in place* to match ``cfg.text_trainable``.
+        audio_backbone: likewise for the audio backbone (``cfg.audio_trainable``).
         pooling: a pooling module with the ``TransformerPooling`` call signature to use instead of the
             one built from ``cfg.pooling``.
     """
