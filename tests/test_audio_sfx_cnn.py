@@ -185,3 +185,35 @@ def test_bundled_model_separates_different_sounds(sfx, shared_data):
     within = torch.nanmean(sim[cicada][:, cicada])
     across = sim[cicada][:, boom].mean()
     assert within > across + 0.05
+
+
+def test_frames_match_an_independent_aisfx_style_forward(sfx, shared_data):
+    """Re-run aiSFX's EmbeddingNet by hand from the checkpoint tensors (librosa log-mel, functional ops):
+    its per-block clip embedding (max over time of the frequency-averaged last block) equals the max over
+    our frames."""
+    import librosa
+    import torch.nn.functional as F
+
+    state, _ = read_checkpoint(sfx.checkpoint_path)
+    wav = next(shared_data("clotho", "audio").glob("*.wav"))
+    y, _ = sf.read(wav, dtype="float32")
+    y = y[: SR * 3]
+    yn = y / np.abs(y).max()
+    mel = librosa.feature.melspectrogram(
+        y=yn, sr=SR, n_fft=2048, hop_length=1024, n_mels=96, fmin=0, fmax=22050, htk=True, norm=1.0, power=2.0,
+        center=True, pad_mode="constant",
+    )  # fmt: skip
+    x = torch.from_numpy(np.log10(1 + 10000 * mel) / SFX_NORM_MAX).float().T[None, None]  # (1, 1, T, 96)
+    for i in range(1, 5):
+        for j in (1, 2):
+            p = f"embedding_net.conv_block{i}."
+            x = F.conv2d(x, state[p + f"conv{j}.weight"], padding=1)
+            x = F.batch_norm(x, state[p + f"bn{j}.running_mean"], state[p + f"bn{j}.running_var"],
+                             state[p + f"bn{j}.weight"], state[p + f"bn{j}.bias"], training=False)  # fmt: skip
+            x = F.relu(x)
+        x = F.max_pool2d(x, 2) if i < 4 else x
+    reference = x.mean(dim=3).amax(dim=2)[0]  # aiSFX: mean over frequency, max over time
+    with torch.inference_mode():
+        frames, _ = sfx(torch.from_numpy(y)[None])
+    torch.testing.assert_close(frames[0].amax(dim=0), reference, atol=1e-4, rtol=1e-4)
+    assert frames.shape[1] == x.shape[2]
