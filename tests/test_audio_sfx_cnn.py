@@ -217,3 +217,28 @@ def test_frames_match_an_independent_aisfx_style_forward(sfx, shared_data):
         frames, _ = sfx(torch.from_numpy(y)[None])
     torch.testing.assert_close(frames[0].amax(dim=0), reference, atol=1e-4, rtol=1e-4)
     assert frames.shape[1] == x.shape[2]
+
+
+def test_checkpoint_with_numpy_training_state_loads_without_trusting_pickle(tmp_path):
+    import pickle
+
+    model = SfxCNN()
+    state = {
+        "model": model.state_dict(),
+        "iteration": 10,
+        "sampler": {"indexes": np.arange(5), "rate": np.float64(0.5)},
+    }
+    torch.save(state, tmp_path / "train_state.pth")
+    _, extra = read_checkpoint(tmp_path / "train_state.pth")
+    assert extra["iteration"] == 10
+    report = load_checkpoint(tmp_path / "train_state.pth", SfxCNN())
+    assert not report.missing
+
+    class Evil:
+        def __reduce__(self):
+            return (print, ("this must never run",))
+
+    with open(tmp_path / "evil.pth", "wb") as f:
+        pickle.dump({"model": Evil()}, f, protocol=2)
+    with pytest.raises(CheckpointError, match="weights_only"):
+        read_checkpoint(tmp_path / "evil.pth")

@@ -25,16 +25,26 @@ class CheckpointError(ValueError):
 
 
 def _numpy_safe_globals() -> list:
+    """numpy's array/scalar reconstructors and dtype classes, under the names old pickles use.
+
+    Official files pickle numpy values next to the weights (aiSFX: numpy integers in ``dataset_info``;
+    training checkpoints: sampler states as arrays). These constructors only build data, so allowing
+    them keeps ``weights_only=True`` safe.
+    """
     import numpy as np
 
     core = getattr(np, "_core", None) or np.core  # numpy 2 / numpy 1
-    allowed: list = [(core.multiarray.scalar, "numpy.core.multiarray.scalar"), np.dtype]
-    if core is not getattr(np, "core", None):
-        allowed.append(core.multiarray.scalar)
-    for name in ("Int64DType", "Int32DType", "Float64DType", "Float32DType", "BoolDType"):
-        dtype_class = getattr(getattr(np, "dtypes", None), name, None)
-        if dtype_class is not None:
-            allowed.append(dtype_class)
+    allowed: list = [
+        (core.multiarray.scalar, "numpy.core.multiarray.scalar"),
+        (core.multiarray._reconstruct, "numpy.core.multiarray._reconstruct"),
+        core.multiarray.scalar,
+        core.multiarray._reconstruct,
+        np.ndarray,
+        np.dtype,
+    ]
+    dtypes = getattr(np, "dtypes", None)
+    if dtypes is not None:
+        allowed += [getattr(dtypes, n) for n in dir(dtypes) if n.endswith("DType")]
     return allowed
 
 
