@@ -118,3 +118,48 @@ def test_single_process_context_without_torchrun(monkeypatch):
     assert ctx.world_size == 1 and ctx.rank == 0
     m = torch.nn.Linear(2, 2)
     assert D.wrap_ddp(m, ctx) is m
+
+
+def _train_worker(rank: int, port: int, out_dir: str) -> None:
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), WORLD_SIZE=str(WORLD), RANK=str(rank),
+                      LOCAL_RANK=str(rank))
+    torch.set_num_threads(1)
+    from test_train import TinyModel, tiny_cfg, tiny_training_data
+
+    from hybridlib import train as T
+
+    try:
+        torch.manual_seed(0)
+        # global batch 8 = 2 processes x 4
+        T.train(tiny_cfg(epochs=3, batch_size=4), out_dir, data=tiny_training_data(), model=TinyModel(dropout=0.0),
+                progress=False)
+    finally:
+        if torch.distributed.is_initialized():
+            torch.distributed.destroy_process_group()
+
+
+@pytest.mark.slow
+def test_train_loop_under_two_processes_matches_one(tmp_path):
+    """torchrun-style environment: the whole loop (slicing, gathering, DDP, rank-0 files) equals one process."""
+    import json
+
+    import torch.multiprocessing as mp
+    from test_train import TinyModel, tiny_cfg, tiny_training_data
+
+    from hybridlib import train as T
+
+    ctx = mp.start_processes(_train_worker, args=(_free_port(), str(tmp_path / "ddp")), nprocs=WORLD, join=False,
+                             start_method="spawn")
+    deadline = time.monotonic() + TIMEOUT_S
+    while not ctx.join(timeout=5):
+        if time.monotonic() > deadline:
+            for p in ctx.processes:
+                p.kill()
+            pytest.fail(f"DDP training did not finish within {TIMEOUT_S} s")
+    torch.manual_seed(0)
+    single = T.train(tiny_cfg(epochs=3, batch_size=8), tmp_path / "single", data=tiny_training_data(),
+                     model=TinyModel(dropout=0.0), progress=False)
+    log = T.read_log(tmp_path / "ddp")
+    assert log.train_loss.tolist() == pytest.approx([h["train_loss"] for h in single.history], rel=1e-4)
+    ddp_metrics = json.loads((tmp_path / "ddp" / "metrics.json").read_text())["metrics"]
+    assert ddp_metrics == pytest.approx(single.test_metrics, abs=1e-6)

@@ -46,9 +46,9 @@ class TinyEmb:
 class TinyModel(nn.Module):
     """Stand-in with the RetrievalModel interface (dropout exercises the RNG state on resume)."""
 
-    def __init__(self, r: int = 5):
+    def __init__(self, r: int = 5, dropout: float = 0.2):
         super().__init__()
-        self.audio = nn.Sequential(nn.Linear(DA, 16), nn.ReLU(), nn.Dropout(0.2), nn.Linear(16, r))
+        self.audio = nn.Sequential(nn.Linear(DA, 16), nn.ReLU(), nn.Dropout(dropout), nn.Linear(16, r))
         self.text = nn.Linear(DT, r)
 
     def embed_items(self, batch):
@@ -67,10 +67,14 @@ class TinyModel(nn.Module):
         return self.similarity(self.embed_queries(batch), self.embed_items(batch)).T
 
 
-@pytest.fixture(scope="module")
-def tiny_data():
+def tiny_training_data() -> T.TrainingData:
     return T.TrainingData(synthetic_split("development", 40, seed=1), synthetic_split("validation", 16, seed=2),
                           synthetic_split("evaluation", 16, seed=3))
+
+
+@pytest.fixture(scope="module")
+def tiny_data():
+    return tiny_training_data()
 
 
 def tiny_cfg(**kw):
