@@ -5,21 +5,14 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Mapping, Sequence
 
-
-def _axes(ax, figsize):
-    import matplotlib.pyplot as plt
-
-    if ax is None:
-        fig, ax = plt.subplots(figsize=figsize)
-        return fig, ax
-    return ax.figure, ax
+from hybridlib.viz import axes_for
 
 
 def plot_caption_lengths(lengths: Mapping[str, Sequence[int]], ax=None):
     """Histogram of words per caption, one series per dataset name (``{"teaching": [...], ...}``)."""
     import numpy as np
 
-    fig, ax = _axes(ax, (6, 3.5))
+    fig, ax = axes_for(ax, (6, 3.5))
     top = max((max(v) for v in lengths.values() if len(v)), default=1)
     bins = np.arange(0, top + 2) - 0.5
     for name, values in lengths.items():
@@ -35,7 +28,7 @@ def plot_top_words(counts: Counter | Mapping[str, int], top: int = 20, ax=None, 
     """Horizontal bars of the ``top`` most frequent words (or tags)."""
     counts = Counter(counts)
     words = counts.most_common(top)[::-1]
-    fig, ax = _axes(ax, (5, 0.28 * len(words) + 1))
+    fig, ax = axes_for(ax, (5, 0.28 * len(words) + 1))
     ax.barh([w for w, _ in words], [c for _, c in words], color=color)
     ax.set_xlabel("count")
     if title:
@@ -45,7 +38,7 @@ def plot_top_words(counts: Counter | Mapping[str, int], top: int = 20, ax=None, 
 
 def plot_durations(durations: Mapping[str, Sequence[float]], ax=None):
     """Histogram of clip durations in seconds, one series per dataset name."""
-    fig, ax = _axes(ax, (6, 3.5))
+    fig, ax = axes_for(ax, (6, 3.5))
     for name, values in durations.items():
         ax.hist(values, bins=20, alpha=0.6, label=name)
     ax.set_xlabel("clip duration (s)")
@@ -67,7 +60,7 @@ def plot_spectrogram(waveform, sample_rate: int, ax=None, title: str | None = No
     wave = torch.as_tensor(waveform, dtype=torch.float32).reshape(1, -1)
     mel = torchaudio.transforms.MelSpectrogram(sample_rate, n_fft=1024, hop_length=512, n_mels=n_mels)(wave)[0]
     db = 10 * torch.log10(mel + 1e-10)
-    fig, ax = _axes(ax, (7, 3))
+    fig, ax = axes_for(ax, (7, 3))
     duration = wave.shape[-1] / sample_rate
     ax.imshow(db.numpy(), origin="lower", aspect="auto", extent=(0, duration, 0, n_mels), cmap="magma",
               vmin=float(db.max()) - 80)
@@ -89,7 +82,7 @@ def plot_keyword_caption_frequency(table, ax=None, title: str | None = None):
     """
     import numpy as np
 
-    fig, ax = _axes(ax, (8, 3.5))
+    fig, ax = axes_for(ax, (8, 3.5))
     x = np.arange(len(table))
     ax.bar(x - 0.2, table["keyword_freq"], width=0.4, color="tab:blue", label="keywords (fraction of clips)")
     ax.bar(x + 0.2, table["caption_freq"], width=0.4, color="tab:orange", label="captions (fraction of captions)")
@@ -105,7 +98,7 @@ def plot_tags_per_clip(counts: Mapping[str, Sequence[int]], ax=None):
     """Histogram of the number of tags per clip (clips without metadata excluded), one series per kind."""
     import numpy as np
 
-    fig, ax = _axes(ax, (6, 3.5))
+    fig, ax = axes_for(ax, (6, 3.5))
     top = max((max(v) for v in counts.values() if len(v)), default=1)
     bins = np.arange(0, top + 2) - 0.5
     for name, values in counts.items():
@@ -122,7 +115,7 @@ def plot_degradation(results, metric: str = "mAP@10", ax=None, baseline: float |
     ``results``: DataFrame with columns ``knob``, ``strength`` and ``metric``; ``baseline``: a horizontal
     reference line (e.g. the random-ranking value).
     """
-    fig, ax = _axes(ax, (6, 3.5))
+    fig, ax = axes_for(ax, (6, 3.5))
     for knob, group in results.groupby("knob", sort=False):
         group = group.sort_values("strength")
         ax.plot(group["strength"], group[metric], marker="o", label=knob)

@@ -5,14 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-
-def _axes(ax, figsize):
-    import matplotlib.pyplot as plt
-
-    if ax is None:
-        fig, ax = plt.subplots(figsize=figsize)
-        return fig, ax
-    return ax.figure, ax
+from hybridlib.viz import axes_for
 
 
 def _np(x):
@@ -73,7 +66,7 @@ def plot_frame_similarity(frames: Sequence, labels: Sequence[str], ax=None, titl
     allf = np.concatenate(mats)
     unit = allf / np.maximum(np.linalg.norm(allf, axis=1, keepdims=True), 1e-12)
     sim = unit @ unit.T
-    fig, ax = _axes(ax, (6.5, 5.5))
+    fig, ax = axes_for(ax, (6.5, 5.5))
     im = ax.imshow(sim, cmap="viridis", vmin=min(0.0, float(sim.min())), vmax=1.0)
     edges = np.cumsum([0] + [len(m) for m in mats])
     for e in edges[1:-1]:
@@ -91,7 +84,7 @@ def plot_similarity_matrix(matrix, labels: Sequence[str], ax=None, title: str | 
                            cmap: str = "viridis"):  # fmt: skip
     """A labelled square similarity matrix (e.g. class centroids or text embeddings)."""
     m = _np(matrix)
-    fig, ax = _axes(ax, (0.5 * len(labels) + 3, 0.45 * len(labels) + 2.5))
+    fig, ax = axes_for(ax, (0.5 * len(labels) + 3, 0.45 * len(labels) + 2.5))
     im = ax.imshow(m, cmap=cmap)
     ax.set_xticks(range(len(labels)), labels, rotation=60, ha="right")
     ax.set_yticks(range(len(labels)), labels)
@@ -109,7 +102,7 @@ def plot_similarity_matrix(matrix, labels: Sequence[str], ax=None, title: str | 
 def plot_embedding_strips(vectors, labels: Sequence[str], ax=None, title: str | None = None, dims: int = 96):
     """The first ``dims`` coordinates of several embeddings as coloured strips (one row per text)."""
     v = _np(vectors)[:, :dims]
-    fig, ax = _axes(ax, (9, 0.35 * len(labels) + 1.2))
+    fig, ax = axes_for(ax, (9, 0.35 * len(labels) + 1.2))
     lim = float(abs(v).max()) or 1.0
     im = ax.imshow(v, aspect="auto", cmap="RdBu_r", vmin=-lim, vmax=lim)
     ax.set_yticks(range(len(labels)), labels)
@@ -123,7 +116,7 @@ def plot_embedding_strips(vectors, labels: Sequence[str], ax=None, title: str | 
 def plot_positional_encoding(encoding, ax=None, title: str | None = None):
     """The sinusoidal positional encoding ``[T, d]`` as an image (time steps x channels)."""
     pe = _np(encoding)
-    fig, ax = _axes(ax, (7, 3))
+    fig, ax = axes_for(ax, (7, 3))
     im = ax.imshow(pe.T, aspect="auto", origin="lower", cmap="RdBu_r", vmin=-1, vmax=1)
     ax.set_xlabel("frame position")
     ax.set_ylabel("channel")
@@ -141,7 +134,7 @@ def plot_global_attention(attention: Sequence, n_frames: int, frame_rate: float 
     """
     import numpy as np
 
-    fig, ax = _axes(ax, (8, 3.2))
+    fig, ax = axes_for(ax, (8, 3.2))
     x = np.arange(n_frames) / frame_rate if frame_rate else np.arange(n_frames)
     for i, weights in enumerate(attention):
         w = _np(weights)
@@ -166,7 +159,7 @@ def plot_training_curves(
     curves: dict[str, Sequence[float]], ax=None, ylabel: str = "loss", title: str | None = None
 ):
     """Simple per-epoch curves, one line per name (e.g. frozen vs trainable)."""
-    fig, ax = _axes(ax, (6, 3.5))
+    fig, ax = axes_for(ax, (6, 3.5))
     for name, values in curves.items():
         ax.plot(range(1, len(values) + 1), values, marker="o", label=name)
     ax.set_xlabel("epoch")

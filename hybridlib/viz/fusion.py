@@ -4,14 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-
-def _axes(ax, figsize):
-    import matplotlib.pyplot as plt
-
-    if ax is None:
-        fig, ax = plt.subplots(figsize=figsize)
-        return fig, ax
-    return ax.figure, ax
+from hybridlib.viz import axes_for
 
 
 def _shorten(text: str, width: int) -> str:
@@ -29,7 +22,7 @@ def plot_query_weights(queries: Sequence[str], weights, ax=None, labels=("audio"
     w = np.asarray(weights.detach().cpu() if hasattr(weights, "detach") else weights, dtype=float)
     if w.ndim != 2 or w.shape[0] != len(queries) or w.shape[1] != len(labels):
         raise ValueError(f"weights must have shape [{len(queries)}, {len(labels)}], got {w.shape}")
-    fig, ax = _axes(ax, (8, 0.45 * len(queries) + 1.2))
+    fig, ax = axes_for(ax, (8, 0.45 * len(queries) + 1.2))
     y = np.arange(len(queries))
     left = np.zeros(len(queries))
     for j, (label, color) in enumerate(zip(labels, colors)):
@@ -56,7 +49,7 @@ def plot_fusion_comparison(results: Mapping[str, Mapping[str, float]], metric: s
     """
     names = list(results)
     values = [float(results[n][metric]) for n in names]
-    fig, ax = _axes(ax, (1.3 * len(names) + 2, 3.2))
+    fig, ax = axes_for(ax, (1.3 * len(names) + 2, 3.2))
     errors = [float(spread.get(n, 0.0)) for n in names] if spread else None
     bars = ax.bar(names, values, yerr=errors, capsize=4, color="tab:blue", alpha=0.85)
     for bar, value in zip(bars, values):
@@ -84,7 +77,7 @@ def plot_score_components(audio_scores, metadata_scores, weights, ax=None, title
     w = np.asarray(weights, dtype=float)
     w = np.broadcast_to(w, (a.shape[0], 2))
     mixed = w[:, 0] * a + w[:, 1] * m
-    fig, ax = _axes(ax, (4.5, 4))
+    fig, ax = axes_for(ax, (4.5, 4))
     points = ax.scatter(a, m, c=mixed, cmap="viridis", s=18)
     fig.colorbar(points, ax=ax, label="mixed score")
     ax.set_xlabel("audio-query · audio token (cosine)")
@@ -129,7 +122,7 @@ def plot_token_attention(attention, n_frames: int, ax=None,
             labels.append(f"layer {layer}\n{name}")
             stacks.append([parts["global token"], parts["frames"], parts["metadata token"]])
     stacks = np.asarray(stacks)
-    fig, ax = _axes(ax, (1.4 * len(labels) + 1.5, 3.4))
+    fig, ax = axes_for(ax, (1.4 * len(labels) + 1.5, 3.4))
     bottom = np.zeros(len(labels))
     for j, (part, color) in enumerate(zip(("global token", "frames", "metadata token"), colors)):
         ax.bar(labels, stacks[:, j], bottom=bottom, color=color, label=f"to {part}")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+from hybridlib.viz import axes_for
+
 LOSS_COLORS = {
     "triplet-sum": "tab:blue",
     "triplet-max": "tab:red",
@@ -12,14 +14,6 @@ LOSS_COLORS = {
 }
 LOSS_STYLES = {"triplet-sum": "-", "triplet-max": "--", "triplet-weighted": "-.", "nt-xent": "-"}
 
-
-def _axes(ax, figsize):
-    import matplotlib.pyplot as plt
-
-    if ax is None:
-        fig, ax = plt.subplots(figsize=figsize)
-        return fig, ax
-    return ax.figure, ax
 
 
 def _np(x):
@@ -44,7 +38,7 @@ def plot_negative_response(responses: Mapping[str, Mapping], value: str = "grad"
         raise ValueError(f"`value` must be 'loss' or 'grad', got {value!r}")
     import numpy as np
 
-    fig, ax = _axes(ax, (6, 4))
+    fig, ax = axes_for(ax, (6, 4))
     for name, resp in responses.items():
         y = _np(resp[value])
         if relative:
@@ -76,7 +70,7 @@ def plot_polynomial_weights(pos_coeffs: Sequence[float], neg_coeffs: Sequence[fl
 
     from hybridlib.losses import polynomial
 
-    fig, ax = _axes(ax, (6, 4))
+    fig, ax = axes_for(ax, (6, 4))
     s = torch.linspace(-1, 1, 401, dtype=torch.float64)
     g_pos, g_neg = polynomial(s, pos_coeffs), polynomial(s, neg_coeffs)
     ax.plot(s, g_pos, color="tab:blue", lw=1, ls="--", alpha=0.6)
@@ -99,7 +93,7 @@ def plot_temperature_weights(similarities, taus: Sequence[float], positive: floa
     import matplotlib
     import torch
 
-    fig, ax = _axes(ax, (6, 4))
+    fig, ax = axes_for(ax, (6, 4))
     s = torch.as_tensor(_np(similarities), dtype=torch.float64)
     order = torch.argsort(s)
     s = s[order]
@@ -129,7 +123,7 @@ def plot_batch_size_sweep(table, metric: str = "mAP@10", paper: Mapping | None =
 
     if metric not in table.columns:
         raise ValueError(f"`metric` {metric!r} is not a column of the table ({list(table.columns)})")
-    fig, ax = _axes(ax, (7, 4))
+    fig, ax = axes_for(ax, (7, 4))
     stats = table.groupby(["loss", "batch_size"], sort=False)[metric].agg(["mean", "std", "count"]).reset_index()
     losses = list(dict.fromkeys(stats["loss"]))
     sizes = sorted(stats["batch_size"].unique())
@@ -158,7 +152,7 @@ def plot_training_curves(history, metric: str = "mAP@10", batch_size: int | None
     """``metric`` per epoch for each loss (one batch size); ``history`` from ``batch_size_sweep``."""
     if metric not in history.columns:
         raise ValueError(f"`metric` {metric!r} is not a column of the history ({list(history.columns)})")
-    fig, ax = _axes(ax, (6, 4))
+    fig, ax = axes_for(ax, (6, 4))
     hist = history if batch_size is None else history[history.batch_size == batch_size]
     if hist.empty:
         raise ValueError(f"no history rows for batch_size={batch_size}")

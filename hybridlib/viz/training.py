@@ -7,13 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-
-def _ax(ax, figsize=(6, 3.5)):
-    import matplotlib.pyplot as plt
-
-    if ax is None:
-        fig, ax = plt.subplots(figsize=figsize)
-    return ax.figure, ax
+from hybridlib.viz import axes_for
 
 
 def plot_training_curves(logs, metric: str = "val_t2a_mAP@10", ax=None, title: str | None = None):
@@ -21,7 +15,7 @@ def plot_training_curves(logs, metric: str = "val_t2a_mAP@10", ax=None, title: s
     several seeds of a label (a list of DataFrames) are drawn as mean with a min-max band."""
     import pandas as pd
 
-    fig, ax = _ax(ax)
+    fig, ax = axes_for(ax)
     if isinstance(logs, pd.DataFrame):
         logs = {"run": logs}
     for label, log in logs.items():
@@ -45,7 +39,7 @@ def plot_lr_schedule(cfg, steps_per_epoch: int, ax=None, label: str | None = Non
 
     from hybridlib.train import build_scheduler
 
-    fig, ax = _ax(ax)
+    fig, ax = axes_for(ax)
     p = torch.nn.Parameter(torch.zeros(1))
     opt = torch.optim.Adam([p], lr=cfg.lr)
     sched = build_scheduler(opt, cfg, steps_per_epoch)
@@ -71,7 +65,7 @@ def plot_seed_bars(results: Mapping[str, Mapping], metric: str = "t2a_mAP@10", a
     ``results``: ``{label: aggregate}`` where ``aggregate[metric]`` is ``{"mean", "std", "values"}`` (as in
     ``metrics.json``). ``paper``: optional ``{label: value}`` drawn as black ticks for reference.
     """
-    fig, ax = _ax(ax, figsize=(max(4, 1.1 * len(results) + 2), 3.5))
+    fig, ax = axes_for(ax, figsize=(max(4, 1.1 * len(results) + 2), 3.5))
     labels = list(results)
     for i, label in enumerate(labels):
         agg = results[label][metric]
@@ -93,7 +87,7 @@ def plot_paper_vs_ours(comparison, ax=None, title: str = "paper vs ours"):
     """Grouped bars from :func:`hybridlib.paper.compare` (one group per row/metric: paper, ours ± std)."""
     import numpy as np
 
-    fig, ax = _ax(ax, figsize=(max(5, 0.9 * len(comparison) + 2), 3.8))
+    fig, ax = axes_for(ax, figsize=(max(5, 0.9 * len(comparison) + 2), 3.8))
     x = np.arange(len(comparison))
     ax.bar(x - 0.2, comparison["paper"], width=0.4, label="paper", color="0.6")
     std = comparison["ours_std"].fillna(0.0) if "ours_std" in comparison else None
@@ -112,7 +106,7 @@ def plot_rank_histogram(ranks: Mapping[str, object], max_rank: int = 50, ax=None
     """Histogram of the rank of each caption's own clip (1 = retrieved first), one step line per model."""
     import numpy as np
 
-    fig, ax = _ax(ax)
+    fig, ax = axes_for(ax)
     bins = np.arange(1, max_rank + 2)
     for label, r in ranks.items():
         r = np.asarray(r)
@@ -129,7 +123,7 @@ def plot_findings(findings, ax=None, title: str = "paper gap vs our gap"):
     :func:`hybridlib.paper.check_findings`; a finding holds when our bar points the same way."""
     import numpy as np
 
-    fig, ax = _ax(ax, figsize=(7, 0.55 * len(findings) + 1.2))
+    fig, ax = axes_for(ax, figsize=(7, 0.55 * len(findings) + 1.2))
     y = np.arange(len(findings))
     paper_gap = findings["paper_gap"].astype(float).fillna(0.0)
     ours = findings["our_gap"].astype(float)
