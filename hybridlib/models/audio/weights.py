@@ -105,14 +105,11 @@ def weights_path(name: str, dest_dir: str | Path | None = None, download: bool =
     )
 
 
-def file_md5(path: str | Path, chunk: int = 1 << 20) -> str:
-    import hashlib
+def file_md5(path: str | Path) -> str:
+    """md5 of a file (the same helper the dataset downloads use)."""
+    from hybridlib.data.download import md5sum
 
-    h = hashlib.md5()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
+    return md5sum(path)
 
 
 def download_weights(name: str, dest_dir: str | Path | None = None, progress: bool = True) -> Path:
