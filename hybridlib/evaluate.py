@@ -145,6 +145,15 @@ def aggregate(per_seed: list[dict]) -> dict[str, dict]:
     return out
 
 
+def format_aggregate(agg: dict[str, dict], keys) -> str:
+    """``"t2a_mAP@10 52.83±1.15, ..."`` for the ``keys`` present; a single seed shows no spread."""
+    def one(k):
+        v = agg[k]
+        return f"{k} {v['mean']:.2f}±{v['std']:.2f}" if v.get("n", 1) > 1 else f"{k} {v['mean']:.2f}"
+
+    return ", ".join(one(k) for k in keys if k in agg)
+
+
 def seed_dirs(run_dir: str | Path) -> list[Path]:
     """``seed-<n>`` folders of a run, by seed."""
     dirs = [p for p in Path(run_dir).glob("seed-*") if p.is_dir() and p.name[5:].lstrip("-").isdigit()]
@@ -226,6 +235,5 @@ def run(args) -> int:
     if dirs[0] != run_dir:
         summary = write_run_metrics(run_dir)
         agg = summary["aggregate"]
-        print("[evaluate] mean ± std: " + ", ".join(f"{k} {agg[k]['mean']:.2f}±{agg[k]['std']:.2f}"
-                                                     for k in MAIN_KEYS if k in agg))
+        print("[evaluate] mean ± std over seeds: " + format_aggregate(agg, MAIN_KEYS))
     return 0

@@ -745,6 +745,7 @@ def add_arguments(parser) -> None:
 
 def run(args) -> int:
     from hybridlib import paths
+    from hybridlib.evaluate import format_aggregate
 
     extra = {"smoke": True} if args.smoke else {}
     try:
@@ -758,8 +759,7 @@ def run(args) -> int:
         print(f"[train] stopped early (stop_after_epoch={cfg.stop_after_epoch}); continue with --resume")
         return 0
     agg = summary["aggregate"]
-    shown = ", ".join(f"{k} {v['mean']:.2f}±{v['std']:.2f}" for k, v in agg.items()
-                      if k in ("t2a_mAP@10", "t2a_R@1", "t2a_R@10", "a2t_R@1"))
+    shown = format_aggregate(agg, ("t2a_mAP@10", "t2a_R@1", "t2a_R@10", "a2t_R@1"))
     print(f"[train] {cfg.name}: {shown} over seeds {summary['seeds_run']} -> {out / 'metrics.json'}")
     return 0
 

@@ -106,3 +106,12 @@ def test_retrieval_examples_good_and_bad():
     assert list(df.kind) == ["good", "good", "bad"]
     assert df["rank (hybrid)"].tolist()[:2] == [1, 1] and df["rank (baseline)"].tolist()[0] == 4
     assert df["top 2 (hybrid)"][0][0] == df["clip"][0]
+
+
+def test_format_aggregate_shows_spread_only_for_several_seeds():
+    from hybridlib.evaluate import aggregate, format_aggregate
+
+    several = aggregate([{"t2a_mAP@10": 50.0, "R@1": 1.0}, {"t2a_mAP@10": 52.0, "R@1": 3.0}])
+    assert format_aggregate(several, ["t2a_mAP@10", "missing"]) == "t2a_mAP@10 51.00±1.41"
+    single = aggregate([{"t2a_mAP@10": 50.0}])
+    assert format_aggregate(single, ["t2a_mAP@10"]) == "t2a_mAP@10 50.00"
