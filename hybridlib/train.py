@@ -75,6 +75,9 @@ class TrainConfig:
     fs_seed: int = 0                      # which caption becomes the FS description (hybridlib.data.with_fs_descriptions)
     cache_dir: str | None = None          # None: hybridlib.paths.cache_dir()
     max_audio_seconds: float | None = None  # crop of training waveforms when the backbone is trained
+    # noisier or missing metadata in every split, e.g. {remove_metadata: 0.5, drop_tags: 0.3, seed: 0}: the knobs
+    # of hybridlib.data.degrade_metadata (the hybrid paper's future work: how robust is the hybrid advantage?)
+    metadata_degradation: dict = field(default_factory=dict)
     # model (ModelConfig fields)
     model: dict = field(default_factory=dict)
     # loss
@@ -171,6 +174,14 @@ class TrainConfig:
         if self.stop_after_epoch is not None and (not isinstance(self.stop_after_epoch, int)
                                                   or self.stop_after_epoch < 1):
             bad("stop_after_epoch", "must be a positive integer or null")
+        knobs = {"drop_tags", "add_distractors", "swap_synonyms", "remove_metadata", "seed"}
+        if not isinstance(self.metadata_degradation, dict) or not set(self.metadata_degradation) <= knobs:
+            bad("metadata_degradation", f"must be a mapping with keys from {sorted(knobs)}")
+        for knob, value in self.metadata_degradation.items():
+            if knob == "seed" and not isinstance(value, int):
+                bad("metadata_degradation", "needs an integer seed")
+            if knob != "seed" and (not isinstance(value, (int, float)) or not 0 <= value <= 1):
+                bad("metadata_degradation", f"{knob} must be a fraction in [0, 1]")
 
     @property
     def datasets(self) -> list[str]:
@@ -479,6 +490,8 @@ def prepare_data(cfg: TrainConfig, progress: bool = True, cache=None) -> Trainin
         kind = kind_for(dataset)
         if kind == "fs":
             items = D.with_fs_descriptions(items, seed=cfg.fs_seed)
+        if kind is not None and cfg.metadata_degradation:
+            items = D.degrade_metadata(items, kind, **cfg.metadata_degradation)
         return encode_split_for(items, split, kind, cache, backbone, text_encoder, audio_cached, text_cached, cfg,
                                 progress)
 

@@ -430,3 +430,27 @@ def test_waveform_path_for_trainable_encoders(tmp_path):
     assert whole["lengths"].tolist() == [24000]
     with pytest.raises(ValueError, match="FeatureCache"):
         encode_split(items, "development", metadata_kind=None, progress=False)
+
+
+def test_metadata_degradation_config_is_validated():
+    T.TrainConfig(metadata_degradation={"remove_metadata": 0.5, "drop_tags": 0.2, "seed": 1}).validate()
+    with pytest.raises(T.ConfigError, match="metadata_degradation"):
+        T.TrainConfig(metadata_degradation={"remove": 0.5}).validate()
+    with pytest.raises(T.ConfigError, match="remove_metadata must be a fraction"):
+        T.TrainConfig(metadata_degradation={"remove_metadata": 1.5}).validate()
+
+
+def test_metadata_degradation_reaches_the_encoded_splits():
+    """The knobs act on every split of the real pipeline (smoke teaching set, feature cache)."""
+    base = T.load_config(T.experiments_dir() / "teaching" / "hybrid-late.yaml", smoke=True)
+    clean = T.prepare_data(base, progress=False)
+    assert bool(clean.train.has_metadata.all()) and bool(clean.test.has_metadata.all())
+    half = T.prepare_data(base.replace(metadata_degradation={"remove_metadata": 0.5, "seed": 0}), progress=False)
+    for role in ("train", "val", "test"):
+        split = getattr(half, role)
+        assert int(split.has_metadata.sum()) == split.n_clips - round(0.5 * split.n_clips), role
+    none = T.prepare_data(base.replace(metadata_degradation={"remove_metadata": 1.0}), progress=False)
+    assert not bool(none.test.has_metadata.any())
+    # a content-only model never sees metadata, so the knob changes nothing there
+    baseline = T.load_config(T.experiments_dir() / "teaching" / "baseline.yaml", smoke=True)
+    T.prepare_data(baseline.replace(metadata_degradation={"remove_metadata": 1.0}), progress=False)
