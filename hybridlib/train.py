@@ -743,6 +743,33 @@ def train_seeds(cfg: TrainConfig, out_dir: str | Path, seeds: list[int] | None =
     return write_run_metrics(out_dir)
 
 
+def metadata_sweep(cfg: TrainConfig, knob: str, values, out_dir: str | Path, seeds: list[int] | None = None,
+                   policies=None, progress: bool = False) -> list[dict]:
+    """Train ``cfg`` once per value of a :func:`hybridlib.data.degrade_metadata` knob and collect test metrics.
+
+    The knob (``remove_metadata``, ``drop_tags``, ``add_distractors`` or ``swap_synonyms``) acts on every
+    split, as if the whole collection had noisier metadata (the hybrid paper's future work). ``policies``:
+    ``missing_metadata`` settings to compare (default: the config's). Each point trains ``seeds`` into
+    ``out_dir/<policy>/<knob>-<value>/``. Returns one row per (policy, value) with the mean, std and per-seed
+    text-to-audio mAP@10 and R@1.
+    """
+    knobs = ("remove_metadata", "drop_tags", "add_distractors", "swap_synonyms")
+    if knob not in knobs:
+        raise ValueError(f"knob must be one of {knobs}, got {knob!r}")
+    policies = list(policies or [cfg.model.get("missing_metadata", "learned")])
+    rows = []
+    for policy in policies:
+        for value in values:
+            point = cfg.replace(model={**cfg.model, "missing_metadata": policy},
+                                metadata_degradation={**cfg.metadata_degradation, knob: float(value)})
+            summary = train_seeds(point, Path(out_dir) / policy / f"{knob}-{value:g}", seeds=seeds, progress=progress)
+            agg = summary["aggregate"]
+            rows.append({"knob": knob, "value": float(value), "missing_metadata": policy,
+                         **{f"{k}_{stat}": agg[k][stat] for k in ("t2a_mAP@10", "t2a_R@1") for stat in ("mean", "std")},
+                         "t2a_mAP@10_per_seed": agg["t2a_mAP@10"]["values"]})
+    return rows
+
+
 # ---------------------------------------------------------------------------------------------------- CLI
 def add_arguments(parser) -> None:
     parser.add_argument("--config", required=True, help="YAML config (see experiments/)")

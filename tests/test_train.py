@@ -454,3 +454,24 @@ def test_metadata_degradation_reaches_the_encoded_splits():
     # a content-only model never sees metadata, so the knob changes nothing there
     baseline = T.load_config(T.experiments_dir() / "teaching" / "baseline.yaml", smoke=True)
     T.prepare_data(baseline.replace(metadata_degradation={"remove_metadata": 1.0}), progress=False)
+
+
+def test_metadata_sweep_trains_one_point_per_value_and_policy(tmp_path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from hybridlib.viz.training import plot_metadata_sweep
+
+    cfg = T.load_config(T.experiments_dir() / "teaching" / "hybrid-late.yaml", smoke=True).replace(
+        epochs=1, tensorboard=False)
+    rows = T.metadata_sweep(cfg, "remove_metadata", [0.0, 1.0], tmp_path, seeds=[0],
+                            policies=["learned", "audio-only"])
+    assert [(r["missing_metadata"], r["value"]) for r in rows] == [
+        ("learned", 0.0), ("learned", 1.0), ("audio-only", 0.0), ("audio-only", 1.0)]
+    for r in rows:
+        assert 0.0 <= r["t2a_mAP@10_mean"] <= 100.0 and len(r["t2a_mAP@10_per_seed"]) == 1
+    assert (tmp_path / "audio-only" / "remove_metadata-1" / "metrics.json").is_file()
+    with pytest.raises(ValueError, match="knob"):
+        T.metadata_sweep(cfg, "nonsense", [0.5], tmp_path)
+    fig = plot_metadata_sweep(rows, baseline=10.0)
+    assert len(fig.axes[0].lines) >= 3

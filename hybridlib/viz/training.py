@@ -139,3 +139,24 @@ def plot_findings(findings, ax=None, title: str = "paper gap vs our gap"):
     ax.set_title(title)
     ax.legend(fontsize=8)
     return fig
+
+
+def plot_metadata_sweep(rows, baseline: float | None = None, metric: str = "t2a_mAP@10", ax=None,
+                        title: str | None = None):
+    """Metric against a metadata-degradation knob, one line per ``missing_metadata`` policy (rows of
+    :func:`hybridlib.train.metadata_sweep`), with the content-only baseline as a dashed line."""
+    fig, ax = axes_for(ax, (6, 3.5))
+    knobs = sorted({r["knob"] for r in rows})
+    for policy in sorted({r["missing_metadata"] for r in rows}):
+        pts = sorted((r["value"], r[f"{metric}_mean"], r[f"{metric}_std"]) for r in rows
+                     if r["missing_metadata"] == policy)
+        xs, ys, es = zip(*pts)
+        ax.errorbar(xs, ys, yerr=es, marker="o", capsize=3, label=f"hybrid late, missing metadata: {policy}")
+    if baseline is not None:
+        ax.axhline(baseline, color="0.3", ls="--", lw=1, label="content-only baseline")
+    ax.set_xlabel(" / ".join(k.replace("_", " ") for k in knobs) + " (fraction, every split)")
+    ax.set_ylabel(metric)
+    ax.set_title(title or f"{metric} as metadata degrades")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return fig
