@@ -69,21 +69,23 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("fusion", ["mei", "mid"])
-def test_gathered_loss_and_grads_equal_single_process(tmp_path, fusion):
-    if fusion == "mid":
-        pytest.importorskip("hybridlib.models.pooling")
+def _spawn_and_wait(fn, args, what: str) -> None:
+    """Run ``fn`` in WORLD spawned processes; kill them and fail if they take longer than TIMEOUT_S."""
     import torch.multiprocessing as mp
 
-    ctx = mp.start_processes(_worker, args=(_free_port(), fusion, str(tmp_path)), nprocs=WORLD, join=False,
-                             start_method="spawn")
+    ctx = mp.start_processes(fn, args=args, nprocs=WORLD, join=False, start_method="spawn")
     deadline = time.monotonic() + TIMEOUT_S
     while not ctx.join(timeout=5):
         if time.monotonic() > deadline:
             for p in ctx.processes:
                 p.kill()
-            pytest.fail(f"DDP workers did not finish within {TIMEOUT_S} s")
+            pytest.fail(f"{what} did not finish within {TIMEOUT_S} s")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("fusion", ["mei", "mid"])
+def test_gathered_loss_and_grads_equal_single_process(tmp_path, fusion):
+    _spawn_and_wait(_worker, (_free_port(), fusion, str(tmp_path)), "DDP workers")
 
     model = _model(fusion)
     batch = _global_batch()
@@ -143,19 +145,11 @@ def test_train_loop_under_two_processes_matches_one(tmp_path):
     """torchrun-style environment: the whole loop (slicing, gathering, DDP, rank-0 files) equals one process."""
     import json
 
-    import torch.multiprocessing as mp
     from test_train import TinyModel, tiny_cfg, tiny_training_data
 
     from hybridlib import train as T
 
-    ctx = mp.start_processes(_train_worker, args=(_free_port(), str(tmp_path / "ddp")), nprocs=WORLD, join=False,
-                             start_method="spawn")
-    deadline = time.monotonic() + TIMEOUT_S
-    while not ctx.join(timeout=5):
-        if time.monotonic() > deadline:
-            for p in ctx.processes:
-                p.kill()
-            pytest.fail(f"DDP training did not finish within {TIMEOUT_S} s")
+    _spawn_and_wait(_train_worker, (_free_port(), str(tmp_path / "ddp")), "DDP training")
     torch.manual_seed(0)
     single = T.train(tiny_cfg(epochs=3, batch_size=8), tmp_path / "single", data=tiny_training_data(),
                      model=TinyModel(dropout=0.0), progress=False)
