@@ -163,8 +163,26 @@ class ModelConfig:
         return cls(**values).validate()
 
 
+class _TensorFields:
+    """Shared behaviour of the embedding dataclasses: length, and mapping a function over tensor fields."""
+
+    def __len__(self) -> int:
+        return self.embedding.shape[0]
+
+    def apply(self, fn):
+        """A copy with ``fn`` applied to every tensor field (e.g. ``lambda t: t.detach().cpu()``)."""
+        return type(self)(**{f.name: None if getattr(self, f.name) is None else fn(getattr(self, f.name))
+                             for f in fields(self)})
+
+    def detach(self):
+        return self.apply(torch.Tensor.detach)
+
+    def to(self, *args, **kwargs):
+        return self.apply(lambda t: t.to(*args, **kwargs))
+
+
 @dataclass
-class ItemEmbeddings:
+class ItemEmbeddings(_TensorFields):
     """Items in the retrieval space.
 
     embedding: ``[A, R]`` the item vector (mid fusion: the transformed global audio token, projected).
@@ -181,23 +199,9 @@ class ItemEmbeddings:
     metadata_mask: torch.Tensor | None = None
     clip_index: torch.Tensor | None = None
 
-    def __len__(self) -> int:
-        return self.embedding.shape[0]
-
-    def apply(self, fn) -> ItemEmbeddings:
-        """A copy with ``fn`` applied to every tensor field (e.g. ``lambda t: t.detach().cpu()``)."""
-        return ItemEmbeddings(**{f.name: None if getattr(self, f.name) is None else fn(getattr(self, f.name))
-                                 for f in fields(self)})
-
-    def detach(self) -> ItemEmbeddings:
-        return self.apply(torch.Tensor.detach)
-
-    def to(self, *args, **kwargs) -> ItemEmbeddings:
-        return self.apply(lambda t: t.to(*args, **kwargs))
-
 
 @dataclass
-class QueryEmbeddings:
+class QueryEmbeddings(_TensorFields):
     """Queries in the retrieval space.
 
     embedding: ``[Q, R]`` the query vector (mid fusion: the audio-query vector of the first gated unit).
@@ -210,19 +214,6 @@ class QueryEmbeddings:
     metadata: torch.Tensor | None = None
     weights: torch.Tensor | None = None
     clip_index: torch.Tensor | None = None
-
-    def __len__(self) -> int:
-        return self.embedding.shape[0]
-
-    def apply(self, fn) -> QueryEmbeddings:
-        return QueryEmbeddings(**{f.name: None if getattr(self, f.name) is None else fn(getattr(self, f.name))
-                                  for f in fields(self)})
-
-    def detach(self) -> QueryEmbeddings:
-        return self.apply(torch.Tensor.detach)
-
-    def to(self, *args, **kwargs) -> QueryEmbeddings:
-        return self.apply(lambda t: t.to(*args, **kwargs))
 
 
 def _concat(parts: list, cls):
