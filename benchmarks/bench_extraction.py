@@ -41,9 +41,9 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    from hybridlib.cache import FeatureCache
     from hybridlib.data import ensure_teaching_set, load_clotho
     from hybridlib.data.audio_io import audio_info
+    from hybridlib.features.cache import FeatureCache
     from hybridlib.models.audio import build_audio_backbone
     from hybridlib.models.text import build_text_encoder
 
@@ -88,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     encoder = build_text_encoder("minilm")
     cache = FeatureCache(tempfile.mkdtemp(prefix="bench-text-"))
     start = time.perf_counter()
-    cache.text_embeddings(captions, encoder, batch_size=64, progress=False)
+    cache.text_embeddings(captions, encoder, progress=False)
     seconds = time.perf_counter() - start
     print(
         f"minilm text encoding: {len(captions)} captions in {seconds:.1f} s ({len(captions) / seconds:.0f} texts/s)"

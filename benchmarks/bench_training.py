@@ -6,7 +6,7 @@ Usage (from the repository root)::
     .venv/bin/python benchmarks/bench_training.py --configs loss-nt-xent --threads 1 2 --runs
     .venv/bin/python benchmarks/bench_training.py --smoke
 
-Prints the time to load the encoded splits (features read from ``hybridlib.cache.FeatureCache``; the first
+Prints the time to load the encoded splits (features read from ``hybridlib.features.cache.FeatureCache``; the first
 call on a cold cache also extracts them), the median time of one optimiser step (forward, loss, backward,
 Adam) per config and torch thread count, and with ``--runs`` the wall time of one whole training run
 (seed 0, the config's epochs, validation every epoch, evaluation at the end). Figures on a shared CPU are
@@ -33,16 +33,18 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
+    from hybridlib.config import teaching_config
+    from hybridlib.features.prepare import prepare_data
     from hybridlib.losses import get_loss
-    from hybridlib.train import build_model, build_optimizer, prepare_data, teaching_config, train
+    from hybridlib.training import build_model, train
+    from hybridlib.training.optim import build_optimizer
 
     cfgs = {name: teaching_config(name, smoke=args.smoke, tensorboard=False) for name in args.configs}
     t0 = time.perf_counter()
-    data = prepare_data(cfgs[args.configs[0]].replace(model={**cfgs[args.configs[0]].model, "fusion": "late"}),
-                        progress=False)
-    print(f"prepare_data (cached features): {time.perf_counter() - t0:.1f} s  "
-          f"clips {data.info['clips']}  captions {data.info['captions']}")
+    prepared = {name: prepare_data(cfg, progress=False) for name, cfg in cfgs.items()}
+    print(f"prepare_data (cached features) for {len(cfgs)} configs: {time.perf_counter() - t0:.1f} s")
     for name, cfg in cfgs.items():
+        data = prepared[name]
         for threads in args.threads:
             torch.set_num_threads(threads)
             torch.manual_seed(0)

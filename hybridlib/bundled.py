@@ -12,9 +12,13 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
+from hybridlib.util.errors import HybridlibError
 
-class BundledModelMissing(FileNotFoundError):
+
+class BundledModelMissing(HybridlibError, FileNotFoundError):
     """A bundled model package is not installed; the message says how to install it."""
+
+    exit_code = 2
 
 
 def _package_dir(module_name: str) -> Path | None:

@@ -13,12 +13,15 @@ from pathlib import Path
 from typing import Any
 
 from hybridlib.paths import runs_dir
+from hybridlib.util.files import atomic_write_text
 
 
 def prepare_out_dir(out_dir: str | Path | None, notebook: str) -> Path:
-    """Create and return the notebook's output folder."""
+    """Create and return the notebook's output folder; a ``results.json`` left by an earlier run is removed,
+    so the file only ever holds what this run saved."""
     path = Path(out_dir) if out_dir else runs_dir() / "interactive" / notebook
     path.mkdir(parents=True, exist_ok=True)
+    (path / "results.json").unlink(missing_ok=True)
     return path
 
 
@@ -42,15 +45,12 @@ def to_jsonable(value: Any) -> Any:
 
 
 def save_results(out_dir: str | Path, results: dict | None = None, **more: Any) -> Path:
-    """Merge ``results`` (and keyword values) into ``<out_dir>/results.json``; return its path."""
+    """Merge ``results`` (and keyword values) into ``<out_dir>/results.json`` (started afresh by
+    :func:`prepare_out_dir` each run); return its path."""
     path = Path(out_dir) / "results.json"
     current = json.loads(path.read_text()) if path.exists() else {}
     current.update(to_jsonable({**(results or {}), **more}))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(current, indent=2, sort_keys=True))
-    tmp.replace(path)
-    return path
+    return atomic_write_text(path, json.dumps(current, indent=2, sort_keys=True))
 
 
 def save_figure(fig, out_dir: str | Path, name: str, dpi: int = 110) -> Path:

@@ -202,7 +202,7 @@ def compare(ours: dict[str, dict], metrics: tuple[str, ...] | None = None):
     """Put our results next to the papers' numbers.
 
     ``ours`` maps a paper row id to our metrics (flat keys like ``"t2a_mAP@10"``; a value may be a number or
-    ``{"mean": m, "std": s}`` as written by :func:`hybridlib.evaluate.aggregate`). Returns a DataFrame with one
+    ``{"mean": m, "std": s}`` as written by :func:`hybridlib.runs.aggregate`). Returns a DataFrame with one
     line per (row, metric): ``paper``, ``ours``, ``ours_std``, ``diff`` (ours - paper, in points).
     Metrics the paper does not report for a row are skipped.
     """

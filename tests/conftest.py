@@ -1,5 +1,10 @@
 """Shared fixtures.
 
+Tests never touch the user's ``data/`` folder or feature cache: before any test runs, ``HYBRIDLIB_DATA`` and
+``HYBRIDLIB_CACHE`` point at a temporary folder of the session (kernels started by the notebook tests inherit
+them), so teaching sets are generated and features cached there. ``HYBRIDLIB_TEST_DATA`` names a folder to
+reuse across sessions instead (e.g. to keep a generated teaching set while iterating).
+
 Real reference data lives in ``../shared/data`` (never copied into the repo). In CI (``CI=true``) a test
 whose shared data is missing fails; elsewhere it is skipped.
 """
@@ -14,6 +19,24 @@ import pytest
 from hybridlib.paths import shared_data_dir
 
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+
+
+def pytest_configure(config):
+    """Point data and cache at a session folder before any test module is imported."""
+    import tempfile
+
+    root = Path(os.environ.get("HYBRIDLIB_TEST_DATA") or tempfile.mkdtemp(prefix="hybridlib-test-data-"))
+    os.environ["HYBRIDLIB_DATA"] = str(root / "data")
+    os.environ["HYBRIDLIB_CACHE"] = str(root / "cache")
+    config.hybridlib_test_root = root
+
+
+def pytest_unconfigure(config):
+    import shutil
+
+    root = getattr(config, "hybridlib_test_root", None)
+    if root is not None and not os.environ.get("HYBRIDLIB_TEST_DATA"):
+        shutil.rmtree(root, ignore_errors=True)
 
 
 def require_shared(*relative: str) -> Path:

@@ -10,7 +10,7 @@ import torch
 import torchaudio.functional as AF
 
 from hybridlib.models.audio import build_audio_backbone
-from hybridlib.models.audio.checkpoints import CheckpointError, load_checkpoint, read_checkpoint
+from hybridlib.models.audio.checkpoints import CheckpointError, load_official_weights, read_checkpoint
 from hybridlib.models.audio.frontends import SFX_NORM_MAX, SfxLogMel
 from hybridlib.models.audio.sfx_cnn import SfxCNN
 
@@ -138,14 +138,14 @@ def test_load_checkpoint_names_the_mismatching_key(tmp_path):
     state["embedding_net.conv_block2.conv1.weight"] = torch.zeros(128, 32, 3, 3)
     torch.save({"model": state}, tmp_path / "bad.pth")
     with pytest.raises(CheckpointError, match=r"conv_block2\.conv1\.weight.*\(128, 32, 3, 3\)"):
-        load_checkpoint(tmp_path / "bad.pth", model)
+        load_official_weights(tmp_path / "bad.pth", model)
     del state["embedding_net.conv_block2.conv1.weight"]
     state["extra.weight"] = torch.zeros(1)
     torch.save({"model": state}, tmp_path / "missing.pth")
     with pytest.raises(CheckpointError, match=r"1 model keys missing.*conv_block2\.conv1\.weight"):
-        load_checkpoint(tmp_path / "missing.pth", model)
+        load_official_weights(tmp_path / "missing.pth", model)
     with pytest.warns(UserWarning) as caught:
-        report = load_checkpoint(tmp_path / "missing.pth", model, strict=False)
+        report = load_official_weights(tmp_path / "missing.pth", model, strict=False)
     messages = " | ".join(str(w.message) for w in caught)
     assert "left at their initial values" in messages and "not used by the model: extra.weight" in messages
     assert report.missing == ["embedding_net.conv_block2.conv1.weight"] and report.unexpected == [
@@ -153,7 +153,7 @@ def test_load_checkpoint_names_the_mismatching_key(tmp_path):
     ]
     (tmp_path / "junk.pth").write_bytes(b"not a checkpoint")
     with pytest.raises(CheckpointError, match="junk.pth"):
-        load_checkpoint(tmp_path / "junk.pth", model)
+        load_official_weights(tmp_path / "junk.pth", model)
 
 
 def test_bundled_model_separates_different_sounds(sfx, shared_data):
@@ -231,7 +231,7 @@ def test_checkpoint_with_numpy_training_state_loads_without_trusting_pickle(tmp_
     torch.save(state, tmp_path / "train_state.pth")
     _, extra = read_checkpoint(tmp_path / "train_state.pth")
     assert extra["iteration"] == 10
-    report = load_checkpoint(tmp_path / "train_state.pth", SfxCNN())
+    report = load_official_weights(tmp_path / "train_state.pth", SfxCNN())
     assert not report.missing
 
     class Evil:

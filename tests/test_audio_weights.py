@@ -10,9 +10,10 @@ import threading
 import pytest
 import torch
 
-from hybridlib.models.audio import available_backbones, build_audio_backbone
+from hybridlib.models.audio import available_backbones, build_audio_backbone, fetch_weights
 from hybridlib.models.audio import weights as W
 from hybridlib.models.audio.checkpoints import CheckpointError
+from hybridlib.util.fetch import md5sum
 
 
 def test_every_backbone_has_an_official_source():
@@ -27,9 +28,8 @@ def test_every_backbone_has_an_official_source():
     assert W.WEIGHTS["panns-resnet38"].md5 == "bf12f36aaabac4e0855e22d3c3239c1b"
 
 
-def test_missing_weights_name_the_command(tmp_path):
-    with pytest.raises(FileNotFoundError, match="download weights panns-cnn14"):
-        W.weights_path("panns-cnn14", tmp_path)
+def test_weights_paths_and_unknown_names(tmp_path):
+    assert W.weights_path("panns-cnn14", tmp_path) == tmp_path / "Cnn14_mAP=0.431.pth"
     with pytest.raises(ValueError, match="no official weights"):
         W.weights_path("vggish")
 
@@ -52,12 +52,12 @@ def test_download_weights_verifies_and_loads(http_dir, tmp_path, monkeypatch, ca
     model = build_audio_backbone("efficientat-mn10", pretrained=False)
     torch.nn.init.normal_(model.features[16][0].weight)
     torch.save(model.state_dict(), root / "mn10.pt")
-    md5 = W.file_md5(root / "mn10.pt")
+    md5 = md5sum(root / "mn10.pt")
     info = dataclasses.replace(W.WEIGHTS["efficientat-mn10"], url=f"{base}/mn10.pt", md5=md5)
     monkeypatch.setitem(W.WEIGHTS, "efficientat-mn10", info)
     dest = tmp_path / "weights"
-    path = W.download_weights("efficientat-mn10", dest, progress=False)
-    assert path == dest / info.filename and W.file_md5(path) == md5
+    path = fetch_weights("efficientat-mn10", dest, progress=False)
+    assert path == dest / info.filename and md5sum(path) == md5
     loaded = build_audio_backbone("efficientat-mn10", checkpoint=W.weights_path("efficientat-mn10", dest))
     assert torch.equal(loaded.features[16][0].weight, model.features[16][0].weight)
     # a file of the wrong architecture is refused and removed
@@ -65,5 +65,5 @@ def test_download_weights_verifies_and_loads(http_dir, tmp_path, monkeypatch, ca
     bad = dataclasses.replace(info, url=f"{base}/wrong.pt", md5=None, filename="wrong.pt")
     monkeypatch.setitem(W.WEIGHTS, "efficientat-mn10", bad)
     with pytest.raises(CheckpointError, match="shape mismatch"):
-        W.download_weights("efficientat-mn10", dest, progress=False)
+        fetch_weights("efficientat-mn10", dest, progress=False)
     assert not (dest / "wrong.pt").exists()

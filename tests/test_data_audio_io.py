@@ -8,7 +8,8 @@ import soundfile as sf
 import torch
 
 from hybridlib.data import AudioError, Item, crop_or_pad, load_audio
-from hybridlib.data.audio_io import audio_info, pad_batch, validate_items
+from hybridlib.data.audio_io import audio_info, validate_items
+from hybridlib.util.tensors import pad_sequences
 
 
 @pytest.fixture
@@ -83,5 +84,5 @@ def test_crop_or_pad_policy():
     assert y.shape[0] == 13 and n == 10 and y[10:].abs().sum() == 0
     with pytest.raises(ValueError, match="crop mode"):
         crop_or_pad(x, 4, mode="middle")
-    batch, lengths = pad_batch([torch.ones(3), torch.ones(5)])
+    batch, lengths = pad_sequences([torch.ones(3), torch.ones(5)])
     assert batch.shape == (2, 5) and lengths.tolist() == [3, 5] and batch[0, 3:].sum() == 0

@@ -76,5 +76,5 @@ def test_audioset_tags(audiocaps_root, shared_data, tmp_path):
 def test_bad_root(tmp_path):
     with pytest.raises(DatasetError, match="No AudioCaps val.csv"):
         load_audiocaps(tmp_path, "val")
-    with pytest.raises(ValueError, match="Unknown AudioCaps split"):
+    with pytest.raises(ValueError, match="unknown audiocaps split"):
         load_audiocaps(tmp_path, "dev-clean")

@@ -7,7 +7,8 @@ import shutil
 import pytest
 
 from hybridlib.data import DatasetError, Item, load_clotho, metadata_text, with_fs_descriptions
-from hybridlib.data.metadata import degrade_metadata, keyword_caption_frequencies, normalize_text
+from hybridlib.data.metadata import degrade_metadata, keyword_caption_frequencies
+from hybridlib.util.text import normalize_text
 
 SIZES = {"development": 3839, "validation": 1045, "evaluation": 1045}
 
@@ -84,7 +85,7 @@ def test_clipset_slices_and_targets(clotho_layouts):
 def test_bad_inputs_name_the_file(tmp_path):
     with pytest.raises(DatasetError, match="No Clotho captions"):
         load_clotho(tmp_path, "development")
-    with pytest.raises(ValueError, match="Unknown Clotho split"):
+    with pytest.raises(ValueError, match="unknown clotho split"):
         load_clotho(tmp_path, "training")
     bad = tmp_path / "clotho_captions_development.csv"
     bad.write_text("file_name,caption_1\na.wav,hello\n")

@@ -5,16 +5,15 @@ from __future__ import annotations
 import hashlib
 import http.server
 import shutil
-import sys
 import threading
-import types
 from argparse import Namespace
 
 import pytest
 
 from hybridlib.data import download as dl
 from hybridlib.data import load_clotho
-from hybridlib.data.download import DownloadError, download_file, extract_7z
+from hybridlib.data.download import extract_7z
+from hybridlib.util.fetch import DownloadError, download_file
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):
@@ -175,12 +174,15 @@ def test_download_clotho_flow(server, tmp_path, shared_data, monkeypatch):
 
 
 def test_cli_audiocaps_and_weights(capsys, monkeypatch, tmp_path):
-    assert dl.run(Namespace(what="audiocaps")) == 0
+    from hybridlib.cli import download as cli_download
+    from hybridlib.models import audio
+
+    assert cli_download.run(Namespace(what="audiocaps")) == 0
     assert "cannot be redistributed" in capsys.readouterr().out
     calls = []
-    fake = types.ModuleType("hybridlib.models.audio.weights")
-    fake.download_weights = lambda name, dest=None: calls.append((name, dest)) or tmp_path / f"{name}.pth"
-    monkeypatch.setitem(sys.modules, "hybridlib.models.audio.weights", fake)
-    args = Namespace(what="weights", name="cnn14", dest=str(tmp_path))
-    assert dl.run(args) == 0 and calls == [("cnn14", str(tmp_path))]
-    assert dl.run(Namespace(what="weights", name=None, dest=None)) == 2
+    monkeypatch.setattr(audio, "fetch_weights", lambda name, dest=None, progress=True: calls.append((name, dest))
+                        or tmp_path / f"{name}.pth")
+    args = Namespace(what="weights", name="panns-cnn14", dest=str(tmp_path), no_progress=True)
+    assert cli_download.run(args) == 0 and calls == [("panns-cnn14", str(tmp_path))]
+    assert cli_download.run(Namespace(what="weights", name=None, dest=None, no_progress=True)) == 2
+    assert "panns-cnn14" in capsys.readouterr().out  # the valid names are listed

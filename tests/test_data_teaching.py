@@ -9,7 +9,7 @@ import threading
 import numpy as np
 import pytest
 
-from hybridlib.data import ensure_teaching_set, load_clotho, make_teaching_set, metadata_text
+from hybridlib.data import DatasetError, ensure_teaching_set, load_clotho, make_teaching_set, metadata_text
 from hybridlib.data.audio_io import audio_info, load_audio
 from hybridlib.data.sound_synthesis import CLASSES, PLACES, synthesize
 from hybridlib.data.tables import read_csv_rows
@@ -66,7 +66,7 @@ def test_same_seed_bit_identical_other_seed_differs(tiny_set, tmp_path):
     a = (tiny_set / "CLOTHO_v2.1/clotho_audio_files/development/teach_dev_0000.wav").read_bytes()
     b = (other / "CLOTHO_v2.1/clotho_audio_files/development/teach_dev_0000.wav").read_bytes()
     assert a != b
-    with pytest.raises(FileExistsError):
+    with pytest.raises(DatasetError, match="not empty"):
         make_teaching_set(tmp_path / "again", seed=0, n_clips=TINY, progress=False)
 
 
@@ -160,9 +160,14 @@ def test_ensure_teaching_set_is_atomic_under_concurrency(tmp_path):
     assert not errors and results == [root] * 3
     assert len(load_clotho(root, "development")) == 2
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # temp folders cleaned up
-    assert ensure_teaching_set(root, seed=0) == root  # existing set reused
-    with pytest.raises(ValueError, match="seed 0, not 5"):
-        ensure_teaching_set(root, seed=5)
+    assert ensure_teaching_set(root, seed=0, n_clips=(2, 1, 1)) == root  # existing set reused
+    with pytest.raises(DatasetError, match="seed: 0 there, 5 asked for"):
+        ensure_teaching_set(root, seed=5, n_clips=(2, 1, 1))
+    # every generation setting is checked, not only the seed
+    with pytest.raises(DatasetError, match=r"n_clips: .*'development': 2.*'development': 3"):
+        ensure_teaching_set(root, seed=0, n_clips=(3, 1, 1))
+    with pytest.raises(DatasetError, match="bank: 'procedural' there"):
+        ensure_teaching_set(root, seed=0, n_clips=(2, 1, 1), bank=tmp_path / "other-bank")
     (tmp_path / "junk").mkdir()
     (tmp_path / "junk" / "file.txt").write_text("x")
     with pytest.raises(ValueError, match="not a complete teaching set"):
@@ -176,8 +181,8 @@ def test_cli_make_teaching_set(tmp_path, capsys):
     assert main(["make-teaching-set", "--out", str(out), "--clips", "1", "1", "1", "--no-progress"]) == 0
     assert "written to" in capsys.readouterr().out
     assert len(load_clotho(out, "validation")) == 1
-    assert main(["make-teaching-set", "--out", str(out), "--clips", "1", "1", "1", "--no-progress"]) == 1
-    assert "not empty" in capsys.readouterr().out
+    assert main(["make-teaching-set", "--out", str(out), "--clips", "1", "1", "1", "--no-progress"]) == 2
+    assert "not empty" in capsys.readouterr().err
     assert main(["make-teaching-set", "--out", str(out), "--clips", "2", "1", "1", "--no-progress", "--force"]) == 0
     assert len(load_clotho(out, "development")) == 2
 

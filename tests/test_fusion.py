@@ -12,13 +12,12 @@ from hybridlib.models.fusion import (
     MidFusion,
     MissingMetadata,
     QueryWeights,
-    clip_max_mean,
     effective_weights,
     l2_normalize,
-    length_mask,
     make_projection,
     mix_scores,
 )
+from hybridlib.util.tensors import masked_max_mean
 
 
 def test_gated_embedding_unit_matches_miech_equations():
@@ -78,23 +77,13 @@ def test_mix_scores_is_the_weighted_sum():
     torch.testing.assert_close(mixed, torch.tensor([[0.25 * 0.5 + 0.75 * 0.9, -0.2, 0.25 * 0.1 - 0.75]]))
 
 
-def test_length_mask_and_validation():
-    mask = length_mask(torch.tensor([2, 3]), 2, 4)
-    assert mask.tolist() == [[True, True, False, False], [True, True, True, False]]
-    assert length_mask(None, 2, 3).all()
-    with pytest.raises(ValueError, match="frame_lengths"):
-        length_mask(torch.tensor([0, 2]), 2, 3)
-    with pytest.raises(ValueError, match="frame_lengths"):
-        length_mask(torch.tensor([5]), 1, 3)
-
-
-def test_clip_max_mean_ignores_padding():
+def test_mei_clip_pooling_ignores_padding():
     frames = torch.tensor([[[1.0, -2.0], [3.0, 0.0], [100.0, 100.0]],
                            [[0.0, 1.0], [2.0, 5.0], [4.0, -3.0]]])
-    out = clip_max_mean(frames, torch.tensor([2, 3]))
+    out = masked_max_mean(frames, torch.tensor([2, 3]))
     expected = torch.tensor([[3.0 + 2.0, 0.0 - 1.0], [4.0 + 2.0, 5.0 + 1.0]])
     torch.testing.assert_close(out, expected)
-    torch.testing.assert_close(clip_max_mean(frames[1:]), expected[1:])
+    torch.testing.assert_close(masked_max_mean(frames[1:]), expected[1:])
 
 
 def test_make_projection_shapes_follow_mei():

@@ -246,7 +246,9 @@ def test_loss_plots_return_figures():
                           "mAP@10": [40.0, 41.0, 39.0, 10.0]})
     figs.append(viz.plot_batch_size_sweep(table))
     hist = pd.DataFrame({"loss": ["nt-xent"] * 2, "batch_size": [8, 8], "epoch": [1, 2], "mAP@10": [5.0, 9.0]})
-    figs.append(viz.plot_training_curves(hist, batch_size=8))
+    from hybridlib.viz.training import plot_training_curves
+
+    figs.append(plot_training_curves({"nt-xent": hist}, metric="mAP@10"))
     # the bar heights are the table's values
     bars = sorted(round(p.get_height(), 3) for p in figs[4].axes[0].patches)
     assert bars == [10.0, 39.0, 40.0, 41.0]

@@ -8,10 +8,9 @@ import pytest
 import torch
 from torch import nn
 
+from hybridlib.models.config import FUSIONS, ModelConfig
 from hybridlib.models.retrieval import (
-    FUSIONS,
     ItemEmbeddings,
-    ModelConfig,
     QueryEmbeddings,
     RetrievalModel,
     concat_items,
@@ -125,7 +124,7 @@ def test_concat_rejects_mixed_chunks():
     b = ItemEmbeddings(torch.zeros(1, 3))
     with pytest.raises(ValueError, match="has_metadata"):
         concat_items([a, b])
-    with pytest.raises(ValueError, match="empty"):
+    with pytest.raises(ValueError, match="nothing to concatenate"):
         concat_queries([])
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from hybridlib.models.text import build_text_encoder, preprocess_text
+from hybridlib.models.text import build_text_encoder
 
 
 @pytest.fixture(scope="module")
@@ -13,11 +13,16 @@ def minilm():
     return build_text_encoder("minilm")
 
 
-def test_preprocess_lowercases_and_strips_punctuation():
-    assert preprocess_text("A Dog's bark, LOUD!  Then: silence...") == "a dogs bark loud then silence"
-    assert preprocess_text("“Quoted” — text¿") == "quoted text"
+def test_queries_and_metadata_are_normalised_alike(minilm):
+    """The one normaliser: a hyphenated tag tokenises the same as query text and as metadata."""
+    from hybridlib.data import Item, metadata_text
+
+    assert minilm.preprocess("A Dog's bark, LOUD!  Then: silence...") == "a dogs bark loud then silence"
+    query = minilm.tokenize(["a field-recording"])["input_ids"][0].tolist()
+    meta = metadata_text(Item("x", None, ["c"], keywords=["a", "field-recording"]), "os")
+    assert meta == "a field recording" and minilm.tokenize([meta])["input_ids"][0].tolist() == query
     with pytest.raises(TypeError, match="None"):
-        preprocess_text(None)
+        minilm.preprocess(None)
 
 
 def test_tokenization_pads_to_longest_and_truncates_at_32(minilm):

@@ -33,6 +33,8 @@ def test_plot_helpers_return_figures_and_use_given_axes():
     lines = [line for line in fig.axes[0].lines if line.get_label().startswith("layer")]
     assert len(lines) == 2 and np.allclose(lines[0].get_xdata(), np.arange(6) / 2.0)
     np.testing.assert_allclose(lines[0].get_ydata(), out.attention[0][0, 0, 1:7].detach().numpy(), rtol=1e-6)
-    ve.plot_training_curves({"loss": [3.0, 2.0]})
+    from hybridlib.viz.training import plot_training_curves
+
+    assert len(plot_training_curves({"loss": [3.0, 2.0]}).axes[0].lines) == 1
     assert dict(plt.rcParams) == before
     plt.close("all")

@@ -7,7 +7,7 @@
 * :mod:`~hybridlib.data.audio_io` - reading, resampling, crop/pad policy (needs torch)
 * :mod:`~hybridlib.data.teaching`, :mod:`~hybridlib.data.sound_synthesis` - the generated teaching set
 * :mod:`~hybridlib.data.download` - dataset downloads (md5-checked, resumable)
-* :mod:`~hybridlib.data.torch_datasets` - torch ``Dataset`` and collate functions
+* :mod:`~hybridlib.data.splits` - dataset and split names (the one table)
 
 Modules needing torch are imported on first use, so ``import hybridlib.data`` stays light.
 """
@@ -22,7 +22,6 @@ from hybridlib.data.metadata import (
     degrade_metadata,
     keyword_caption_frequencies,
     metadata_text,
-    normalize_text,
     with_fs_descriptions,
 )
 
@@ -34,15 +33,11 @@ _LAZY = {
     "crop_or_pad": "hybridlib.data.audio_io",
     "ensure_teaching_set": "hybridlib.data.teaching",
     "make_teaching_set": "hybridlib.data.teaching",
-    "download_file": "hybridlib.data.download",
-    "CaptionPairDataset": "hybridlib.data.torch_datasets",
-    "ClipDataset": "hybridlib.data.torch_datasets",
-    "collate_pairs": "hybridlib.data.torch_datasets",
-    "collate_clips": "hybridlib.data.torch_datasets",
+    "download_clotho": "hybridlib.data.download",
 }
 
 __all__ = ["ClipSet", "DatasetError", "Item", "LoadReport", "load_clotho", "degrade_metadata",
-           "keyword_caption_frequencies", "metadata_text", "normalize_text", "with_fs_descriptions",
+           "keyword_caption_frequencies", "metadata_text", "with_fs_descriptions",
            *_LAZY]
 
 

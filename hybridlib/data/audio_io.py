@@ -15,7 +15,7 @@ Crop/pad policy (used by :mod:`hybridlib.data.torch_datasets`):
 * **evaluation**: the whole clip, never cropped (``max_seconds=None``), or the first ``max_seconds``
   (``mode="start"``) when a cap is asked for;
 * **batching**: waveforms are right-padded with zeros to the longest clip of the batch and the true
-  lengths are returned, so models can mask padding.
+  lengths are returned, so models can mask padding (:func:`hybridlib.util.tensors.pad_sequences`).
 """
 
 from __future__ import annotations
@@ -28,8 +28,10 @@ import numpy as np
 import soundfile as sf
 import torch
 
+from hybridlib.util.errors import UserError
 
-class AudioError(ValueError):
+
+class AudioError(UserError):
     """An audio file is unreadable, empty, non-finite or silent; the message names the file."""
 
 
@@ -108,17 +110,6 @@ def crop_or_pad(waveform: torch.Tensor, length: int, mode: str = "random",
         return waveform[..., offset:offset + length], length
     pad = torch.zeros(*waveform.shape[:-1], length - n, dtype=waveform.dtype)
     return torch.cat([waveform, pad], dim=-1), n
-
-
-def pad_batch(waveforms: Sequence[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-    """Right-pad ``[N_i]`` waveforms to ``[B, max N]``; returns ``(batch, lengths Long[B])``."""
-    if not waveforms:
-        raise ValueError("pad_batch needs at least one waveform")
-    lengths = torch.tensor([w.shape[-1] for w in waveforms], dtype=torch.long)
-    batch = torch.zeros(len(waveforms), int(lengths.max()), dtype=waveforms[0].dtype)
-    for i, w in enumerate(waveforms):
-        batch[i, : w.shape[-1]] = w
-    return batch, lengths
 
 
 def validate_items(items, sample_rate: int | None = None, progress: bool = True):

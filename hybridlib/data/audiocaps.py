@@ -31,10 +31,9 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from hybridlib.data.items import ClipSet, DatasetError, Item, LoadReport
+from hybridlib.data.splits import normalize_split
 from hybridlib.data.tables import read_csv_rows, read_text
 
-SPLITS = ("train", "val", "test")
-SPLIT_ALIASES = {"development": "train", "validation": "val", "evaluation": "test", "eval": "test"}
 AUDIO_EXTENSIONS = (".flac", ".wav", ".ogg")
 
 
@@ -43,9 +42,7 @@ def _root(root: Path) -> Path:
 
 
 def locate_audiocaps(root: str | Path, split: str) -> dict[str, Path]:
-    split = SPLIT_ALIASES.get(split, split)
-    if split not in SPLITS:
-        raise ValueError(f"Unknown AudioCaps split {split!r}; expected one of {SPLITS}")
+    split = normalize_split("audiocaps", split)
     base = _root(Path(root))
     for csv_dir in (base / "csv_files_v1", base / "csv_files", base):
         if (csv_dir / f"{split}.csv").is_file():

@@ -28,26 +28,17 @@ from __future__ import annotations
 from pathlib import Path
 
 from hybridlib.data.items import ClipSet, DatasetError, Item, LoadReport
+from hybridlib.data.splits import normalize_split
 from hybridlib.data.tables import read_csv_rows
 
-SPLITS = ("development", "validation", "evaluation")
-SPLIT_ALIASES = {"train": "development", "dev": "development", "val": "validation", "eval": "evaluation",
-                 "test": "evaluation"}
 CAPTION_COLUMNS = [f"caption_{i}" for i in range(1, 6)]
 METADATA_EXTRA = ["sound_id", "sound_link", "start_end_samples", "manufacturer", "license"]
-
-
-def normalize_split(split: str) -> str:
-    split = SPLIT_ALIASES.get(split, split)
-    if split not in SPLITS:
-        raise ValueError(f"Unknown Clotho split {split!r}; expected one of {SPLITS} (or {sorted(SPLIT_ALIASES)})")
-    return split
 
 
 def locate_clotho(root: str | Path, split: str) -> dict[str, Path | None]:
     """Find the captions CSV, metadata CSV (or None) and audio folder of ``split`` below ``root``."""
     root = Path(root)
-    split = normalize_split(split)
+    split = normalize_split("clotho", split)
     candidates = [
         (root / "CLOTHO_v2.1" / "clotho_csv_files", root / "CLOTHO_v2.1" / "clotho_audio_files" / split),
         (root / "clotho_csv_files", root / "clotho_audio_files" / split),
@@ -78,7 +69,7 @@ def load_clotho(root: str | Path, split: str, require_audio: bool = False,
     ``dataset`` (the items' ``dataset`` field) defaults to ``"teaching"`` when ``root`` holds a generated
     teaching set (``teaching.json``), else ``"clotho"``.
     """
-    split = normalize_split(split)
+    split = normalize_split("clotho", split)
     if dataset is None:
         dataset = "teaching" if (Path(root) / "teaching.json").is_file() else "clotho"
     where = locate_clotho(root, split)

@@ -12,8 +12,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
+from hybridlib.util.errors import UserError
 
-class DatasetError(ValueError):
+
+class DatasetError(UserError):
     """A dataset file is missing, malformed or inconsistent; the message names the file and the field."""
 
 

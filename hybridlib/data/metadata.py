@@ -1,10 +1,9 @@
 """Metadata as the hybrid paper uses it: rendering to text, the FS protocol, statistics and degradation.
 
 * **Rendering** (:func:`metadata_text`): the paper converts CS and OS tags "to whitespace-separated lists of
-  keywords" and pre-processes every text by "transforming all characters to lowercase and removing
-  punctuation". Choice left open by the paper, made here: apostrophes are deleted (``dog's`` -> ``dogs``),
-  any other punctuation and underscores become a space (``field-recording`` -> ``field recording``), then
-  whitespace is collapsed. Empty results count as missing metadata (``None``).
+  keywords"; each tag goes through the one text normaliser the queries use too
+  (:func:`hybridlib.util.text.normalize_text`: lowercase, apostrophes deleted, other punctuation becomes a
+  space), then the tags are joined by spaces. Empty results count as missing metadata (``None``).
 * **FS protocol** (:func:`with_fs_descriptions`): Clotho has no full-sentence metadata, so the paper
   simulates it: "we use one of the captions as a query and another one as metadata". Exactly: for each
   clip with at least two captions, one caption is drawn with a generator seeded by ``(seed, clip_id)``
@@ -28,19 +27,10 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 
 from hybridlib.data.items import ClipSet, Item, LoadReport
+from hybridlib.util.text import normalize_text
 
 KINDS = ("os", "cs", "fs")
-_APOSTROPHES = re.compile(r"['\u2019`]")
-_PUNCT = re.compile(r"[^\w\s]|_")
-_SPACES = re.compile(r"\s+")
 _WORDS = re.compile(r"[a-z0-9]+")
-
-
-def normalize_text(text: str) -> str:
-    """Lowercase, delete apostrophes, turn other punctuation into spaces, collapse whitespace."""
-    text = _APOSTROPHES.sub("", text.lower())
-    text = _PUNCT.sub(" ", text)
-    return _SPACES.sub(" ", text).strip()
 
 
 def _check_kind(kind: str) -> str:
@@ -64,8 +54,7 @@ def metadata_text(item: Item, kind: str) -> str | None:
     raw = metadata_raw(item, kind)
     if raw is None:
         return None
-    text = normalize_text(raw) if isinstance(raw, str) else " ".join(normalize_text(t) for t in raw)
-    text = _SPACES.sub(" ", text).strip()
+    text = normalize_text(raw if isinstance(raw, str) else " ".join(raw))
     return text or None
 
 

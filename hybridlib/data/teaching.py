@@ -63,7 +63,6 @@ import json
 import os
 import shutil
 import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -72,9 +71,10 @@ import soundfile as sf
 
 from hybridlib.data import sound_synthesis as synth
 from hybridlib.data.items import DatasetError
+from hybridlib.data.splits import DATASET_SPLITS
 from hybridlib.data.tables import read_csv_rows, write_csv_rows
 
-SPLITS = ("development", "validation", "evaluation")
+SPLITS = DATASET_SPLITS["teaching"]
 FULL_CLIPS = (600, 150, 150)
 SMOKE_CLIPS = (32, 16, 16)
 SAMPLE_RATE = synth.SAMPLE_RATE
@@ -363,10 +363,11 @@ def make_teaching_set(out: str | Path, seed: int = 0, n_clips: tuple[int, int, i
 
     out = Path(out)
     if len(n_clips) != 3 or any(int(c) < 1 for c in n_clips):
-        raise ValueError(f"n_clips must be three positive counts (development, validation, evaluation), got {n_clips}")
+        raise DatasetError(f"n_clips must be three positive counts (development, validation, evaluation), "
+                           f"got {n_clips}")
     if out.exists() and any(out.iterdir()):
         if not overwrite:
-            raise FileExistsError(f"{out} is not empty; choose another folder or pass overwrite=True (--force)")
+            raise DatasetError(f"{out} is not empty; choose another folder or pass overwrite=True (--force)")
         shutil.rmtree(out)
     source = get_bank(bank)
     csv_dir = out / "CLOTHO_v2.1" / "clotho_csv_files"
@@ -418,8 +419,7 @@ def make_teaching_set(out: str | Path, seed: int = 0, n_clips: tuple[int, int, i
     if attribution:
         (out / "ATTRIBUTION.md").write_text(attribution)
     (out / "README.md").write_text(_readme(seed, n_clips, source))
-    info = {"generator": "hybridlib.data.teaching", "format_version": FORMAT_VERSION, "seed": int(seed),
-            "n_clips": dict(zip(SPLITS, (int(c) for c in n_clips))), "bank": str(bank),
+    info = {"generator": "hybridlib.data.teaching", **generation_settings(seed, n_clips, bank),
             "sample_rate": SAMPLE_RATE, "classes": [c.label for c in source.classes],
             "twins": sorted({tuple(sorted((c.name, c.twin))) for c in source.classes if c.twin})}
     (out / "teaching.json").write_text(json.dumps(info, indent=2) + "\n")
@@ -433,6 +433,12 @@ def _readme(seed, n_clips, source) -> str:
             "see the docstring of `hybridlib.data.teaching`. Licence of procedural audio and all texts: CC0 1.0.\n")
 
 
+def generation_settings(seed: int, n_clips, bank) -> dict:
+    """The settings that determine a teaching set's content, as recorded in its ``teaching.json``."""
+    return {"format_version": FORMAT_VERSION, "seed": int(seed),
+            "n_clips": dict(zip(SPLITS, (int(c) for c in n_clips))), "bank": str(bank)}
+
+
 def ensure_teaching_set(root: str | Path | None = None, smoke: bool = False, seed: int = 0,
                         bank: str | Path = "procedural", progress: bool = True,
                         n_clips: tuple[int, int, int] | None = None) -> Path:
@@ -442,18 +448,23 @@ def ensure_teaching_set(root: str | Path | None = None, smoke: bool = False, see
     ``SMOKE_CLIPS`` (32/16/16) or ``FULL_CLIPS`` (600/150/150), unless ``n_clips`` is given.
 
     Generation goes to a temporary sibling folder that is renamed into place when complete, so a
-    concurrent caller never sees half a dataset (the loser of a race discards its copy). An existing
-    set generated with another seed raises ``ValueError`` rather than being silently reused.
+    concurrent caller never sees half a dataset (the loser of a race discards its copy). An existing set
+    generated with other settings (seed, clip counts, bank or format version) raises :class:`DatasetError`
+    naming them rather than being silently reused.
     """
     from hybridlib.paths import teaching_dir
 
     root = Path(root) if root is not None else teaching_dir(smoke)
+    size = tuple(n_clips) if n_clips is not None else (SMOKE_CLIPS if smoke else FULL_CLIPS)
+    wanted = generation_settings(seed, size, bank)
     marker = root / "teaching.json"
     if marker.is_file():
         info = json.loads(marker.read_text())
-        if info.get("seed") != seed:
-            raise ValueError(f"{root} holds a teaching set generated with seed {info.get('seed')}, not {seed}; "
-                             "delete it or pass another root")
+        differ = {k: (info.get(k), v) for k, v in wanted.items() if info.get(k) != v}
+        if differ:
+            detail = "; ".join(f"{k}: {have!r} there, {want!r} asked for" for k, (have, want) in differ.items())
+            raise DatasetError(f"{root} holds a teaching set generated with other settings ({detail}); "
+                               "delete it or pass another root")
         return root
     if root.exists() and any(root.iterdir()):
         raise DatasetError(f"{root} exists but is not a complete teaching set (no teaching.json); "
@@ -461,9 +472,7 @@ def ensure_teaching_set(root: str | Path | None = None, smoke: bool = False, see
     root.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{root.name}.tmp-", dir=root.parent))
     try:
-        size = tuple(n_clips) if n_clips is not None else (SMOKE_CLIPS if smoke else FULL_CLIPS)
-        make_teaching_set(tmp, seed=seed, n_clips=size, bank=bank,
-                          progress=progress)
+        make_teaching_set(tmp, seed=seed, n_clips=size, bank=bank, progress=progress)
         try:
             os.rename(tmp, root)  # atomic; replaces an empty folder, fails on a non-empty one
         except OSError:
@@ -473,32 +482,3 @@ def ensure_teaching_set(root: str | Path | None = None, smoke: bool = False, see
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
     return root
-
-
-# ---------------------------------------------------------------- CLI
-def add_arguments(parser) -> None:
-    parser.add_argument("--out", default=None, help="output folder (default: hybridlib.paths.teaching_dir())")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--clips", type=int, nargs=3, metavar=("DEV", "VAL", "EVAL"), default=None,
-                        help=f"clips per split (default {FULL_CLIPS}; --smoke: {SMOKE_CLIPS})")
-    parser.add_argument("--smoke", action="store_true", help="tiny set for quick checks")
-    parser.add_argument("--bank", default="procedural", help="'procedural' or a folder with manifest.csv")
-    parser.add_argument("--force", action="store_true", help="replace a non-empty output folder")
-    parser.add_argument("--no-progress", action="store_true")
-
-
-def run(args) -> int:
-    from hybridlib.paths import teaching_dir
-
-    out = Path(args.out) if args.out else teaching_dir(args.smoke)
-    clips = tuple(args.clips) if args.clips else (SMOKE_CLIPS if args.smoke else FULL_CLIPS)
-    start = time.perf_counter()
-    try:
-        make_teaching_set(out, seed=args.seed, n_clips=clips, bank=args.bank, progress=not args.no_progress,
-                          overwrite=args.force)
-    except (FileExistsError, DatasetError, ValueError) as exc:
-        print(f"error: {exc}")
-        return 1
-    print(f"teaching set ({'/'.join(map(str, clips))} clips, seed {args.seed}, bank {args.bank}) written to "
-          f"{out} in {time.perf_counter() - start:.1f} s")
-    return 0

@@ -13,7 +13,8 @@
   extra token of the transformer pooling, the transformed global audio token and metadata token are each
   projected into the retrieval space, two gated embedding units turn the query into an audio-query and a
   metadata-query vector, and the two cosine scores are mixed with the query's softmax weights.
-* :func:`clip_max_mean` and :func:`make_projection` - Mei et al.'s clip-level pooling and two-layer MLP heads.
+* :func:`make_projection` - the item/query projections, including Mei et al.'s two-layer MLP heads (their
+  clip-level max+mean pooling is :func:`hybridlib.util.tensors.masked_max_mean`).
 
 All retrieval-space vectors are L2-normalised, so every score is a cosine similarity (both papers).
 """
@@ -24,8 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-MISSING_METADATA_MODES = ("learned", "audio-only")
-PROJECTIONS = ("linear", "mlp")
+from hybridlib.models.config import MISSING_METADATA_MODES, PROJECTIONS
 
 
 def l2_normalize(x: torch.Tensor, eps: float = 1e-12) -> torch.Tensor:
@@ -46,33 +46,6 @@ def make_projection(kind: str, in_dim: int, out_dim: int, hidden_mult: int = 2) 
         hidden = hidden_mult * out_dim
         return nn.Sequential(nn.Linear(in_dim, hidden), nn.ReLU(), nn.Linear(hidden, out_dim))
     raise ValueError(f"projection must be one of {PROJECTIONS}, got {kind!r}")
-
-
-def length_mask(lengths: torch.Tensor | None, batch: int, steps: int, device=None) -> torch.Tensor:
-    """Bool ``[B, T]``, True at valid frames (all True when ``lengths`` is None)."""
-    if lengths is None:
-        return torch.ones(batch, steps, dtype=torch.bool, device=device)
-    lengths = torch.as_tensor(lengths, device=device)
-    if lengths.shape != (batch,):
-        raise ValueError(f"frame_lengths must have shape [{batch}], got {tuple(lengths.shape)}")
-    if bool((lengths < 1).any()) or bool((lengths > steps).any()):
-        raise ValueError(f"frame_lengths must lie in [1, {steps}], got {lengths.tolist()}")
-    return torch.arange(steps, device=device)[None, :] < lengths[:, None]
-
-
-def clip_max_mean(frames: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
-    """Mei et al.'s clip-level pooling of PANNs frame features: ``max_t(x) + mean_t(x)`` over valid frames.
-
-    Their audio encoder (the PANNs classifier head without its last two linear layers) averages the last
-    convolutional feature map over frequency, then takes the maximum and the mean over time and adds them
-    (``x = max + mean``). The backbones here already return frequency-pooled frames ``[B, T, D]``, so only
-    the time pooling remains; padded frames (beyond ``lengths``) are excluded from both statistics.
-    """
-    batch, steps, _ = frames.shape
-    valid = length_mask(lengths, batch, steps, frames.device)[..., None]
-    maximum = frames.masked_fill(~valid, float("-inf")).amax(dim=1)
-    mean = (frames * valid).sum(dim=1) / valid.sum(dim=1).clamp_min(1)
-    return maximum + mean
 
 
 class GatedEmbeddingUnit(nn.Module):

@@ -19,34 +19,13 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
+from hybridlib.util.tensors import check_lengths, length_mask, masked_max_mean, masked_mean
+
 
 class PooledOutput(NamedTuple):
     pooled: torch.Tensor  # [B, d_model]
     extra: torch.Tensor | None  # [B, E, d_model] transformed extra tokens, or None
     attention: list[torch.Tensor] | None  # per layer [B, S, S] (head-averaged), S = 1 + T + E
-
-
-def frame_mask(frames: torch.Tensor, lengths: torch.Tensor | None) -> torch.Tensor:
-    """Bool ``[B, T]``, True at valid frames (all valid when ``lengths`` is None)."""
-    B, T = frames.shape[:2]
-    if lengths is None:
-        return torch.ones(B, T, dtype=torch.bool, device=frames.device)
-    lengths = torch.as_tensor(lengths, device=frames.device)
-    if lengths.shape != (B,):
-        raise ValueError(f"lengths must have shape [{B}], got {tuple(lengths.shape)}")
-    return torch.arange(T, device=frames.device)[None, :] < lengths[:, None]
-
-
-def masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Mean over dim 1 of ``x [B, T, D]`` where ``mask [B, T]``; zero for an empty sequence."""
-    m = mask.unsqueeze(-1).to(x.dtype)
-    return (x * m).sum(dim=1) / m.sum(dim=1).clamp(min=1.0)
-
-
-def masked_max(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Max over dim 1 of ``x [B, T, D]`` where ``mask [B, T]``; zero for an empty sequence."""
-    filled = x.masked_fill(~mask.unsqueeze(-1), float("-inf")).amax(dim=1)
-    return torch.where(mask.any(dim=1, keepdim=True), filled, torch.zeros_like(filled))
 
 
 def sinusoidal_encoding(length: int, dim: int, device=None, dtype=torch.float32) -> torch.Tensor:
@@ -124,7 +103,8 @@ class TransformerPooling(nn.Module):
         if frames.dim() != 3 or frames.shape[-1] != self.in_dim:
             raise ValueError(f"frames must be [B, T, {self.in_dim}], got {tuple(frames.shape)}")
         B, T, _ = frames.shape
-        valid = frame_mask(frames, lengths)
+        check_lengths(lengths, T, "frame_lengths")
+        valid = length_mask(lengths, T, batch=B, device=frames.device)
         x = self.input_proj(frames)
         global_token = masked_mean(x, valid) + self.global_bias  # [B, d]
         x = x + sinusoidal_encoding(T, self.d_model, frames.device, x.dtype)[None]
@@ -167,7 +147,8 @@ class MeanPooling(nn.Module):
         self.proj = nn.Linear(in_dim, d_model)
 
     def forward(self, frames, lengths=None, extra_tokens=None, extra_mask=None, return_attention=False):
-        return PooledOutput(self.proj(masked_mean(frames, frame_mask(frames, lengths))), None, None)
+        valid = length_mask(lengths, frames.shape[1], batch=frames.shape[0], device=frames.device)
+        return PooledOutput(self.proj(masked_mean(frames, valid)), None, None)
 
 
 class MaxMeanPooling(nn.Module):
@@ -179,5 +160,4 @@ class MaxMeanPooling(nn.Module):
         self.proj = nn.Linear(in_dim, d_model)
 
     def forward(self, frames, lengths=None, extra_tokens=None, extra_mask=None, return_attention=False):
-        valid = frame_mask(frames, lengths)
-        return PooledOutput(self.proj(masked_max(frames, valid) + masked_mean(frames, valid)), None, None)
+        return PooledOutput(self.proj(masked_max_mean(frames, lengths)), None, None)

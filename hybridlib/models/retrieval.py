@@ -33,134 +33,21 @@ and always run in eval mode under ``torch.no_grad``. Trainable encoders are subm
 from __future__ import annotations
 
 import copy
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 
+from hybridlib.models.config import USES_AUDIO, USES_METADATA, ModelConfig
 from hybridlib.models.fusion import (
-    MISSING_METADATA_MODES,
-    PROJECTIONS,
     LateFusion,
     MidFusion,
     MissingMetadata,
-    clip_max_mean,
     effective_weights,
     l2_normalize,
     make_projection,
 )
-
-FUSIONS = ("none", "metadata-only", "late", "mid", "mei")
-METADATA_KINDS = ("os", "cs", "fs")
-POOLINGS = ("transformer", "mean", "max-mean")
-USES_AUDIO = ("none", "late", "mid", "mei")
-USES_METADATA = ("metadata-only", "late", "mid")
-
-
-@dataclass
-class ModelConfig:
-    """Everything that defines a :class:`RetrievalModel` (saved next to its weights as JSON).
-
-    fusion: ``none`` | ``metadata-only`` | ``late`` | ``mid`` | ``mei`` (see the module docstring).
-    metadata_kind: which metadata the data pipeline feeds (``os`` keywords, ``cs`` tags, ``fs`` sentences);
-        the architecture is the same for all three.
-    audio_backbone, audio_dim: backbone name for :func:`hybridlib.models.audio.build_audio_backbone` and
-        its frame width (sfx-cnn: 512; PANNs Cnn14/ResNet38: 2048; EfficientAT mn40: 3840).
-    audio_trainable: the model owns (and fine-tunes) the backbone and accepts ``waveform`` batches.
-    text_encoder, text_dim, text_max_tokens, text_pooling: arguments of
-        :func:`hybridlib.models.text.build_text_encoder` (minilm: 384-d; bert-base: 768-d).
-    text_trainable: the model owns (and fine-tunes) the text encoder and accepts strings.
-    share_text_encoder: one text encoder for queries and metadata (hybrid paper, section V-E); False gives
-        metadata its own copy. With frozen encoders both choices compute the same embeddings.
-    pooling: ``transformer`` (hybrid paper) | ``mean`` | ``max-mean`` (``mid`` needs ``transformer``;
-        ``mei`` always uses its own clip-level max+mean pooling of the frames without a projection).
-    d_model: pooling width (None -> ``text_dim``, so late fusion sums audio and metadata directly).
-    num_layers, num_heads, dropout: transformer pooling.
-    retrieval_dim: width of the retrieval space (the hybrid paper does not state it; 256 here, Mei et al.
-        use 1024).
-    missing_metadata: ``learned`` (a learned embedding stands in) | ``audio-only`` (fall back to audio).
-    projection: ``linear`` | ``mlp`` for the item/query projections of none/late/metadata-only
-        (``mei`` always uses Mei et al.'s MLP; ``mid`` uses linear projections and gated units).
-    mlp_hidden_mult: hidden width of MLP projections as a multiple of ``retrieval_dim`` (Mei et al.: 2).
-    share_projection: items and queries share one projection (see the module docstring).
-    gate_batch_norm: batch norm inside the gated embedding units' context gating (Miech et al.'s option).
-    normalize: L2-normalise retrieval vectors (cosine similarity, both papers); False gives raw dot products
-        (for experiments only: the losses' margins and temperatures assume cosines).
-    """
-
-    fusion: str = "none"
-    metadata_kind: str = "os"
-    audio_backbone: str = "sfx-cnn"
-    audio_dim: int = 512
-    audio_trainable: bool = False
-    text_encoder: str = "minilm"
-    text_dim: int = 384
-    text_max_tokens: int = 32
-    text_pooling: str = "cls"
-    text_trainable: bool = False
-    share_text_encoder: bool = True
-    pooling: str = "transformer"
-    d_model: int | None = None
-    num_layers: int = 2
-    num_heads: int = 4
-    dropout: float = 0.1
-    retrieval_dim: int = 256
-    missing_metadata: str = "learned"
-    projection: str = "linear"
-    mlp_hidden_mult: int = 2
-    share_projection: bool = False
-    gate_batch_norm: bool = False
-    normalize: bool = True
-
-    @property
-    def width(self) -> int:
-        """The pooling width (``d_model``, defaulting to ``text_dim``)."""
-        return self.d_model or self.text_dim
-
-    def validate(self) -> ModelConfig:
-        """Raise ``ValueError`` naming the offending field; return self."""
-        choices = {"fusion": FUSIONS, "metadata_kind": METADATA_KINDS, "pooling": POOLINGS,
-                   "missing_metadata": MISSING_METADATA_MODES, "projection": PROJECTIONS}
-        for name, allowed in choices.items():
-            if getattr(self, name) not in allowed:
-                raise ValueError(f"ModelConfig.{name} must be one of {allowed}, got {getattr(self, name)!r}")
-        for name in ("audio_dim", "text_dim", "retrieval_dim", "num_layers", "num_heads", "mlp_hidden_mult",
-                     "text_max_tokens"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"ModelConfig.{name} must be a positive integer, got {value!r}")
-        if self.d_model is not None and (not isinstance(self.d_model, int) or self.d_model < 1):
-            raise ValueError(f"ModelConfig.d_model must be None or a positive integer, got {self.d_model!r}")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"ModelConfig.dropout must be in [0, 1), got {self.dropout!r}")
-        if self.fusion == "mid" and self.pooling != "transformer":
-            raise ValueError("ModelConfig.pooling must be 'transformer' for fusion='mid' (the metadata token "
-                             f"is processed by the transformer layers), got {self.pooling!r}")
-        if self.pooling == "transformer" and self.fusion != "mei" and self.width % self.num_heads:
-            raise ValueError(f"ModelConfig.d_model ({self.width}) must be divisible by num_heads "
-                             f"({self.num_heads})")
-        if self.fusion == "metadata-only" and self.missing_metadata == "audio-only":
-            raise ValueError("ModelConfig.missing_metadata='audio-only' is impossible for fusion='metadata-only' "
-                             "(there is no audio to fall back on); use 'learned'")
-        if self.share_projection:
-            if self.fusion in ("mid", "mei"):
-                raise ValueError(f"ModelConfig.share_projection is not available for fusion={self.fusion!r}")
-            if self.fusion != "metadata-only" and self.width != self.text_dim:
-                raise ValueError("ModelConfig.share_projection needs d_model == text_dim "
-                                 f"({self.width} != {self.text_dim})")
-        return self
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, values: dict) -> ModelConfig:
-        """Build from a dict (e.g. a saved JSON config); unknown keys raise ``ValueError`` naming them."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(f"unknown ModelConfig field(s) {unknown}; known: {sorted(known)}")
-        return cls(**values).validate()
+from hybridlib.util.tensors import concat_along_batch, map_tensors, masked_max_mean
 
 
 class _TensorFields:
@@ -171,8 +58,7 @@ class _TensorFields:
 
     def apply(self, fn):
         """A copy with ``fn`` applied to every tensor field (e.g. ``lambda t: t.detach().cpu()``)."""
-        return type(self)(**{f.name: None if getattr(self, f.name) is None else fn(getattr(self, f.name))
-                             for f in fields(self)})
+        return map_tensors(self, fn)
 
     def detach(self):
         return self.apply(torch.Tensor.detach)
@@ -216,30 +102,14 @@ class QueryEmbeddings(_TensorFields):
     clip_index: torch.Tensor | None = None
 
 
-def _concat(parts: list, cls):
-    if not parts:
-        raise ValueError(f"cannot concatenate an empty list of {cls.__name__}")
-    out = {}
-    for f in fields(cls):
-        values = [getattr(p, f.name) for p in parts]
-        present = [v is not None for v in values]
-        if all(present):
-            out[f.name] = torch.cat(values, dim=0)
-        elif any(present):
-            raise ValueError(f"{cls.__name__}.{f.name} is set in some chunks but not in others")
-        else:
-            out[f.name] = None
-    return cls(**out)
-
-
 def concat_items(parts: list[ItemEmbeddings]) -> ItemEmbeddings:
     """Concatenate :class:`ItemEmbeddings` computed in chunks (in order)."""
-    return _concat(parts, ItemEmbeddings)
+    return concat_along_batch(parts)
 
 
 def concat_queries(parts: list[QueryEmbeddings]) -> QueryEmbeddings:
     """Concatenate :class:`QueryEmbeddings` computed in chunks (in order)."""
-    return _concat(parts, QueryEmbeddings)
+    return concat_along_batch(parts)
 
 
 def _build_pooling(cfg: ModelConfig) -> nn.Module:
@@ -471,7 +341,7 @@ class RetrievalModel(nn.Module):
             stages.update(audio=out.pooled, metadata_token=out.extra[:, 0])
             mask = present
         else:  # mei
-            pooled = clip_max_mean(frames, lengths)
+            pooled = masked_max_mean(frames, lengths)
             stages["audio"] = pooled
             emb = self._norm(self.item_proj(pooled))
         stages["item"] = emb

@@ -1,8 +1,13 @@
 """Text encoders for queries (captions) and metadata: BERT-style transformers from ``transformers``.
 
-Preprocessing follows the hybrid paper (Primus & Widmer): lowercase, remove punctuation, WordPiece,
-pad to the longest text in the batch, truncate at 32 tokens; the transformed ``[CLS]`` token is the
-text embedding (``pooling="mean"`` averages the non-padding tokens instead).
+Preprocessing follows the hybrid paper (Primus & Widmer): lowercase and punctuation removed by the
+project's one text normaliser (:func:`hybridlib.util.text.normalize_text`, the same rule as for metadata),
+WordPiece, pad to the longest text in the batch, truncate at 32 tokens; the transformed ``[CLS]`` token is
+the text embedding (``pooling="mean"`` averages the non-padding tokens instead).
+
+:meth:`TextEncoder.embed_batch_invariant` encodes every text in the same tensor shapes (grouped by token count,
+fixed-size chunks, no padding), so a text's embedding does not depend on which other texts share its batch
+(padding or another batch size moves results by about 1e-6); the feature cache uses it.
 
 ``build_text_encoder("minilm")`` loads the bundled MiniLM-L6 (384-d, runs offline); any other name or
 path goes to ``transformers`` (e.g. ``bert-base-uncased`` as in the paper, ``bert-large-uncased``).
@@ -10,30 +15,13 @@ path goes to ``transformers`` (e.g. ``bert-base-uncased`` as in the paper, ``ber
 
 from __future__ import annotations
 
-import re
-import string
-import unicodedata
+from collections import defaultdict
 from pathlib import Path
 
 import torch
 from torch import nn
 
-# the paper removes punctuation; ASCII punctuation plus any Unicode "P*" character is dropped
-_PUNCT = re.compile(f"[{re.escape(string.punctuation)}]")
-_SPACES = re.compile(r"\s+")
-
-
-def preprocess_text(text: str) -> str:
-    """Lowercase, delete punctuation characters, collapse whitespace (``"A dog's bark!" -> "a dogs bark"``).
-
-    Punctuation is deleted rather than replaced by a space (the common choice in the DCASE retrieval
-    baselines), so ``"dog's"`` stays one word.
-    """
-    if not isinstance(text, str):
-        raise TypeError(f"text must be str, got {type(text).__name__}: {text!r}")
-    text = _PUNCT.sub("", text.lower())
-    text = "".join(ch for ch in text if not unicodedata.category(ch).startswith("P"))
-    return _SPACES.sub(" ", text).strip()
+from hybridlib.util.text import TEXT_MODES, normalize_text
 
 
 class TextEncoder(nn.Module):
@@ -51,10 +39,13 @@ class TextEncoder(nn.Module):
         max_tokens: int = 32,
         pooling: str = "cls",
         trainable: bool = False,
+        text_mode: str = "hybrid",
     ):
         super().__init__()
         if pooling not in {"cls", "mean"}:
             raise ValueError(f"pooling must be 'cls' or 'mean', got {pooling!r}")
+        if text_mode not in TEXT_MODES:
+            raise ValueError(f"text_mode must be one of {TEXT_MODES}, got {text_mode!r}")
         if max_tokens < 2:
             raise ValueError(f"max_tokens must be >= 2 ([CLS] and [SEP]), got {max_tokens}")
         self.model = model
@@ -62,6 +53,7 @@ class TextEncoder(nn.Module):
         self.name = name
         self.max_tokens = max_tokens
         self.pooling = pooling
+        self.text_mode = text_mode
         self.embed_dim = int(model.config.hidden_size)
         self.trainable = trainable
         self.set_trainable(trainable)
@@ -80,11 +72,11 @@ class TextEncoder(nn.Module):
         return self
 
     def config(self) -> dict:
-        return {"name": self.name, "max_tokens": self.max_tokens, "pooling": self.pooling}
+        return {"name": self.name, "max_tokens": self.max_tokens, "pooling": self.pooling,
+                "text_mode": self.text_mode}
 
-    @staticmethod
-    def preprocess(text: str) -> str:
-        return preprocess_text(text)
+    def preprocess(self, text: str) -> str:
+        return normalize_text(text, self.text_mode)
 
     def tokenize(self, texts: list[str]) -> dict[str, torch.Tensor]:
         """Preprocess and WordPiece-tokenize; pad to the longest, truncate at ``max_tokens``."""
@@ -94,6 +86,35 @@ class TextEncoder(nn.Module):
         return self.tokenizer(
             clean, padding="longest", truncation=True, max_length=self.max_tokens, return_tensors="pt"
         )
+
+    def token_counts(self, texts: list[str]) -> list[int]:
+        """Tokens of each text after preprocessing and truncation (``[CLS]`` and ``[SEP]`` included)."""
+        ids = self.tokenizer([self.preprocess(t) for t in texts], truncation=True, max_length=self.max_tokens)
+        return [len(x) for x in ids["input_ids"]]
+
+    def embed_batch_invariant(self, texts: list[str], chunk: int = 16) -> torch.Tensor:
+        """``forward`` over ``texts`` (in input order) so that each text's embedding is the same bytes whatever
+        other texts are encoded with it.
+
+        Texts are grouped by token count and encoded in chunks of exactly ``chunk`` texts of that length (a
+        short last chunk is filled up with copies of its last text): every text is then computed in the same
+        tensor shapes, with no padding, so the kernels and reduction orders do not change with the company it
+        keeps (padding, or a different batch size, moves results by about 1e-6).
+        """
+        groups: dict[int, list[int]] = defaultdict(list)
+        for i, n in enumerate(self.token_counts(texts)):
+            groups[n].append(i)
+        out: torch.Tensor | None = None
+        for n in sorted(groups):
+            idx = groups[n]
+            for s in range(0, len(idx), chunk):
+                rows = idx[s:s + chunk]
+                batch = [texts[i] for i in rows]
+                emb = self.forward(batch + [batch[-1]] * (chunk - len(batch)))[: len(rows)]
+                if out is None:
+                    out = emb.new_zeros(len(texts), emb.shape[1])
+                out[rows] = emb
+        return out if out is not None else self.forward([])
 
     def forward(self, texts: list[str]) -> torch.Tensor:
         if len(texts) == 0:
@@ -119,7 +140,8 @@ def resolve_text_model(name: str) -> str:
 
 
 def build_text_encoder(
-    name: str = "minilm", max_tokens: int = 32, pooling: str = "cls", trainable: bool = False
+    name: str = "minilm", max_tokens: int = 32, pooling: str = "cls", trainable: bool = False,
+    text_mode: str = "hybrid",
 ) -> TextEncoder:
     """Load tokenizer and model ``name`` (``"minilm"``, a hub id such as ``bert-base-uncased``, or a folder)."""
     from transformers import AutoModel, AutoTokenizer
@@ -144,6 +166,7 @@ def build_text_encoder(
         if bars:
             hf_logging.enable_progress_bar()
     encoder = TextEncoder(
-        model, tokenizer, name=name, max_tokens=max_tokens, pooling=pooling, trainable=trainable
+        model, tokenizer, name=name, max_tokens=max_tokens, pooling=pooling, trainable=trainable,
+        text_mode=text_mode,
     )
     return encoder.eval()

@@ -153,18 +153,3 @@ def plot_global_attention(attention: Sequence, n_frames: int, frame_rate: float 
     ax.set_title(title or "global token attention over frames (dotted: to itself)")
     ax.legend(fontsize=8)
     return fig
-
-
-def plot_training_curves(
-    curves: dict[str, Sequence[float]], ax=None, ylabel: str = "loss", title: str | None = None
-):
-    """Simple per-epoch curves, one line per name (e.g. frozen vs trainable)."""
-    fig, ax = axes_for(ax, (6, 3.5))
-    for name, values in curves.items():
-        ax.plot(range(1, len(values) + 1), values, marker="o", label=name)
-    ax.set_xlabel("epoch")
-    ax.set_ylabel(ylabel)
-    if title:
-        ax.set_title(title)
-    ax.legend()
-    return fig

@@ -146,22 +146,3 @@ def plot_batch_size_sweep(table, metric: str = "mAP@10", paper: Mapping | None =
     ax.legend(handles=handles, fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.08), ncol=len(sizes))
     ax.grid(alpha=0.3, axis="y")
     return fig
-
-
-def plot_training_curves(history, metric: str = "mAP@10", batch_size: int | None = None, ax=None):
-    """``metric`` per epoch for each loss (one batch size); ``history`` from ``batch_size_sweep``."""
-    if metric not in history.columns:
-        raise ValueError(f"`metric` {metric!r} is not a column of the history ({list(history.columns)})")
-    fig, ax = axes_for(ax, (6, 4))
-    hist = history if batch_size is None else history[history.batch_size == batch_size]
-    if hist.empty:
-        raise ValueError(f"no history rows for batch_size={batch_size}")
-    curves = hist.groupby(["loss", "epoch"], sort=False)[metric].mean().reset_index()
-    for name, sub in curves.groupby("loss", sort=False):
-        ax.plot(sub["epoch"], sub[metric], marker="o", ms=3, color=LOSS_COLORS.get(name), label=name)
-    ax.set_xlabel("epoch")
-    ax.set_ylabel(metric + (" (%)" if metric.startswith(("R@", "mAP")) else ""))
-    ax.set_title(f"{metric} per epoch" + (f" (B = {batch_size})" if batch_size else ""))
-    ax.legend(fontsize=8)
-    ax.grid(alpha=0.3)
-    return fig

@@ -10,34 +10,52 @@ from collections.abc import Mapping
 from hybridlib.viz import axes_for
 
 
-def plot_training_curves(logs, metric: str = "val_t2a_mAP@10", ax=None, title: str | None = None):
-    """One line per run of ``metric`` over epochs. ``logs``: a ``log.csv`` DataFrame or ``{label: DataFrame}``;
-    several seeds of a label (a list of DataFrames) are drawn as mean with a min-max band."""
+def plot_training_curves(curves, metric: str | None = "val_t2a_mAP@10", ax=None, title: str | None = None,
+                         ylabel: str | None = None, colors: Mapping[str, str] | None = None):
+    """One line per run over epochs: the one curve plot of the package.
+
+    ``curves``: a run's ``log.csv`` DataFrame, or ``{label: curve}`` where a curve is a DataFrame with an
+    ``epoch`` column and a ``metric`` column, a list of such DataFrames (several seeds: their mean with a
+    min-max band), or a plain sequence of per-epoch values (``metric`` is then only the axis label).
+    """
     import pandas as pd
 
     fig, ax = axes_for(ax)
-    if isinstance(logs, pd.DataFrame):
-        logs = {"run": logs}
-    for label, log in logs.items():
-        runs = log if isinstance(log, (list, tuple)) else [log]
-        table = pd.concat([r.set_index("epoch")[metric].rename(i) for i, r in enumerate(runs)], axis=1)
+    if isinstance(curves, pd.DataFrame):
+        curves = {"run": curves}
+    for label, curve in curves.items():
+        if isinstance(curve, pd.DataFrame) or (isinstance(curve, (list, tuple)) and curve
+                                               and isinstance(curve[0], pd.DataFrame)):
+            parts = curve if isinstance(curve, (list, tuple)) else [curve]
+            table = pd.concat([p.groupby("epoch")[metric].mean().rename(i) for i, p in enumerate(parts)], axis=1)
+        else:
+            table = pd.DataFrame({0: list(curve)}, index=range(1, len(curve) + 1))
         mean = table.mean(axis=1)
-        (line,) = ax.plot(mean.index, mean.values, marker="o", ms=3, label=label)
+        color = (colors or {}).get(label)
+        (line,) = ax.plot(mean.index, mean.values, marker="o", ms=3, label=label, color=color)
         if table.shape[1] > 1:
             ax.fill_between(table.index, table.min(axis=1), table.max(axis=1), color=line.get_color(), alpha=0.2)
     ax.set_xlabel("epoch")
-    ax.set_ylabel(metric)
-    ax.set_title(title or metric)
+    ax.set_ylabel(ylabel or pretty_metric(metric or ""))
+    ax.set_title(title or pretty_metric(metric or ""))
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     return fig
+
+
+def pretty_metric(name: str) -> str:
+    """Axis label for a metric column: ``val_t2a_mAP@10`` -> ``validation text-to-audio mAP@10 (%)``."""
+    words = {"val": "validation", "t2a": "text-to-audio", "a2t": "audio-to-text", "train": "training"}
+    parts = [words.get(p, p) for p in name.split("_")]
+    label = " ".join(parts)
+    return label + (" (%)" if any(m in name for m in ("mAP", "R@", "R-sum")) else "")
 
 
 def plot_lr_schedule(cfg, steps_per_epoch: int, ax=None, label: str | None = None):
     """The learning rate of every optimiser step under ``cfg``'s schedule (uses the real scheduler)."""
     import torch
 
-    from hybridlib.train import build_scheduler
+    from hybridlib.training.optim import build_scheduler
 
     fig, ax = axes_for(ax)
     p = torch.nn.Parameter(torch.zeros(1))
@@ -144,7 +162,7 @@ def plot_findings(findings, ax=None, title: str = "paper gap vs our gap"):
 def plot_metadata_sweep(rows, baseline: float | None = None, metric: str = "t2a_mAP@10", ax=None,
                         title: str | None = None):
     """Metric against a metadata-degradation knob, one line per ``missing_metadata`` policy (rows of
-    :func:`hybridlib.train.metadata_sweep`), with the content-only baseline as a dashed line."""
+    :func:`hybridlib.experiments.metadata_sweep`), with the content-only baseline as a dashed line."""
     fig, ax = axes_for(ax, (6, 3.5))
     knobs = sorted({r["knob"] for r in rows})
     for policy in sorted({r["missing_metadata"] for r in rows}):

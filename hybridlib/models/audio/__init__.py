@@ -22,6 +22,8 @@ from __future__ import annotations
 import importlib
 from pathlib import Path
 
+from hybridlib.util.errors import UserError
+
 # name -> (module, class, keyword arguments)
 BACKBONES: dict[str, tuple[str, str, dict]] = {
     "sfx-cnn": ("hybridlib.models.audio.sfx_cnn", "SfxCNN", {}),
@@ -42,34 +44,47 @@ def build_audio_backbone(
     """Build backbone ``name`` and load its weights.
 
     ``checkpoint``: path of an official weights file (see :mod:`.checkpoints` for the formats). When
-    ``None`` and ``pretrained``: sfx-cnn uses the bundled aiSFX file; the others use
-    :func:`hybridlib.models.audio.weights.weights_path` (downloading the official file, verified by
-    checksum, when it is not there yet). ``pretrained=False`` keeps random weights.
+    ``None`` and ``pretrained``: sfx-cnn uses the bundled aiSFX file; the others the official file at
+    :func:`hybridlib.models.audio.weights.weights_path`, downloaded (and checksum-verified) when it is not
+    there yet. ``pretrained=False`` keeps random weights.
     The module is returned in eval mode.
     """
     if name not in BACKBONES:
-        raise ValueError(f"unknown audio backbone {name!r}; choose from {available_backbones()}")
+        raise UserError(f"unknown audio backbone {name!r}; choose from {available_backbones()}")
     module_name, class_name, kwargs = BACKBONES[name]
     cls = getattr(importlib.import_module(module_name), class_name)
     model = cls(**kwargs)
     model.name = name
     if checkpoint is None and pretrained:
-        if name == "sfx-cnn":
-            from hybridlib.bundled import sfx_cnn_checkpoint
-
-            checkpoint = sfx_cnn_checkpoint()
-        else:
-            from hybridlib.models.audio.weights import weights_path
-
-            checkpoint = weights_path(name, download=True)
+        checkpoint = fetch_weights(name)
+    model.checkpoint_path = None
     if checkpoint is not None:
-        from hybridlib.models.audio.checkpoints import load_checkpoint
+        from hybridlib.models.audio.checkpoints import load_official_weights
 
-        model.checkpoint_report = load_checkpoint(checkpoint, model)
+        model.checkpoint_report = load_official_weights(checkpoint, model)
         model.checkpoint_path = str(checkpoint)
-    else:
-        model.checkpoint_path = None
     return model.eval()
 
 
-__all__ = ["BACKBONES", "available_backbones", "build_audio_backbone"]
+def fetch_weights(name: str, dest_dir: str | Path | None = None, progress: bool = True) -> Path:
+    """The official weights file of backbone ``name``, downloaded first when missing.
+
+    A fresh download is loaded into the model (every key and shape must match) and deleted when it does
+    not fit, so a corrupt or wrong file never stays behind.
+    """
+    from hybridlib.models.audio.checkpoints import CheckpointError, load_official_weights
+    from hybridlib.models.audio.weights import download_weights, weights_path
+
+    path = weights_path(name, dest_dir)
+    if path.is_file():
+        return path
+    path = download_weights(name, dest_dir, progress=progress)
+    try:
+        load_official_weights(path, build_audio_backbone(name, pretrained=False))
+    except CheckpointError:
+        path.unlink(missing_ok=True)
+        raise
+    return path
+
+
+__all__ = ["BACKBONES", "available_backbones", "build_audio_backbone", "fetch_weights"]

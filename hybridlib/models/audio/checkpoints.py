@@ -19,8 +19,10 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from hybridlib.util.errors import UserError
 
-class CheckpointError(ValueError):
+
+class CheckpointError(UserError):
     """A checkpoint cannot be read or does not fit the model; the message names the file and key."""
 
 
@@ -78,8 +80,8 @@ def read_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict]:
 
 
 @dataclass
-class LoadReport:
-    """What :func:`load_checkpoint` did: loaded keys, and keys missing/unexpected/ignored."""
+class WeightsReport:
+    """What :func:`load_official_weights` did: loaded keys, and keys missing/unexpected/ignored."""
 
     path: str
     loaded: list[str] = field(default_factory=list)
@@ -98,15 +100,15 @@ def _shorten(keys: list[str], n: int = 8) -> str:
     return ", ".join(keys[:n]) + (f" ... (+{len(keys) - n} more)" if len(keys) > n else "")
 
 
-def load_checkpoint(
+def load_official_weights(
     path: str | Path,
     model: nn.Module,
     *,
     strict: bool = True,
     ignore_prefixes: tuple[str, ...] | None = None,
     prefix_map: dict[str, str] | None = None,
-) -> LoadReport:
-    """Load the official file at ``path`` into ``model`` and return a :class:`LoadReport`.
+) -> WeightsReport:
+    """Load the official file at ``path`` into ``model`` and return a :class:`WeightsReport`.
 
     ``prefix_map`` renames checkpoint keys (official prefix -> this model's prefix); keys starting with
     ``ignore_prefixes`` (e.g. classifier heads not used for frames) are skipped silently. Defaults come
@@ -119,7 +121,7 @@ def load_checkpoint(
     prefix_map = getattr(model, "checkpoint_prefixes", {}) if prefix_map is None else prefix_map
     ignore = tuple(getattr(model, "checkpoint_ignore", ())) if ignore_prefixes is None else ignore_prefixes
     own = model.state_dict()
-    report = LoadReport(str(path))
+    report = WeightsReport(str(path))
     renamed: dict[str, torch.Tensor] = {}
     for key, value in state.items():
         if ignore and key.startswith(ignore):

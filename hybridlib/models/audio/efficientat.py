@@ -19,7 +19,8 @@ import torch
 from torch import nn
 
 from hybridlib.models.audio.frontends import EfficientATMel
-from hybridlib.models.audio.masking import conv_bn, conv_lengths, ensure_min_length, length_mask, mask_time
+from hybridlib.models.audio.masking import conv_bn, conv_lengths, ensure_min_length, mask_time
+from hybridlib.util.tensors import length_mask
 
 AUDIOSET_CLASSES = 527
 

@@ -24,7 +24,8 @@ import torch
 import torchaudio.functional as AF
 from torch import nn
 
-from hybridlib.models.audio.masking import full_lengths, length_mask
+from hybridlib.models.audio.masking import full_lengths
+from hybridlib.util.tensors import length_mask
 
 # aiSFX scaled its log-mels by the extremes over all its training spectrograms (Essentia frontend).
 SFX_NORM_MIN = 0.0

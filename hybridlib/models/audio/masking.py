@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import torch
 
+from hybridlib.util.tensors import length_mask
+
 
 def full_lengths(x: torch.Tensor, lengths: torch.Tensor | None) -> torch.Tensor:
     """``lengths`` as a long tensor on ``x``'s device; all ``x.shape[-1]`` when ``None``."""
@@ -20,11 +22,6 @@ def full_lengths(x: torch.Tensor, lengths: torch.Tensor | None) -> torch.Tensor:
     if (lengths < 0).any() or (lengths > x.shape[-1]).any():
         raise ValueError(f"lengths must lie in [0, {x.shape[-1]}], got {lengths.tolist()}")
     return lengths
-
-
-def length_mask(lengths: torch.Tensor, size: int) -> torch.Tensor:
-    """Bool ``[B, size]``: True at valid (non-padded) positions."""
-    return torch.arange(size, device=lengths.device)[None, :] < lengths[:, None]
 
 
 def mask_time(x: torch.Tensor, lengths: torch.Tensor, time_dim: int) -> torch.Tensor:

@@ -25,7 +25,7 @@ from torch.nn import functional as F
 from hybridlib.models.audio.frontends import PannsLogMel
 from hybridlib.models.audio.masking import conv_bn, conv_lengths, ensure_min_length, mask_time
 from hybridlib.models.audio.sfx_cnn import ConvBlock
-from hybridlib.models.pooling import frame_mask, masked_max, masked_mean
+from hybridlib.util.tensors import masked_max_mean
 
 AUDIOSET_CLASSES = 527
 
@@ -79,8 +79,7 @@ class _PannsBase(nn.Module):
 
     def clip_logits(self, frames: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
         """AudioSet logits from frames (PANNs' head: max + mean over time, ReLU(fc1), fc_audioset)."""
-        valid = frame_mask(frames, lengths)
-        x = masked_max(frames, valid) + masked_mean(frames, valid)
+        x = masked_max_mean(frames, lengths)
         x = F.dropout(x, p=0.5, training=self.training)
         x = F.dropout(torch.relu(self.fc1(x)), p=0.5, training=self.training)
         return self.fc_audioset(x)

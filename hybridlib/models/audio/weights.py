@@ -1,9 +1,9 @@
 """Official pretrained weights of the audio backbones: where they are published and how to fetch them.
 
-``python -m hybridlib download weights NAME [--dest DIR]`` (or :func:`download_weights`) downloads the
-official file into ``<data>/weights/`` (resumable, md5-verified where the publisher lists a checksum).
-:func:`hybridlib.models.audio.build_audio_backbone` calls :func:`weights_path` when no checkpoint is
-given, so with internet access ``build_audio_backbone("panns-cnn14")`` just works.
+``python -m hybridlib download weights NAME [--dest DIR]`` downloads the official file into
+``<data>/weights/`` (resumable, md5-verified where the publisher lists a checksum) and loads it into the
+model to verify it. :func:`hybridlib.models.audio.build_audio_backbone` does the same when no checkpoint is
+given and the file is missing, so with internet access ``build_audio_backbone("panns-cnn14")`` just works.
 
 * PANNs (Kong et al., Zenodo record 3987831): md5 checksums as listed by Zenodo.
 * EfficientAT (Schmid et al., GitHub release v0.0.1): the release lists no checksum, so ``md5`` is
@@ -16,6 +16,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+
+from hybridlib.util.errors import UserError
+from hybridlib.util.fetch import download_file, md5sum
 
 
 @dataclass(frozen=True)
@@ -78,61 +81,37 @@ def weights_dir() -> Path:
     return data_dir() / "weights"
 
 
-def _info(name: str) -> WeightsInfo:
+def weights_info(name: str) -> WeightsInfo:
     if name not in WEIGHTS:
-        raise ValueError(f"no official weights known for {name!r}; choose from {sorted(WEIGHTS)}")
+        raise UserError(f"no official weights known for {name!r}; choose from {sorted(WEIGHTS)}")
     return WEIGHTS[name]
 
 
-def weights_path(name: str, dest_dir: str | Path | None = None, download: bool = False) -> Path:
-    """Local path of ``name``'s official file; downloads it when missing and ``download`` is set.
+def weights_path(name: str, dest_dir: str | Path | None = None) -> Path:
+    """Where ``name``'s official file lives (``dest_dir`` or ``<data>/weights``; sfx-cnn: the bundled file).
 
-    Raises ``FileNotFoundError`` (with the command to run) when the file is missing and not downloaded.
+    The file may not exist yet: :func:`download_weights` fetches it.
     """
-    info = _info(name)
+    info = weights_info(name)
     if info.url is None:
         from hybridlib.bundled import sfx_cnn_checkpoint
 
         return sfx_cnn_checkpoint()
-    path = Path(dest_dir or weights_dir()) / info.filename
-    if path.is_file():
-        return path
-    if download:
-        return download_weights(name, dest_dir)
-    raise FileNotFoundError(
-        f"weights for {name!r} not found at {path}; fetch them with `python -m hybridlib download weights {name}` "
-        f"({info.url})"
-    )
-
-
-def file_md5(path: str | Path) -> str:
-    """md5 of a file (the same helper the dataset downloads use)."""
-    from hybridlib.data.download import md5sum
-
-    return md5sum(path)
+    return Path(dest_dir or weights_dir()) / info.filename
 
 
 def download_weights(name: str, dest_dir: str | Path | None = None, progress: bool = True) -> Path:
-    """Download the official weights of backbone ``name`` into ``dest_dir`` (default ``<data>/weights``).
+    """Download the official weights of backbone ``name`` (resumable; md5-verified when the publisher lists a
+    checksum, else the computed md5 is printed so it can be pinned). Returns the file's path.
 
-    md5-verified when the publisher lists a checksum; afterwards the file is loaded into the model
-    (strict key and shape check), so a corrupt or wrong file is caught either way and deleted.
+    :func:`hybridlib.models.audio.build_audio_backbone` loads the file right after (strict key and shape
+    check) and deletes a download that does not fit the model.
     """
-    info = _info(name)
-    if info.url is None:
-        return weights_path(name)
-    from hybridlib.data.download import download_file  # lazy: the data package owns HTTP downloads
-
-    dest = Path(dest_dir or weights_dir()) / info.filename
+    info = weights_info(name)
+    dest = weights_path(name, dest_dir)
+    if info.url is None or dest.is_file():
+        return dest
     path = Path(download_file(info.url, dest, md5=info.md5, progress=progress))
-    from hybridlib.models.audio import build_audio_backbone
-    from hybridlib.models.audio.checkpoints import CheckpointError
-
-    try:
-        build_audio_backbone(name, checkpoint=path)
-    except CheckpointError:
-        path.unlink(missing_ok=True)
-        raise
     if info.md5 is None:
-        print(f"{info.filename}: md5 {file_md5(path)} (the publisher lists no checksum)")
+        print(f"{info.filename}: md5 {md5sum(path)} (the publisher lists no checksum)")
     return path

@@ -10,7 +10,7 @@ from datetime import timedelta
 import pytest
 import torch
 
-from hybridlib import distributed as D
+from hybridlib.training import distributed as D
 
 WORLD = 2
 TIMEOUT_S = 120
@@ -126,14 +126,14 @@ def _train_worker(rank: int, port: int, out_dir: str) -> None:
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), WORLD_SIZE=str(WORLD), RANK=str(rank),
                       LOCAL_RANK=str(rank))
     torch.set_num_threads(1)
-    from test_train import TinyModel, tiny_cfg, tiny_training_data
+    from training_helpers import TinyModel, tiny_cfg, tiny_training_data
 
-    from hybridlib import train as T
+    from hybridlib.training import train
 
     try:
         torch.manual_seed(0)
         # global batch 8 = 2 processes x 4
-        T.train(tiny_cfg(epochs=3, batch_size=4), out_dir, data=tiny_training_data(), model=TinyModel(dropout=0.0),
+        train(tiny_cfg(epochs=3, batch_size=4), out_dir, data=tiny_training_data(), model=TinyModel(dropout=0.0),
                 progress=False)
     finally:
         if torch.distributed.is_initialized():
@@ -145,15 +145,16 @@ def test_train_loop_under_two_processes_matches_one(tmp_path):
     """torchrun-style environment: the whole loop (slicing, gathering, DDP, rank-0 files) equals one process."""
     import json
 
-    from test_train import TinyModel, tiny_cfg, tiny_training_data
+    from training_helpers import TinyModel, tiny_cfg, tiny_training_data
 
-    from hybridlib import train as T
+    from hybridlib import runs
+    from hybridlib.training import train
 
     _spawn_and_wait(_train_worker, (_free_port(), str(tmp_path / "ddp")), "DDP training")
     torch.manual_seed(0)
-    single = T.train(tiny_cfg(epochs=3, batch_size=8), tmp_path / "single", data=tiny_training_data(),
+    single = train(tiny_cfg(epochs=3, batch_size=8), tmp_path / "single", data=tiny_training_data(),
                      model=TinyModel(dropout=0.0), progress=False)
-    log = T.read_log(tmp_path / "ddp")
+    log = runs.read_log(tmp_path / "ddp")
     assert log.train_loss.tolist() == pytest.approx([h["train_loss"] for h in single.history], rel=1e-4)
-    ddp_metrics = json.loads((tmp_path / "ddp" / "metrics.json").read_text())["metrics"]
+    ddp_metrics = json.loads((tmp_path / "ddp" / "metrics-evaluation.json").read_text())["metrics"]
     assert ddp_metrics == pytest.approx(single.test_metrics, abs=1e-6)

@@ -12,12 +12,13 @@ Launch: ``torchrun --nproc_per_node=N -m hybridlib train --config ...``. NCCL on
 
 from __future__ import annotations
 
-import dataclasses
 import os
 from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
+
+from hybridlib.util.tensors import map_tensors
 
 
 @dataclass
@@ -52,22 +53,6 @@ def init_from_env(device: str = "auto") -> DistContext:
 def barrier(ctx: DistContext) -> None:
     if ctx.world_size > 1 and dist.is_initialized():
         dist.barrier()
-
-
-def map_tensors(obj, fn):
-    """Apply ``fn`` to every tensor inside ``obj`` (tensor, dataclass, NamedTuple, dict, list/tuple)."""
-    if torch.is_tensor(obj):
-        return fn(obj)
-    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        return dataclasses.replace(obj, **{f.name: map_tensors(getattr(obj, f.name), fn)
-                                           for f in dataclasses.fields(obj) if f.init})
-    if isinstance(obj, tuple) and hasattr(obj, "_fields"):
-        return type(obj)._make(map_tensors(v, fn) for v in obj)
-    if isinstance(obj, dict):
-        return {k: map_tensors(v, fn) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return type(obj)(map_tensors(v, fn) for v in obj)
-    return obj
 
 
 def all_gather_with_grad(t: torch.Tensor) -> torch.Tensor:

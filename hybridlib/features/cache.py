@@ -13,6 +13,10 @@ its weights (so another checkpoint gives another folder); each clip file records
 size and modification time and is recomputed when any of them changed. Writes are atomic (temporary
 file + rename), so an interrupted run never leaves a truncated entry and concurrent runs do not clash.
 
+Text embeddings are computed by :meth:`hybridlib.models.text.TextEncoder.embed_batch_invariant` (texts
+grouped by token count, never padded), so a cached embedding is byte-identical whatever else was encoded
+with it and in whatever order the cache was filled.
+
 CLI: ``python -m hybridlib extract --data DIR --backbone NAME`` fills the cache for a dataset.
 """
 
@@ -20,16 +24,16 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
-import sys
 import time
 import uuid
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-CACHE_VERSION = 1  # bump when the meaning of cached features changes
+from hybridlib.util.files import atomic_path
+
+CACHE_VERSION = 2  # bump when the meaning of cached features changes
 _SAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
@@ -67,17 +71,12 @@ def module_fingerprint(module, extra: dict | None = None) -> str:
     return digest
 
 
-def _atomic_save(tensors: dict, path: Path, metadata: dict[str, str]) -> None:
+def save_tensors(tensors: dict, path: Path, metadata: dict[str, str]) -> None:
+    """Write a safetensors file atomically."""
     from safetensors.torch import save_file
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
+    with atomic_path(path) as tmp:
         save_file({k: v.contiguous() for k, v in tensors.items()}, str(tmp), metadata=metadata)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
 
 
 def _file_stamp(path: Path) -> dict[str, str]:
@@ -138,7 +137,8 @@ class FeatureCache:
         import torch
         from tqdm.auto import tqdm
 
-        from hybridlib.data.audio_io import audio_info, load_audio, pad_batch
+        from hybridlib.data.audio_io import audio_info, load_audio
+        from hybridlib.util.tensors import pad_sequences
 
         backbone_dir = self.audio_dir(backbone)
         out: dict = {}
@@ -166,7 +166,7 @@ class FeatureCache:
         device = next(backbone.parameters()).device
 
         def load(batch):
-            return pad_batch(
+            return pad_sequences(
                 [load_audio(item.audio_path, sample_rate, allow_silent=True) for item, _, _ in batch]
             )
 
@@ -186,7 +186,7 @@ class FeatureCache:
                     frames = frames.float().cpu()
                     for (item, path, stamp), f, n in zip(batch, frames, n_frames.tolist()):
                         clip = f[:n].clone()
-                        _atomic_save(
+                        save_tensors(
                             {"frames": clip},
                             path,
                             {**stamp, "clip_id": item.clip_id, "backbone": getattr(backbone, "name", "")},
@@ -228,11 +228,12 @@ class FeatureCache:
             index.update(zip(keys, emb))
         return index
 
-    def text_embeddings(self, texts: Sequence[str], encoder, batch_size: int = 64, progress: bool = True):
+    def text_embeddings(self, texts: Sequence[str], encoder, progress: bool = True):
         """Embeddings ``[N, D]`` (float32, CPU) of ``texts`` under a frozen ``encoder``.
 
-        Only texts not cached yet are encoded (shortest first, so padding stays small) and appended as a
-        new shard; an encoder with ``trainable=True`` is refused since its embeddings change while training.
+        Only texts not cached yet are encoded (grouped by token count, so nothing is padded and each
+        embedding is independent of the others) and appended as a new shard; an encoder with
+        ``trainable=True`` is refused since its embeddings change while training.
         """
         import torch
         from tqdm.auto import tqdm
@@ -254,25 +255,28 @@ class FeatureCache:
                 missing[key] = text
         self.stats["text_hits"] += len(texts) - len(missing)
         if missing:
-            order = sorted(missing, key=lambda k: len(missing[k]))
+            order = sorted(missing)  # content order: the shard is the same whoever fills it
+            embed = getattr(encoder, "embed_batch_invariant", None)  # plain callables are used as they are
             was_training = encoder.training
             encoder.eval()
             new = []
             try:
                 with torch.inference_mode():
                     for i in tqdm(
-                        range(0, len(order), batch_size),
+                        range(0, len(order), 1024),
                         desc="embed texts",
                         disable=not progress,
                         leave=False,
                     ):
-                        chunk = order[i : i + batch_size]
-                        new.append(encoder([missing[k] for k in chunk]).float().cpu())
+                        chunk = order[i : i + 1024]
+                        texts_chunk = [missing[k] for k in chunk]
+                        emb = embed(texts_chunk) if embed else encoder(texts_chunk)
+                        new.append(emb.float().cpu())
             finally:
                 encoder.train(was_training)
             emb = torch.cat(new)
             shard = folder / f"shard-{time.time_ns()}-{uuid.uuid4().hex[:6]}.safetensors"
-            _atomic_save({"embeddings": emb}, shard, {"keys": json.dumps(order), "encoder": encoder.name})
+            save_tensors({"embeddings": emb}, shard, {"keys": json.dumps(order), "encoder": encoder.name})
             index.update(zip(order, emb))
             self.stats["text_computed"] += len(order)
             self._compact(folder)
@@ -290,7 +294,7 @@ class FeatureCache:
         index = self._load_text_index(folder)
         keys = sorted(index)
         merged = folder / f"shard-{time.time_ns()}-{uuid.uuid4().hex[:6]}.safetensors"
-        _atomic_save(
+        save_tensors(
             {"embeddings": torch.stack([index[k] for k in keys])}, merged, {"keys": json.dumps(keys)}
         )
         for shard in shards:
@@ -304,93 +308,26 @@ class FeatureCache:
             shutil.rmtree(self.root / sub, ignore_errors=True)
 
 
-# ------------------------------------------------------------------- CLI
-def add_arguments(parser) -> None:
-    parser.add_argument(
-        "--data", default=None, help="dataset root (default: the teaching set, generated if missing)"
-    )
-    parser.add_argument(
-        "--dataset", choices=["clotho", "audiocaps"], default="clotho", help="layout of --data"
-    )
-    parser.add_argument("--backbone", default="sfx-cnn", help="audio backbone name (default sfx-cnn)")
-    parser.add_argument("--checkpoint", default=None, help="official weights file for the backbone")
-    parser.add_argument("--splits", nargs="+", default=None, help="splits (default: all of the dataset)")
-    parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--workers", type=int, default=1, help="audio decoding threads")
-    parser.add_argument("--cache", default=None, help="cache root (default: hybridlib.paths.cache_dir())")
-    parser.add_argument(
-        "--text-encoder",
-        default="minilm",
-        help="also embed captions and metadata with this encoder ('none' to skip)",
-    )
-    parser.add_argument(
-        "--smoke", action="store_true", help="use the smoke teaching set when --data is not given"
-    )
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--no-progress", action="store_true")
+def fill_cache(items: Sequence, backbone, text_encoder=None, cache: FeatureCache | None = None,
+               batch_size: int = 8, num_workers: int = 1, progress: bool = True) -> dict:
+    """Compute (or find) the frames of every item with audio and, with ``text_encoder``, the embeddings of
+    their captions and OS/CS metadata texts. Returns figures for a report (clips, computed, seconds, ...)."""
+    from hybridlib.data.metadata import metadata_text
 
-
-def _load_split(args, root: Path, split: str):
-    if args.dataset == "clotho":
-        from hybridlib.data import load_clotho
-
-        return load_clotho(root, split)
-    from hybridlib.data import load_audiocaps
-
-    return load_audiocaps(root, split)
-
-
-def run(args) -> int:
-    import torch
-
-    from hybridlib.models.audio import build_audio_backbone
-
-    if args.data is None:
-        from hybridlib.data import ensure_teaching_set
-
-        root = ensure_teaching_set(smoke=args.smoke, progress=not args.no_progress)
-    else:
-        root = Path(args.data)
-    splits = args.splits or (
-        ["development", "validation", "evaluation"] if args.dataset == "clotho" else ["train", "val", "test"]
-    )
-    items = []
-    for split in splits:
-        clips = _load_split(args, root, split)
-        with_audio = [it for it in clips if it.audio_path is not None]
-        if len(with_audio) < len(clips):
-            print(f"{split}: {len(clips) - len(with_audio)} clips without audio skipped", file=sys.stderr)
-        items.extend(with_audio)
-    if not items:
-        print(f"no clips with audio below {root}", file=sys.stderr)
-        return 1
-    backbone = build_audio_backbone(args.backbone, checkpoint=args.checkpoint).to(torch.device(args.device))
-    cache = FeatureCache(args.cache)
+    cache = cache or FeatureCache()
+    items = [it for it in items if it.audio_path is not None]
     start = time.perf_counter()
-    frames = cache.audio_frames(
-        items, backbone, batch_size=args.batch_size, progress=not args.no_progress, num_workers=args.workers
-    )
-    seconds = time.perf_counter() - start
-    computed = cache.stats["audio_computed"]
-    rate = f", {computed / seconds:.2f} clips/s" if computed else ""
-    n_frames = sum(f.shape[0] for f in frames.values())
-    print(
-        f"{args.backbone}: {len(frames)} clips ({computed} computed, {cache.stats['audio_hits']} cached), "
-        f"{n_frames} frames of {backbone.embed_dim}-d in {seconds:.1f} s{rate} -> {cache.audio_dir(backbone)}"
-    )
-    if args.text_encoder and args.text_encoder.lower() != "none":
-        from hybridlib.data import metadata_text
-        from hybridlib.models.text import build_text_encoder
-
-        encoder = build_text_encoder(args.text_encoder).to(torch.device(args.device))
+    frames = cache.audio_frames(items, backbone, batch_size=batch_size, progress=progress, num_workers=num_workers)
+    report = {"clips": len(frames), "audio_computed": cache.stats["audio_computed"],
+              "audio_cached": cache.stats["audio_hits"], "frames": sum(f.shape[0] for f in frames.values()),
+              "audio_seconds": time.perf_counter() - start, "audio_dir": str(cache.audio_dir(backbone))}
+    if text_encoder is not None:
         texts = [c for it in items for c in it.captions]
         for kind in ("os", "cs"):
             texts += [t for t in (metadata_text(it, kind) for it in items) if t]
         texts = list(dict.fromkeys(texts))
         start = time.perf_counter()
-        cache.text_embeddings(texts, encoder, progress=not args.no_progress)
-        print(
-            f"{args.text_encoder}: {len(texts)} texts ({cache.stats['text_computed']} computed) in "
-            f"{time.perf_counter() - start:.1f} s -> {cache.text_dir(encoder)}"
-        )
-    return 0
+        cache.text_embeddings(texts, text_encoder, progress=progress)
+        report.update(texts=len(texts), text_computed=cache.stats["text_computed"],
+                      text_seconds=time.perf_counter() - start, text_dir=str(cache.text_dir(text_encoder)))
+    return report

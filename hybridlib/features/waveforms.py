@@ -27,9 +27,10 @@ from collections.abc import Sequence
 import torch
 from torch.utils.data import Dataset
 
-from hybridlib.data.audio_io import crop_or_pad, load_audio, pad_batch, validate_items
+from hybridlib.data.audio_io import crop_or_pad, load_audio, validate_items
 from hybridlib.data.items import ClipSet, Item
 from hybridlib.data.metadata import metadata_text
+from hybridlib.util.tensors import pad_sequences
 
 
 def _prepare(items: Sequence[Item], sample_rate: int, check_audio, with_audio: bool):
@@ -106,7 +107,7 @@ def _collate_common(batch: list[dict]) -> dict:
     out = {"clip_index": index, "clip_ids": [b["clip_id"] for b in batch],
            "metadata_text": [b["metadata_text"] for b in batch]}
     if "waveform" in batch[0]:
-        out["waveform"], _ = pad_batch([b["waveform"] for b in batch])
+        out["waveform"], _ = pad_sequences([b["waveform"] for b in batch])
         out["lengths"] = torch.tensor([b["length"] for b in batch], dtype=torch.long)
     return out
 

@@ -23,6 +23,8 @@ from pathlib import Path
 
 import torch
 
+from hybridlib.util.tensors import pad_sequences
+
 
 @dataclass
 class EncodedSplit:
@@ -228,15 +230,6 @@ def same_item_mask(clip_index: torch.Tensor) -> torch.Tensor:
     """``[B, B]`` bool: True where examples ``i`` and ``j`` share a clip (diagonal included)."""
     clip_index = torch.as_tensor(clip_index)
     return clip_index[:, None] == clip_index[None, :]
-
-
-def pad_sequences(seqs: Sequence[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-    """Right-pad ``[T_i, ...]`` tensors with zeros to ``[B, T_max, ...]``; also return the lengths ``[B]``."""
-    if not seqs:
-        raise ValueError("pad_sequences needs at least one sequence")
-    lengths = torch.tensor([s.shape[0] for s in seqs], dtype=torch.long)
-    padded = torch.nn.utils.rnn.pad_sequence(list(seqs), batch_first=True)
-    return padded, lengths
 
 
 def encode_split(items, name: str, *, metadata_kind: str | None, cache=None, backbone=None, text_encoder=None,

@@ -6,15 +6,8 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from hybridlib.data import (
-    CaptionPairDataset,
-    ClipDataset,
-    Item,
-    collate_clips,
-    collate_pairs,
-    load_clotho,
-    make_teaching_set,
-)
+from hybridlib.data import Item, load_clotho, make_teaching_set
+from hybridlib.features.waveforms import CaptionPairDataset, ClipDataset, collate_clips, collate_pairs
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,68 @@
+"""Command-line entry point: ``python -m hybridlib <command> ...`` (also installed as ``hybridlib``).
+
+Each command is a module of this package exposing ``add_arguments(parser)`` and ``run(args) -> int``; it
+parses, calls the package and prints, nothing more. Modules are imported only for the command that runs,
+so ``hybridlib info`` does not pay for importing what ``hybridlib train`` needs.
+
+One error policy for every command: a :class:`~hybridlib.util.errors.UserError` (bad config, path,
+dataset, file) prints ``error: <message>`` on stderr and exits with 2; another
+:class:`~hybridlib.util.errors.HybridlibError` (a download or training that failed) prints the same one
+line and exits with 1; Ctrl-C exits with 130. Anything else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+# command -> (module, one-line help)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "info": ("hybridlib.cli.info", "versions, device, and which bundled models and datasets are found"),
+    "run-notebooks": ("hybridlib.cli.notebooks", "execute the notebook series with papermill"),
+    "download": ("hybridlib.cli.download", "download datasets (clotho) or official model weights"),
+    "make-teaching-set": ("hybridlib.cli.teaching", "generate the embedded teaching dataset"),
+    "extract": ("hybridlib.cli.extract", "fill the feature cache for a dataset and a frozen backbone"),
+    "train": ("hybridlib.cli.train", "train (and evaluate) a retrieval model from a config file"),
+    "evaluate": ("hybridlib.cli.evaluate", "evaluate a trained run on a split (metrics-<split>.json)"),
+}
+
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m hybridlib",
+        description="hybrid-retrieval: language-based audio retrieval with audio metadata",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (module_name, help_text) in COMMANDS.items():
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        if name == command:
+            importlib.import_module(module_name).add_arguments(p)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    command = next((a for a in argv if not a.startswith("-")), None)
+    if command is not None and command not in COMMANDS:
+        build_parser().parse_args(argv)  # prints argparse's "invalid choice" error and exits 2
+    parser = build_parser(command)
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    module = importlib.import_module(COMMANDS[args.command][0])
+    from hybridlib.util.errors import HybridlibError
+
+    try:
+        return int(module.run(args) or 0)
+    except HybridlibError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

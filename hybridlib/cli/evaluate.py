@@ -1,0 +1,43 @@
+"""``hybridlib evaluate``: score a trained run's best models on a split; each split has its own metrics file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+MAIN_KEYS = ("t2a_mAP@10", "t2a_R@1", "t2a_R@5", "t2a_R@10", "a2t_R@1", "a2t_R@5", "a2t_R@10")
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--run", required=True, help="run folder written by `train` (a seed folder or seed-*/)")
+    parser.add_argument("--split", default=None, help="split to evaluate (default: the config's eval_split)")
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--no-progress", action="store_true")
+
+
+def run(args) -> int:
+    from hybridlib import runs
+    from hybridlib.evaluation import evaluate_split
+    from hybridlib.features.prepare import prepare_data
+    from hybridlib.util.devices import resolve_device
+
+    run_dir = Path(args.run)
+    dirs = runs.seed_dirs(run_dir) or ([run_dir] if (run_dir / runs.BEST).is_dir() else [])
+    if not dirs:
+        print(f"error: {run_dir} holds no trained seed (seed-*/best/)")
+        return 2
+    device = resolve_device(args.device)
+    data, cfg = None, None
+    for d in dirs:
+        model, cfg = runs.load_trained(d, device)
+        if args.split:
+            cfg = cfg.replace(eval_split=args.split)
+        if data is None:  # every seed of a run shares its data; only the scored split is encoded
+            data = prepare_data(cfg, progress=not args.no_progress, roles=("test",))
+        result = evaluate_split(model, data.test, batch_size=cfg.eval_batch_size, device=device)
+        runs.write_seed_metrics(d, cfg, result, data.test.name)
+        print(f"[evaluate] {d.name}: " + ", ".join(f"{k} {result[k]:.2f}" for k in MAIN_KEYS if k in result))
+    if dirs[0] != run_dir:
+        summary = runs.write_run_metrics(run_dir, data.test.name, cfg=cfg)
+        print("[evaluate] mean ± std over seeds: " + runs.format_aggregate(summary["aggregate"], MAIN_KEYS))
+    print(f"[evaluate] -> {runs.metrics_path(run_dir, data.test.name)}")
+    return 0

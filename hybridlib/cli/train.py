@@ -1,0 +1,40 @@
+"""``hybridlib train``: train (and evaluate) a retrieval model from a config file, one or several seeds."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+MAIN_KEYS = ("t2a_mAP@10", "t2a_R@1", "t2a_R@10", "a2t_R@1")
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--config", required=True, help="YAML config (see experiments/)")
+    parser.add_argument("--out", default=None, help="run folder (default: runs/train/<config name>)")
+    parser.add_argument("--seed", type=int, action="append", default=None,
+                        help="seed to train (repeatable); default: the config's seeds")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a config field, e.g. --set epochs=3 --set model.fusion=mid")
+    parser.add_argument("--resume", action="store_true", help="continue from the run folder's checkpoints")
+    parser.add_argument("--smoke", action="store_true", help="use the tiny smoke teaching set")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="train seeds in parallel worker processes (CPU configs; 0: one per core)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def run(args) -> int:
+    from hybridlib import paths
+    from hybridlib.config import load_config
+    from hybridlib.experiments import train_seeds
+    from hybridlib.runs import format_aggregate, metrics_path
+
+    cfg = load_config(args.config, overrides=args.overrides, **({"smoke": True} if args.smoke else {}))
+    out = Path(args.out) if args.out else paths.runs_dir() / "train" / cfg.name
+    summary = train_seeds(cfg, out, seeds=args.seed, resume=args.resume, progress=not args.no_progress,
+                          workers=None if args.workers == 0 else args.workers)
+    if not summary:
+        print(f"[train] stopped early (stop_after_epoch={cfg.stop_after_epoch}); continue with --resume")
+        return 0
+    shown = format_aggregate(summary["aggregate"], MAIN_KEYS)
+    print(f"[train] {cfg.name}: {shown} over seeds {summary['seeds_run']} -> "
+          f"{metrics_path(out, summary['split'])}")
+    return 0

@@ -1,0 +1,287 @@
+"""Training configuration: one :class:`TrainConfig` dataclass, YAML files with ``extends``, ``--set`` overrides.
+
+Paper settings mapped to :class:`TrainConfig` fields (defaults are the hybrid paper's):
+
+* hybrid paper IV-C: Adam with PyTorch defaults (``lr``), batch size 32, 25 epochs, one warm-up epoch then
+  cosine decay from 2e-5 to 1e-7 (``schedule="warmup-cosine"``, ``warmup_epochs``, ``lr``, ``lr_min``),
+  NT-Xent loss, SpecAugment (``spec_augment``), results averaged over three seeds, mAP@10 as the main metric.
+* Mei et al. 3.2: Adam, 50 epochs, lr 1e-4 (or 5e-5) divided by 10 every 20 epochs (``schedule="step"``,
+  ``step_size=20``, ``gamma=0.1``), batch 32 (AudioCaps) / 24 (Clotho), best model by the sum of recalls
+  on validation (``select_metric="R-sum"``).
+
+Choices the papers leave open (each a field): the warm-up is linear over the optimiser steps of the first
+epoch and the cosine decays per step (the common implementation); gradients are clipped by global norm only
+when ``grad_clip`` is set; an epoch visits every caption once (caption-level batches, see
+:mod:`hybridlib.features.splits`). With cached frozen frames the backbone never sees a spectrogram, so
+``spec_augment`` then masks random time steps and channels of the cached frame sequence
+(``frame_time_mask``/``frame_channel_mask``) - a feature-level analogue documented as such; with a trainable
+backbone the backbone's own SpecAugment runs in train mode.
+
+The model section (``model:``) holds :class:`hybridlib.models.config.ModelConfig` fields.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from hybridlib.data.splits import DATASET_SPLITS
+from hybridlib.util.errors import UserError
+
+SCHEDULES = ("warmup-cosine", "step", "constant")
+SELECT_METRICS = ("mAP@10", "R-sum")
+
+
+class ConfigError(UserError):
+    """A config file or override is invalid; the message names the file and the field."""
+
+
+@dataclass
+class TrainConfig:
+    """Everything one training run needs; filled from YAML files, ``--set key=value`` and notebook parameters.
+
+    ``model`` holds the :class:`hybridlib.models.retrieval.ModelConfig` fields (validated when the model is
+    built). See the module docstring for how each paper setting maps to a field.
+    """
+
+    name: str = "run"
+    description: str = ""
+    paper_row: str | None = None          # id in hybridlib.paper this config reproduces
+    # data
+    dataset: str = "teaching"             # teaching | clotho | audiocaps | clotho+audiocaps (joint training)
+    eval_dataset: str | None = None       # benchmark for validation/evaluation (None: the first dataset)
+    metadata_by_dataset: dict = field(default_factory=dict)  # e.g. {clotho: os, audiocaps: cs} (else model's)
+    data_root: str | None = None          # None: teaching -> hybridlib.paths.teaching_dir(smoke), else data_dir()
+    smoke: bool = False                   # the tiny smoke teaching set
+    train_split: str | None = None        # None: the dataset's usual names (DATASET_SPLITS)
+    val_split: str | None = None
+    eval_split: str | None = None
+    fs_seed: int = 0                      # which caption becomes the FS description (hybridlib.data.with_fs_descriptions)
+    cache_dir: str | None = None          # None: hybridlib.paths.cache_dir()
+    max_audio_seconds: float | None = None  # crop of training waveforms when the backbone is trained
+    # noisier or missing metadata in every split, e.g. {remove_metadata: 0.5, drop_tags: 0.3, seed: 0}: the knobs
+    # of hybridlib.data.degrade_metadata (the hybrid paper's future work: how robust is the hybrid advantage?)
+    metadata_degradation: dict = field(default_factory=dict)
+    # model (ModelConfig fields)
+    model: dict = field(default_factory=dict)
+    # loss
+    loss: str = "nt-xent"
+    loss_kwargs: dict = field(default_factory=dict)
+    # optimisation
+    epochs: int = 25
+    batch_size: int = 32
+    lr: float = 2e-5
+    lr_min: float = 1e-7
+    weight_decay: float = 0.0
+    schedule: str = "warmup-cosine"
+    warmup_epochs: float = 1.0
+    step_size: int = 20                   # StepLR: epochs between decays (Mei et al.)
+    gamma: float = 0.1
+    grad_clip: float | None = None
+    captions_per_clip: int | None = None  # None: every caption each epoch (papers); k: k random ones (CPU)
+    frame_stride: int = 1                 # average cached frames over this many steps (CPU; 1 = as extracted)
+    spec_augment: bool = True
+    frame_time_mask: int = 0              # cached-frame augmentation: max masked time steps (0: off)
+    frame_channel_mask: int = 0           # ... and max masked channels (0: off)
+    # selection and evaluation
+    select_metric: str = "mAP@10"         # mAP@10 | R-sum (Mei et al.)
+    eval_batch_size: int = 256
+    seed: int = 0
+    seeds: list = field(default_factory=lambda: [0, 1, 2])
+    # runtime
+    device: str = "auto"                  # auto | cpu | cuda | cuda:N
+    amp: bool = True                      # mixed precision on CUDA (ignored on CPU)
+    num_threads: int | None = None        # torch CPU threads during train() (None: leave torch's setting)
+    tensorboard: bool = True
+    stop_after_epoch: int | None = None   # end this invocation after that epoch (resume continues)
+    notes: str = ""
+
+    # ------------------------------------------------------------ construction
+    @classmethod
+    def from_dict(cls, values: dict, source: str = "<dict>") -> TrainConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ConfigError(f"{source}: unknown field(s) {unknown}; known: {sorted(known)}")
+        cfg = cls(**values)
+        cfg.validate(source)
+        return cfg
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def replace(self, **changes) -> TrainConfig:
+        return TrainConfig.from_dict({**self.to_dict(), **changes})
+
+    def validate(self, source: str = "<config>") -> None:
+        def bad(name, why):
+            raise ConfigError(f"{source}: field {name!r} {why} (got {getattr(self, name)!r})")
+
+        if not self.dataset or any(d not in DATASET_SPLITS for d in self.dataset.split("+")):
+            bad("dataset", f"must be one of {sorted(DATASET_SPLITS)} or several joined with '+'")
+        if self.eval_dataset is not None and self.eval_dataset not in self.dataset.split("+"):
+            bad("eval_dataset", f"must be one of the training datasets {self.dataset.split('+')}")
+        if not isinstance(self.metadata_by_dataset, dict) or not set(self.metadata_by_dataset) <= set(
+                self.dataset.split("+")):
+            bad("metadata_by_dataset", "must map training datasets to a metadata kind (os, cs, fs)")
+        if self.schedule not in SCHEDULES:
+            bad("schedule", f"must be one of {SCHEDULES}")
+        if self.select_metric not in SELECT_METRICS:
+            bad("select_metric", f"must be one of {SELECT_METRICS}")
+        for name in ("epochs", "batch_size", "eval_batch_size", "step_size"):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
+                bad(name, "must be a positive integer")
+        if self.batch_size < 2:
+            bad("batch_size", "must be at least 2 (in-batch negatives)")
+        for name in ("lr", "gamma"):
+            if not isinstance(getattr(self, name), (int, float)) or getattr(self, name) <= 0:
+                bad(name, "must be a positive number")
+        if not isinstance(self.lr_min, (int, float)) or not 0 <= self.lr_min <= self.lr:
+            bad("lr_min", "must be a number between 0 and lr")
+        if not isinstance(self.warmup_epochs, (int, float)) or self.warmup_epochs < 0:
+            bad("warmup_epochs", "must be >= 0")
+        if self.grad_clip is not None and (not isinstance(self.grad_clip, (int, float)) or self.grad_clip <= 0):
+            bad("grad_clip", "must be a positive number or null")
+        if not isinstance(self.model, dict):
+            bad("model", "must be a mapping of ModelConfig fields")
+        if not isinstance(self.loss_kwargs, dict):
+            bad("loss_kwargs", "must be a mapping")
+        if not isinstance(self.seeds, list) or not all(isinstance(s, int) for s in self.seeds) or not self.seeds:
+            bad("seeds", "must be a non-empty list of integers")
+        if self.captions_per_clip is not None and (not isinstance(self.captions_per_clip, int)
+                                                   or self.captions_per_clip < 1):
+            bad("captions_per_clip", "must be a positive integer or null")
+        if self.num_threads is not None and (not isinstance(self.num_threads, int) or self.num_threads < 1):
+            bad("num_threads", "must be a positive integer or null")
+        if not isinstance(self.frame_stride, int) or self.frame_stride < 1:
+            bad("frame_stride", "must be a positive integer")
+        if self.stop_after_epoch is not None and (not isinstance(self.stop_after_epoch, int)
+                                                  or self.stop_after_epoch < 1):
+            bad("stop_after_epoch", "must be a positive integer or null")
+        knobs = {"drop_tags", "add_distractors", "swap_synonyms", "remove_metadata", "seed"}
+        if not isinstance(self.metadata_degradation, dict) or not set(self.metadata_degradation) <= knobs:
+            bad("metadata_degradation", f"must be a mapping with keys from {sorted(knobs)}")
+        for knob, value in self.metadata_degradation.items():
+            if knob == "seed" and not isinstance(value, int):
+                bad("metadata_degradation", "needs an integer seed")
+            if knob != "seed" and (not isinstance(value, (int, float)) or not 0 <= value <= 1):
+                bad("metadata_degradation", f"{knob} must be a fraction in [0, 1]")
+
+    @property
+    def datasets(self) -> list[str]:
+        return self.dataset.split("+")
+
+    @property
+    def benchmark(self) -> str:
+        """The dataset validated and evaluated on."""
+        return self.eval_dataset or self.datasets[0]
+
+    def splits(self) -> tuple[str, str, str]:
+        """(train, validation, evaluation) split names of the benchmark dataset."""
+        train, val, test = DATASET_SPLITS[self.benchmark]
+        return self.train_split or train, self.val_split or val, self.eval_split or test
+
+    def train_splits(self) -> list[tuple[str, str]]:
+        """(dataset, split) pairs joined for training."""
+        if len(self.datasets) == 1:
+            return [(self.datasets[0], self.splits()[0])]
+        return [(d, DATASET_SPLITS[d][0]) for d in self.datasets]
+
+    def model_config(self):
+        """The :class:`ModelConfig` of ``self.model`` (clear error naming unknown fields)."""
+        from hybridlib.models.config import ModelConfig
+
+        try:
+            return ModelConfig.from_dict(self.model)
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"config {self.name!r}: model section: {exc}") from exc
+
+
+def _deep_merge(base: dict, over: dict) -> dict:
+    out = dict(base)
+    for k, v in over.items():
+        out[k] = _deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def read_config_dict(path: str | Path, _seen: tuple = ()) -> dict:
+    """A YAML config as a dict, following ``extends: other.yaml`` (relative to the file) recursively."""
+    import yaml
+
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    if path.resolve() in _seen:
+        raise ConfigError(f"{path}: 'extends' forms a cycle")
+    try:
+        values = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+    if not isinstance(values, dict):
+        raise ConfigError(f"{path}: a config must be a mapping of fields")
+    parent = values.pop("extends", None)
+    if parent:
+        values = _deep_merge(read_config_dict(path.parent / parent, (*_seen, path.resolve())), values)
+    return values
+
+
+def parse_overrides(pairs: list[str] | None) -> dict:
+    """``["epochs=3", "model.fusion=mid"]`` -> nested dict; values parsed as YAML scalars."""
+    import yaml
+
+    out: dict = {}
+    for pair in pairs or []:
+        if "=" not in pair:
+            raise ConfigError(f"--set expects key=value, got {pair!r}")
+        key, raw = pair.split("=", 1)
+        value = yaml.safe_load(raw) if raw.strip() else None
+        node = out
+        parts = key.strip().split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+        node[parts[-1]] = value
+    return out
+
+
+def load_config(path: str | Path | None = None, overrides: dict | list[str] | None = None, **values) -> TrainConfig:
+    """Build a :class:`TrainConfig` from a YAML file, then ``overrides`` (dict or ``key=value`` strings),
+    then keyword values (what notebooks pass from their parameters)."""
+    base = read_config_dict(path) if path else {}
+    if isinstance(overrides, list):
+        overrides = parse_overrides(overrides)
+    merged = _deep_merge(_deep_merge(base, overrides or {}), values)
+    return TrainConfig.from_dict(merged, source=str(path) if path else "<config>")
+
+
+def experiments_dir() -> Path:
+    """``<repo>/experiments`` (found from the package, independent of the working directory)."""
+    from hybridlib.paths import project_root
+
+    return project_root() / "experiments"
+
+
+def config_to_yaml(cfg: TrainConfig) -> str:
+    import yaml
+
+    return yaml.safe_dump(cfg.to_dict(), sort_keys=False)
+
+
+def teaching_config(name: str, overrides: dict | list[str] | None = None, **values) -> TrainConfig:
+    """``experiments/teaching/<name>.yaml`` as a :class:`TrainConfig` (notebooks pass their parameters
+    as keyword values; ``None`` values are ignored so a parameter left at None keeps the config's value)."""
+    path = experiments_dir() / "teaching" / f"{name}.yaml"
+    if not path.is_file():
+        known = sorted(p.stem for p in path.parent.glob("[!_]*.yaml"))
+        raise ConfigError(f"no teaching config {name!r} ({path}); available: {known}")
+    return load_config(path, overrides, **{k: v for k, v in values.items() if v is not None})
+
+
+def describe(cfg: TrainConfig) -> dict[str, Any]:
+    """A short summary of a config for tables in notebooks."""
+    m = cfg.model
+    fusion = m.get("fusion", "none")
+    return {"name": cfg.name, "fusion": fusion,
+            "metadata": "-" if fusion in ("none", "mei") else m.get("metadata_kind", "os"),
+            "loss": cfg.loss, "batch_size": cfg.batch_size, "epochs": cfg.epochs, "lr": cfg.lr,
+            "schedule": cfg.schedule}

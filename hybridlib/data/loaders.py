@@ -1,0 +1,22 @@
+"""One entry point for every dataset's reader: :func:`load_split` (dispatch on the dataset's name)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from hybridlib.data.items import ClipSet
+from hybridlib.data.splits import check_dataset
+
+
+def load_split(dataset: str, root: str | Path, split: str, **kwargs) -> ClipSet:
+    """``split`` of ``dataset`` below ``root``: the teaching set and Clotho via
+    :func:`~hybridlib.data.clotho.load_clotho`, AudioCaps via :func:`~hybridlib.data.audiocaps.load_audiocaps`
+    (``kwargs`` go to the reader, e.g. ``audioset_labels``)."""
+    check_dataset(dataset)
+    if dataset == "audiocaps":
+        from hybridlib.data.audiocaps import load_audiocaps
+
+        return load_audiocaps(root, split, **kwargs)
+    from hybridlib.data.clotho import load_clotho
+
+    return load_clotho(root, split, **kwargs)

@@ -1,0 +1,302 @@
+"""The run folder: what training writes and evaluation reads, in one place (neither imports the other).
+
+One seed's folder (``train`` writes it; ``<out>/seed-<n>/`` when several seeds run)::
+
+    config.yaml                 the TrainConfig in effect
+    checkpoint.pt               last epoch (model, optimiser, scheduler, RNG, history); atomic
+    checkpoint.prev.pt          the epoch before (kept so a damaged checkpoint costs one epoch, not the run)
+    log.csv, tb/                one row per epoch; TensorBoard
+    best/model.safetensors      best epoch on validation (+ model_config.json, train_config.json)
+    metrics-<split>.json        metrics of the best model on <split> (training writes the evaluation split;
+                                ``hybridlib evaluate --split`` adds others, each in its own file)
+
+A multi-seed folder holds the ``seed-<n>/`` folders and ``metrics-<split>.json`` with each seed's metrics
+and their mean / sample standard deviation (``ddof=1``; the papers do not say which, the sample estimate is
+the usual one for three runs; one seed gives std 0).
+
+Checkpoints hold only tensors and plain Python values and are read with ``torch.load(weights_only=True)``:
+nothing in a checkpoint can execute code. A file that needs anything else is refused with an error naming it.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+from dataclasses import asdict
+from pathlib import Path
+
+import torch
+
+from hybridlib.config import ConfigError, TrainConfig, config_to_yaml, read_config_dict
+from hybridlib.util.errors import UserError
+from hybridlib.util.files import atomic_path, atomic_write_json, atomic_write_text
+
+CONFIG = "config.yaml"
+CHECKPOINT = "checkpoint.pt"
+PREVIOUS_CHECKPOINT = "checkpoint.prev.pt"
+LOG = "log.csv"
+BEST = "best"
+# TrainConfig fields that do not change the trained model: a resumed run or an aggregate may differ in them
+# (eval_split only chooses the split the best model is finally scored on)
+RUNTIME_FIELDS = frozenset({"name", "description", "notes", "paper_row", "seeds", "device", "num_threads",
+                            "tensorboard", "stop_after_epoch", "cache_dir", "eval_split"})
+
+
+class CheckpointDamaged(UserError):
+    """A checkpoint file cannot be read (truncated, garbled, or holding objects that are not plain data)."""
+
+
+class ConfigChanged(UserError):
+    """``--resume`` with a config that differs from the checkpoint's in fields that change the numbers."""
+
+
+# ---------------------------------------------------------------------------------------------------- config
+def save_config(cfg: TrainConfig, run_dir: str | Path) -> Path:
+    return atomic_write_text(Path(run_dir) / CONFIG, config_to_yaml(cfg))
+
+
+def read_config(run_dir: str | Path) -> TrainConfig:
+    path = Path(run_dir) / CONFIG
+    return TrainConfig.from_dict(read_config_dict(path), source=str(path))
+
+
+def config_differences(old: dict, new: dict, ignore=RUNTIME_FIELDS, prefix: str = "") -> list[str]:
+    """Dotted names of the fields whose values differ between two config dicts (``ignore``: top-level names)."""
+    changed = []
+    for key in sorted(set(old) | set(new)):
+        if not prefix and key in ignore:
+            continue
+        a, b = old.get(key), new.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            changed += config_differences(a, b, ignore=(), prefix=f"{prefix}{key}.")
+        elif a != b:
+            changed.append(f"{prefix}{key}")
+    return changed
+
+
+def same_experiment(a: TrainConfig, b: TrainConfig) -> bool:
+    """True when two configs differ at most in the seed and in runtime fields (same numbers per seed)."""
+    return not config_differences(a.to_dict(), b.replace(seed=a.seed).to_dict())
+
+
+# ---------------------------------------------------------------------------------------------------- checkpoints
+def save_checkpoint(run_dir: str | Path, state: dict) -> Path:
+    """Write ``checkpoint.pt`` atomically; the one it replaces becomes ``checkpoint.prev.pt``."""
+    run_dir = Path(run_dir)
+    path = run_dir / CHECKPOINT
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
+        if path.is_file():
+            os.replace(path, run_dir / PREVIOUS_CHECKPOINT)
+    return path
+
+
+def read_checkpoint_file(path: str | Path) -> dict:
+    """A checkpoint's contents, read with ``weights_only=True``; :class:`CheckpointDamaged` names the file."""
+    path = Path(path)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # truncated zip, garbled bytes, or a pickle asking for a non-allow-listed global
+        raise CheckpointDamaged(f"{path} is damaged or not a plain-data checkpoint and was not loaded "
+                                f"({type(exc).__name__}: {str(exc).splitlines()[0][:200]})") from None
+    if not isinstance(state, dict) or "epoch" not in state:
+        raise CheckpointDamaged(f"{path} is not a hybridlib training checkpoint (no epoch)")
+    return state
+
+
+def load_checkpoint(run_dir: str | Path) -> dict | None:
+    """The run's last checkpoint (None when it has none).
+
+    A damaged ``checkpoint.pt`` raises :class:`CheckpointDamaged`, pointing at ``checkpoint.prev.pt`` (the
+    epoch before) when that one reads correctly.
+    """
+    run_dir = Path(run_dir)
+    path, previous = run_dir / CHECKPOINT, run_dir / PREVIOUS_CHECKPOINT
+    if not path.is_file():
+        return read_checkpoint_file(previous) if previous.is_file() else None  # crash between the renames
+    try:
+        return read_checkpoint_file(path)
+    except CheckpointDamaged as exc:
+        hint = ""
+        if previous.is_file():
+            try:
+                epoch = read_checkpoint_file(previous)["epoch"]
+                hint = (f"; the previous checkpoint {previous} (epoch {epoch}) is intact: move it to {path} "
+                        "to resume from there")
+            except CheckpointDamaged:
+                hint = f"; the previous checkpoint {previous} is damaged too"
+        raise CheckpointDamaged(f"{exc}{hint}") from None
+
+
+def check_resume_config(state: dict, cfg: TrainConfig, run_dir: str | Path) -> None:
+    """Stop (:class:`ConfigChanged`) when ``cfg`` differs from the checkpoint's config in a field that matters."""
+    changed = config_differences(state.get("config") or {}, cfg.to_dict())
+    if changed:
+        old, new = state.get("config") or {}, cfg.to_dict()
+
+        def value(d, dotted):
+            for part in dotted.split("."):
+                d = d.get(part) if isinstance(d, dict) else None
+            return d
+
+        detail = ", ".join(f"{k}: {value(old, k)!r} -> {value(new, k)!r}" for k in changed)
+        raise ConfigChanged(f"cannot resume {run_dir}: the config differs from the checkpoint's ({detail}); "
+                            "resume with the original config or train into a new folder")
+
+
+# ---------------------------------------------------------------------------------------------------- models
+def save_model(model: torch.nn.Module, folder: str | Path, cfg: TrainConfig | None = None,
+               extra: dict | None = None) -> Path:
+    """Safetensors weights + ``model_config.json`` (+ ``train_config.json``), each written atomically."""
+    from safetensors.torch import save_file
+
+    folder = Path(folder)
+    state = {k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()}
+    with atomic_path(folder / "model.safetensors") as tmp:
+        save_file(state, str(tmp), metadata={k: str(v) for k, v in (extra or {}).items()})
+    model_cfg = getattr(model, "cfg", None)
+    if model_cfg is not None and hasattr(model_cfg, "__dataclass_fields__"):
+        atomic_write_json(folder / "model_config.json", asdict(model_cfg))
+    if cfg is not None:
+        atomic_write_json(folder / "train_config.json", cfg.to_dict())
+    return folder / "model.safetensors"
+
+
+def load_model_weights(model: torch.nn.Module, folder: str | Path) -> torch.nn.Module:
+    from safetensors.torch import load_file
+
+    path = Path(folder) / "model.safetensors"
+    if not path.is_file():
+        raise FileNotFoundError(f"no saved model at {path}")
+    model.load_state_dict(load_file(str(path)))
+    return model
+
+
+def load_trained(seed_dir: str | Path, device="cpu"):
+    """``(model, TrainConfig)`` from a seed folder's ``best/`` (safetensors + JSON configs), in eval mode."""
+    from hybridlib.models.config import ModelConfig
+    from hybridlib.models.retrieval import RetrievalModel
+
+    best = Path(seed_dir) / BEST
+    for name in ("model.safetensors", "model_config.json", "train_config.json"):
+        if not (best / name).is_file():
+            raise UserError(f"{best / name} missing: not a finished training run")
+    cfg = TrainConfig.from_dict(json.loads((best / "train_config.json").read_text()), source=str(best))
+    model = RetrievalModel(ModelConfig.from_dict(json.loads((best / "model_config.json").read_text())))
+    load_model_weights(model, best)
+    return model.to(device).eval(), cfg
+
+
+# ---------------------------------------------------------------------------------------------------- logs
+def write_log(run_dir: str | Path, history: list[dict]) -> Path:
+    keys: list[str] = []
+    for row in history:
+        keys += [k for k in row if k not in keys]
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=keys)
+    writer.writeheader()
+    writer.writerows(history)
+    return atomic_write_text(Path(run_dir) / LOG, buffer.getvalue())
+
+
+def read_log(run_dir: str | Path):
+    """``log.csv`` of a run as a DataFrame."""
+    import pandas as pd
+
+    return pd.read_csv(Path(run_dir) / LOG)
+
+
+# ---------------------------------------------------------------------------------------------------- metrics
+def metrics_path(run_dir: str | Path, split: str) -> Path:
+    return Path(run_dir) / f"metrics-{split}.json"
+
+
+def seed_dir(run_dir: str | Path, seed: int) -> Path:
+    return Path(run_dir) / f"seed-{seed}"
+
+
+def seed_dirs(run_dir: str | Path) -> list[Path]:
+    """``seed-<n>`` folders of a run, by seed."""
+    dirs = [p for p in Path(run_dir).glob("seed-*") if p.is_dir() and p.name[5:].lstrip("-").isdigit()]
+    return sorted(dirs, key=lambda p: int(p.name[5:]))
+
+
+def write_seed_metrics(run_dir: str | Path, cfg: TrainConfig, metrics: dict, split: str,
+                       best_epoch: int | None = None, best_score: float | None = None,
+                       seconds: float | None = None) -> Path:
+    payload = {"name": cfg.name, "paper_row": cfg.paper_row, "seed": cfg.seed, "split": split,
+               "metrics": metrics, "best_epoch": best_epoch, "select_metric": cfg.select_metric,
+               "best_val_score": best_score, "seconds": None if seconds is None else round(seconds, 2)}
+    return atomic_write_json(metrics_path(run_dir, split), payload)
+
+
+def read_metrics(run_dir: str | Path, split: str) -> dict:
+    path = metrics_path(run_dir, split)
+    if not path.is_file():
+        raise FileNotFoundError(f"no {path.name} in {run_dir}")
+    return json.loads(path.read_text())
+
+
+def aggregate(per_seed: list[dict]) -> dict[str, dict]:
+    """``{metric: {"mean", "std", "n", "values"}}`` over seeds (sample std, 0 for a single seed)."""
+    if not per_seed:
+        raise ValueError("no results to aggregate")
+    keys = [k for k in per_seed[0] if all(k in r for r in per_seed)]
+    out = {}
+    for k in keys:
+        vals = [float(r[k]) for r in per_seed]
+        mean = sum(vals) / len(vals)
+        std = math.sqrt(sum((v - mean) ** 2 for v in vals) / (len(vals) - 1)) if len(vals) > 1 else 0.0
+        out[k] = {"mean": mean, "std": std, "n": len(vals), "values": vals}
+    return out
+
+
+def format_aggregate(agg: dict[str, dict], keys) -> str:
+    """``"t2a_mAP@10 52.83±1.15, ..."`` for the ``keys`` present; a single seed shows no spread."""
+    def one(k):
+        v = agg[k]
+        return f"{k} {v['mean']:.2f}±{v['std']:.2f}" if v.get("n", 1) > 1 else f"{k} {v['mean']:.2f}"
+
+    return ", ".join(one(k) for k in keys if k in agg)
+
+
+def write_run_metrics(run_dir: str | Path, split: str, cfg: TrainConfig | None = None,
+                      seeds: list[int] | None = None) -> dict:
+    """Aggregate ``seed-*/metrics-<split>.json`` into ``run_dir/metrics-<split>.json``.
+
+    Only seeds of the same experiment are aggregated: with ``cfg``, seed folders whose ``config.yaml``
+    differs from it in anything but the seed and runtime fields are left out (and listed under
+    ``excluded``); with ``seeds``, only those seeds are considered.
+    """
+    run_dir = Path(run_dir)
+    per_seed, info, excluded = {}, {}, {}
+    for d in seed_dirs(run_dir):
+        seed = int(d.name[5:])
+        if seeds is not None and seed not in seeds:
+            continue
+        path = metrics_path(d, split)
+        if not path.is_file():
+            continue
+        if cfg is not None:
+            try:
+                other = read_config(d)
+            except (ConfigError, FileNotFoundError) as exc:
+                excluded[str(seed)] = f"unreadable config: {exc}"
+                continue
+            if not same_experiment(cfg, other):
+                changed = config_differences(cfg.replace(seed=other.seed).to_dict(), other.to_dict())
+                excluded[str(seed)] = "another config (" + ", ".join(changed) + ")"
+                continue
+        payload = json.loads(path.read_text())
+        per_seed[str(payload["seed"])] = payload["metrics"]
+        info = info or payload
+    if not per_seed:
+        raise FileNotFoundError(f"no seed-*/{metrics_path('.', split).name} of this config in {run_dir}")
+    summary = {"name": info.get("name"), "paper_row": info.get("paper_row"), "split": split,
+               "select_metric": info.get("select_metric"), "seeds_run": [int(s) for s in per_seed],
+               "seeds": per_seed, "aggregate": aggregate(list(per_seed.values())), "excluded": excluded}
+    atomic_write_json(metrics_path(run_dir, split), summary)
+    return summary

@@ -1,0 +1,238 @@
+"""The training loop for one seed: epochs over caption-level batches, validation, checkpoints, exact resume.
+
+:func:`train` writes a run folder (layout: :mod:`hybridlib.runs`). Every epoch it trains on the training
+split, scores the validation split with ``cfg.select_metric``, saves the model when the score improved
+(``best/``), appends a log row and writes an atomic checkpoint. After the last epoch the best model is
+evaluated on the evaluation split. Training is deterministic given the seed (PyTorch's deterministic
+algorithms are switched on), so a resumed run equals an uninterrupted one exactly on the CPU.
+
+Under ``torchrun`` (``WORLD_SIZE`` > 1) the process group is set up and embeddings are gathered across
+processes for the loss (:mod:`hybridlib.training.distributed`); only rank 0 writes files.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from hybridlib import runs
+from hybridlib.config import TrainConfig
+from hybridlib.features.prepare import TrainingData, data_fingerprint, data_settings, prepare_data
+from hybridlib.util.devices import resolve_device, to_device
+from hybridlib.util.errors import HybridlibError, UserError
+from hybridlib.util.seeding import deterministic, rng_state, seed_everything, set_rng_state
+
+
+class TrainingDiverged(HybridlibError):
+    """The validation score (or the training loss) became NaN or infinite: the run cannot go on."""
+
+
+class DataMismatch(UserError):
+    """The data given to :func:`train` were prepared for another config."""
+
+
+@dataclass
+class TrainResult:
+    out_dir: Path
+    best_epoch: int
+    best_score: float
+    history: list[dict]
+    test_metrics: dict | None
+    seconds: float
+    finished: bool
+    model: torch.nn.Module | None = None
+
+
+def build_model(cfg: TrainConfig) -> torch.nn.Module:
+    """A :class:`hybridlib.models.retrieval.RetrievalModel` from ``cfg.model``."""
+    from hybridlib.models.retrieval import RetrievalModel
+
+    return RetrievalModel(cfg.model_config())
+
+
+def select_score(metrics: dict, select_metric: str) -> float:
+    """The validation score that picks the best epoch (``mAP@10``: text-to-audio mAP@10; ``R-sum``)."""
+    return float(metrics["R-sum"] if select_metric == "R-sum" else metrics["t2a_mAP@10"])
+
+
+def check_data(cfg: TrainConfig, data: TrainingData) -> None:
+    """Raise :class:`DataMismatch` naming the settings in which ``data`` were prepared for another config."""
+    if data.fingerprint == data_fingerprint(cfg):
+        return
+    have, want = data.info.get("settings", {}), data_settings(cfg)
+    changed = sorted(k for k in set(have) | set(want) if have.get(k) != want.get(k)) or ["(unknown)"]
+    raise DataMismatch(f"config {cfg.name!r}: the data given were prepared for another config (differs in "
+                       f"{', '.join(changed)}); call prepare_data(cfg) for this config")
+
+
+def train(cfg: TrainConfig, out_dir: str | Path, data: TrainingData | None = None, model: torch.nn.Module | None = None,
+          resume: bool = False, progress: bool = True, evaluate_test: bool = True) -> TrainResult:
+    """Train one seed (``cfg.seed``) into ``out_dir``; see the module docstring.
+
+    ``data``/``model`` may be given (notebooks reuse encoded splits; tests pass tiny models); otherwise they
+    are built from ``cfg``. Given data must have been prepared for ``cfg`` (:func:`check_data`). With
+    ``resume`` the run continues from ``out_dir``'s checkpoint, which must come from the same config (apart
+    from runtime fields such as ``stop_after_epoch``). ``cfg.num_threads`` applies for the call only.
+    """
+    previous = torch.get_num_threads()
+    if cfg.num_threads:
+        torch.set_num_threads(cfg.num_threads)
+    try:
+        return _train_one_seed(cfg, Path(out_dir), data, model, resume, progress, evaluate_test)
+    finally:
+        torch.set_num_threads(previous)
+
+
+def _train_one_seed(cfg, out_dir: Path, data, model, resume: bool, progress: bool,
+                    evaluate_test: bool) -> TrainResult:
+    from tqdm.auto import tqdm
+
+    from hybridlib.evaluation import evaluate_split
+    from hybridlib.losses import get_loss
+    from hybridlib.training import distributed as dist_utils
+    from hybridlib.training.augment import frame_augmenter
+    from hybridlib.training.optim import build_optimizer, build_scheduler
+
+    start_time = time.perf_counter()
+    ctx = dist_utils.init_from_env(cfg.device)
+    device = ctx.device if ctx.world_size > 1 else resolve_device(cfg.device)
+    is_main = ctx.rank == 0
+    deterministic(True)
+
+    state = runs.load_checkpoint(out_dir) if resume else None
+    if state is not None:
+        runs.check_resume_config(state, cfg, out_dir)
+    elif resume and is_main:
+        print(f"[train] no checkpoint in {out_dir}; starting from scratch")
+    if is_main:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        runs.save_config(cfg, out_dir)
+
+    seed_everything(cfg.seed)
+    if data is None:
+        data = prepare_data(cfg, progress=progress and is_main)
+    check_data(cfg, data)
+    if model is None:
+        seed_everything(cfg.seed)  # model init independent of what data preparation consumed
+        model = build_model(cfg)
+    model.to(device)
+    loss_fn = get_loss(cfg.loss, **cfg.loss_kwargs)
+    steps_per_epoch = data.train.n_training_batches(cfg.batch_size, world_size=ctx.world_size,
+                                                    captions_per_clip=cfg.captions_per_clip)
+    if steps_per_epoch == 0 or data.train.n_captions < 2 * ctx.world_size:
+        raise UserError(f"training split {data.train.name!r} has {data.train.n_captions} captions: too few for "
+                        "in-batch negatives (need at least 2 per process)")
+    optimizer = build_optimizer(model, cfg)
+    scheduler = build_scheduler(optimizer, cfg, steps_per_epoch)
+    use_amp = bool(cfg.amp and device.type == "cuda")
+    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
+    step_fn = dist_utils.ContrastiveStep(model, gather=ctx.world_size > 1)
+    runner = dist_utils.wrap_ddp(step_fn, ctx)
+    augment = frame_augmenter(cfg)
+
+    history: list[dict] = []
+    start_epoch, best_score, best_epoch = 1, -math.inf, 0
+    if state is not None:
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        if state.get("scaler"):
+            scaler.load_state_dict(state["scaler"])
+        set_rng_state(state["rng"])
+        history = state["history"]
+        start_epoch, best_score, best_epoch = state["epoch"] + 1, state["best_score"], state["best_epoch"]
+
+    writer = None
+    if cfg.tensorboard and is_main:
+        from torch.utils.tensorboard import SummaryWriter
+
+        writer = SummaryWriter(str(out_dir / "tb"), purge_step=start_epoch)
+
+    last_epoch = cfg.epochs if cfg.stop_after_epoch is None else min(cfg.epochs, cfg.stop_after_epoch)
+    try:
+        for epoch in range(start_epoch, last_epoch + 1):
+            t0 = time.perf_counter()
+            model.train()
+            total, count = 0.0, 0
+            batches = data.train.training_batches(cfg.batch_size, cfg.seed, epoch, rank=ctx.rank,
+                                                  world_size=ctx.world_size, captions_per_clip=cfg.captions_per_clip)
+            bar = tqdm(batches, total=steps_per_epoch, desc=f"epoch {epoch}/{cfg.epochs}", leave=False,
+                       disable=not (progress and is_main))
+            for batch in bar:
+                if augment is not None:
+                    batch = augment(batch)
+                batch = to_device(batch, device)
+                with torch.autocast(device_type=device.type, dtype=torch.float16, enabled=use_amp):
+                    sim, clip_index = runner(batch)
+                    loss = loss_fn(sim.float(), same_item=clip_index[:, None] == clip_index[None, :])
+                optimizer.zero_grad(set_to_none=True)
+                scaler.scale(loss).backward()
+                if cfg.grad_clip:
+                    scaler.unscale_(optimizer)
+                    torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+                scaler.step(optimizer)
+                scaler.update()
+                scheduler.step()
+                total += float(loss.detach())
+                count += 1
+                bar.set_postfix(loss=f"{total / count:.4f}")
+            train_seconds = time.perf_counter() - t0
+            train_loss = total / max(count, 1)
+            score = math.nan
+            if math.isfinite(train_loss):
+                try:
+                    val = evaluate_split(model, data.val, batch_size=cfg.eval_batch_size, device=device)
+                    score = select_score(val, cfg.select_metric)
+                except ValueError as exc:  # NaN similarities: the weights are no longer finite
+                    if "NaN" not in str(exc):
+                        raise
+            if not (math.isfinite(score) and math.isfinite(train_loss)):
+                raise TrainingDiverged(
+                    f"training diverged: {cfg.name} seed {cfg.seed} epoch {epoch}: training loss {train_loss}, "
+                    f"validation {cfg.select_metric} {score}; lower the learning rate (lr={cfg.lr}) or check the data")
+            improved = score > best_score
+            if improved:
+                best_score, best_epoch = score, epoch
+                if is_main:
+                    runs.save_model(model, out_dir / runs.BEST, cfg, extra={"epoch": epoch, cfg.select_metric: score})
+            row = {"epoch": epoch, "train_loss": train_loss, "lr": optimizer.param_groups[0]["lr"],
+                   "train_seconds": round(train_seconds, 3), "seconds": round(time.perf_counter() - t0, 3),
+                   **{f"val_{k}": v for k, v in val.items()}, "best": improved}
+            history.append(row)
+            if is_main:
+                runs.write_log(out_dir, history)
+                if writer is not None:
+                    writer.add_scalar("train/loss", row["train_loss"], epoch)
+                    writer.add_scalar("train/lr", row["lr"], epoch)
+                    for k, v in val.items():
+                        writer.add_scalar(f"val/{k}", v, epoch)
+                    writer.flush()
+                runs.save_checkpoint(out_dir, {
+                    "epoch": epoch, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                    "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict() if use_amp else None,
+                    "rng": rng_state(), "history": history, "best_score": best_score, "best_epoch": best_epoch,
+                    "config": cfg.to_dict(),
+                })
+            if progress and is_main:
+                print(f"[train] {cfg.name} seed {cfg.seed} epoch {epoch}/{cfg.epochs} loss {row['train_loss']:.4f} "
+                      f"val {cfg.select_metric} {score:.2f}{' *' if improved else ''}", flush=True)
+    finally:
+        if writer is not None:
+            writer.close()
+    dist_utils.barrier(ctx)
+
+    finished = (history[-1]["epoch"] if history else 0) >= cfg.epochs
+    test_metrics = None
+    if finished and evaluate_test:
+        runs.load_model_weights(model, out_dir / runs.BEST)  # after the barrier: rank 0 has written it
+        model.to(device)
+        test_metrics = evaluate_split(model, data.test, batch_size=cfg.eval_batch_size, device=device)
+        if is_main:
+            runs.write_seed_metrics(out_dir, cfg, test_metrics, data.test.name, best_epoch, best_score,
+                                    time.perf_counter() - start_time)
+    return TrainResult(out_dir, best_epoch, best_score, history, test_metrics, time.perf_counter() - start_time,
+                       finished, model)

@@ -1,0 +1,39 @@
+"""Optimiser and learning-rate schedules (hybrid paper IV-C; Mei et al. 3.2)."""
+
+from __future__ import annotations
+
+import torch
+
+from hybridlib.config import TrainConfig
+
+
+def build_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+    """Adam over the trainable parameters, PyTorch's default betas/eps (hybrid paper IV-C, Mei 3.2)."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    if not params:
+        raise ValueError("the model has no trainable parameters")
+    return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+
+def build_scheduler(optimizer, cfg: TrainConfig, steps_per_epoch: int):
+    """Per-step LR schedule.
+
+    * ``warmup-cosine``: linear warm-up over ``warmup_epochs`` epochs up to ``lr``, then cosine decay to
+      ``lr_min`` at the last step (hybrid paper: one warm-up epoch, 2e-5 -> 1e-7).
+    * ``step``: ``lr * gamma ** (epoch // step_size)`` (Mei et al.: /10 every 20 epochs).
+    * ``constant``.
+    """
+    from torch.optim import lr_scheduler as S
+
+    total = max(1, cfg.epochs * steps_per_epoch)
+    if cfg.schedule == "warmup-cosine":
+        warm = min(total - 1, int(round(cfg.warmup_epochs * steps_per_epoch)))
+        cosine = S.CosineAnnealingLR(optimizer, T_max=max(1, total - warm - 1), eta_min=cfg.lr_min)
+        if warm <= 0:
+            return cosine
+        # ramp from lr/warm to lr over the warm-up steps
+        linear = S.LinearLR(optimizer, start_factor=1.0 / warm, end_factor=1.0, total_iters=warm - 1)
+        return S.SequentialLR(optimizer, [linear, cosine], milestones=[warm])
+    if cfg.schedule == "step":
+        return S.StepLR(optimizer, step_size=cfg.step_size * steps_per_epoch, gamma=cfg.gamma)
+    return S.ConstantLR(optimizer, factor=1.0, total_iters=0)

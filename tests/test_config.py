@@ -1,0 +1,45 @@
+"""Training configs: YAML with ``extends``, ``--set`` overrides, validation errors naming file and field."""
+
+from __future__ import annotations
+
+import pytest
+
+from hybridlib import config as C
+
+
+def test_load_config_extends_and_overrides(tmp_path):
+    (tmp_path / "_base.yaml").write_text("epochs: 7\nbatch_size: 16\nmodel:\n  fusion: late\n  dropout: 0.2\n")
+    (tmp_path / "run.yaml").write_text("extends: _base.yaml\nname: r\nmodel:\n  metadata_kind: os\n")
+    cfg = C.load_config(tmp_path / "run.yaml", overrides=["epochs=3", "model.fusion=mid", "grad_clip=1.5"])
+    assert cfg.name == "r" and cfg.epochs == 3 and cfg.batch_size == 16 and cfg.grad_clip == 1.5
+    assert cfg.model == {"fusion": "mid", "dropout": 0.2, "metadata_kind": "os"}
+    cfg = C.load_config(tmp_path / "run.yaml", seeds=[4, 5])  # notebook parameters as keywords
+    assert cfg.seeds == [4, 5]
+
+
+def test_config_errors_name_file_and_field(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("epoch: 3\n")
+    with pytest.raises(C.ConfigError, match=r"bad\.yaml.*unknown field.*'epoch'"):
+        C.load_config(bad)
+    bad.write_text("schedule: linear\n")
+    with pytest.raises(C.ConfigError, match=r"bad\.yaml.*'schedule'"):
+        C.load_config(bad)
+    bad.write_text("batch_size: 1\n")
+    with pytest.raises(C.ConfigError, match="'batch_size'"):
+        C.load_config(bad)
+    with pytest.raises(C.ConfigError, match="not found"):
+        C.load_config(tmp_path / "missing.yaml")
+    with pytest.raises(C.ConfigError, match="key=value"):
+        C.parse_overrides(["epochs"])
+    cfg = C.TrainConfig(model={"fusion": "late", "nope": 1})
+    with pytest.raises(C.ConfigError, match="nope"):
+        cfg.model_config()
+
+
+def test_metadata_degradation_config_is_validated():
+    C.TrainConfig(metadata_degradation={"remove_metadata": 0.5, "drop_tags": 0.2, "seed": 1}).validate()
+    with pytest.raises(C.ConfigError, match="metadata_degradation"):
+        C.TrainConfig(metadata_degradation={"remove": 0.5}).validate()
+    with pytest.raises(C.ConfigError, match="remove_metadata must be a fraction"):
+        C.TrainConfig(metadata_degradation={"remove_metadata": 1.5}).validate()
