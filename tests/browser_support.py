@@ -114,7 +114,7 @@ class LabServer:
 
     ``make -o <stamp> lab VENV=<this Python's environment>`` runs the Makefile's recipe without
     re-checking the installation; ``LAB_ARGS`` adds only what a test needs (port, token, no browser,
-    temporary workspace/settings/runtime folders).
+    temporary workspace, settings, trust-database and runtime folders: nothing is written to your home).
     """
 
     def __init__(self, root: Path | None = None, port: int | None = None, startup_timeout: float = 120):
@@ -140,6 +140,7 @@ class LabServer:
             f"--IdentityProvider.token={self.token}",
             f"--LabApp.workspaces_dir={self.scratch / 'workspaces'}",
             f"--LabApp.user_settings_dir={self.scratch / 'settings'}",
+            f"--NotebookNotary.data_dir={self.scratch / 'notary'}",  # trust database of this server only
         ]
         return [
             make, "-s", "--no-print-directory", "-C", str(self.root),
@@ -152,6 +153,7 @@ class LabServer:
             path = self.scratch / "settings" / name
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(json.dumps(values))
+        (self.scratch / "notary").mkdir()
         env = dict(os.environ, JUPYTER_RUNTIME_DIR=str(self.scratch / "runtime"))
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         log = self.log_path.open("w")
