@@ -9,20 +9,23 @@ STAMP  := $(VENV)/.hybrid-retrieval-installed
 KERNEL := hybrid-retrieval
 SMOKE_RUN := runs/test-smoke
 
-.PHONY: demo test lab bench lint unit nbval clean env
+.PHONY: demo test lab bench lint unit nbval clean env browser
 
 demo: $(STAMP)
 	$(PY) -m hybridlib run-notebooks
 
-test: $(STAMP)
+test: $(STAMP) browser
 	$(PY) -m ruff check hybridlib tests benchmarks notebooks
 	$(PY) -m pytest tests
 	$(PY) -m pytest --nbval-lax --nbval-current-env -p no:cacheprovider $(SMOKE_RUN)/*.ipynb
 
-# Jupyter refuses to start as root (containers) unless told; LAB_ARGS adds your own options (e.g. --port).
+# Lab serves the whole project (figures and results.json under runs/, experiments/, README.md) and opens on
+# notebook 00 with the series in the file browser. Jupyter refuses to start as root (containers) unless
+# told; LAB_ARGS adds your own options (e.g. --port). tests/browser_support.py starts Lab through this target.
+LAB_URL  := /lab/tree/notebooks/00_setup_and_tour.ipynb
 LAB_ARGS ?=
 lab: $(STAMP)
-	$(VENV)/bin/jupyter lab --notebook-dir=notebooks $(if $(filter 0,$(shell id -u)),--allow-root) $(LAB_ARGS)
+	$(VENV)/bin/jupyter lab --ServerApp.root_dir=. --LabApp.default_url=$(LAB_URL) $(if $(filter 0,$(shell id -u)),--allow-root) $(LAB_ARGS)
 
 bench: $(STAMP)
 	$(PY) benchmarks/bench_retrieval_math.py
@@ -41,6 +44,19 @@ $(STAMP): requirements.txt pyproject.toml
 	$(PY) -m ipykernel install --sys-prefix --name $(KERNEL) --display-name "Python (hybrid-retrieval)"
 	@touch $@
 	@echo "environment ready: $(VENV)"
+
+# The browser tests drive Debian's chromium through its chromedriver (no browser download): both installed
+# with apt-get when missing (as root, else with sudo; fonts-liberation for readable screenshots), else a no-op.
+browser:
+	@if [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; then exit 0; fi; \
+	if ! command -v apt-get >/dev/null 2>&1; then \
+	  echo "error: the browser tests need /usr/bin/chromium and /usr/bin/chromedriver (Debian: chromium, chromium-driver)" >&2; exit 1; fi; \
+	if [ "$$(id -u)" = 0 ]; then SUDO=; elif command -v sudo >/dev/null 2>&1; then SUDO=sudo; else \
+	  echo "error: chromium and chromium-driver are missing and sudo is not available: as root, run apt-get install chromium chromium-driver" >&2; exit 1; fi; \
+	echo "installing Debian's chromium and chromium-driver for the browser tests"; \
+	$$SUDO apt-get update -qq && \
+	$$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium chromium-driver fonts-liberation >/dev/null && \
+	test -x /usr/bin/chromium && test -x /usr/bin/chromedriver
 
 clean:
 	rm -rf runs $(SMOKE_RUN) .pytest_cache .ruff_cache

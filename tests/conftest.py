@@ -12,6 +12,7 @@ whose shared data is missing fails; elsewhere it is skipped.
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -65,3 +66,41 @@ def _deterministic_torch():
         return
     torch.manual_seed(0)
     yield
+
+
+# -- real-browser tests (JupyterLab + headless Chromium): see tests/browser_support.py ---------------------
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    report = yield
+    if report.when == "call":
+        item.browser_test_failed = report.failed  # read by lab_page to save a screenshot on failure
+    return report
+
+
+@pytest.fixture(scope="session")
+def lab_server():
+    """JupyterLab started by `make lab` on a free port (one per test session; always shut down)."""
+    from browser_support import LabServer, require_browser
+
+    require_browser()
+    with LabServer() as server:
+        yield server
+
+
+@pytest.fixture
+def lab_page(lab_server, request):
+    """A fresh headless Chromium on `lab_server` (a browser_support.LabPage); Lab is reset afterwards."""
+    from browser_support import LabPage, start_chromium
+
+    driver, profile = start_chromium()
+    page = LabPage(driver, lab_server)
+    try:
+        yield page
+    finally:
+        try:
+            if getattr(request.node, "browser_test_failed", False):
+                page.screenshot(f"{request.node.name}-failure")
+        finally:
+            driver.quit()
+            shutil.rmtree(profile, ignore_errors=True)
+            lab_server.reset()

@@ -13,7 +13,7 @@ import shutil
 import nbformat
 import pytest
 
-from hybridlib import runner
+from hybridlib import notebook_format, runner
 from hybridlib.paths import notebooks_dir, project_root
 
 NOTEBOOKS = runner.list_notebooks(notebooks_dir())
@@ -62,7 +62,8 @@ def test_conventions(path):
     assert REQUIRED_PARAMETERS <= names, f"{path.name}: missing {REQUIRED_PARAMETERS - names}"
     checks = [c for c in code if "nbval-check-output" in c.metadata.get("tags", [])]
     assert checks, f"{path.name}: at least one cell tagged nbval-check-output"
-    assert nb.metadata.get("kernelspec", {}).get("name") == "python3"
+    # the project kernel, as JupyterLab saves it (tests/test_notebook_format.py checks the whole form)
+    assert nb.metadata.get("kernelspec", {}).get("name") == notebook_format.KERNEL_NAME
 
 
 @pytest.fixture(scope="module")
