@@ -9,15 +9,25 @@ STAMP  := $(VENV)/.hybrid-retrieval-installed
 KERNEL := hybrid-retrieval
 SMOKE_RUN := runs/test-smoke
 
-.PHONY: demo test lab bench lint unit nbval clean env browser
+.PHONY: demo test test-fast lab bench clean env browser
 
 demo: $(STAMP)
 	$(PY) -m hybridlib run-notebooks
 
+# The full suite CI runs: lint, every test (unit, slow, notebooks in SMOKE mode, browser) in one process per
+# core, then nbval re-executes the smoke copies (warm cache this time) and compares the cells tagged
+# nbval-check-output: the notebooks' numbers must not depend on whether features were computed or cached.
+TEST_WORKERS ?= 2
 test: $(STAMP) browser
 	$(PY) -m ruff check hybridlib tests benchmarks notebooks
-	$(PY) -m pytest tests
+	rm -rf $(SMOKE_RUN)
+	HYBRIDLIB_TEST_DATA=$$(mktemp -d) && trap 'rm -rf "$$HYBRIDLIB_TEST_DATA"' EXIT && export HYBRIDLIB_TEST_DATA && \
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup -p no:cacheprovider tests && \
 	$(PY) -m pytest --nbval-lax --nbval-current-env -p no:cacheprovider $(SMOKE_RUN)/*.ipynb
+
+# The development loop: unit tests only (no slow, notebook or browser tests).
+test-fast: $(STAMP)
+	$(PY) -m pytest -q -p no:cacheprovider -n $(TEST_WORKERS) -m "not slow and not notebooks and not browser" tests
 
 # Lab serves the whole project (figures and results.json under runs/, experiments/, README.md) and opens on
 # notebook 00 with the series in the file browser. Jupyter refuses to start as root (containers) unless

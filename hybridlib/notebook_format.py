@@ -12,24 +12,24 @@ The project kernel is the one the Makefile registers in ``.venv``
 kernel itself (a ``kernel_info`` request, as JupyterLab does), so the committed form follows the
 project's Python; on another Python version JupyterLab would rewrite ``version`` again.
 
-``normalize(path)`` rewrites a notebook into that form; ``check(path)`` lists what differs.
-Re-apply it after editing notebooks outside JupyterLab::
+``normalize(path)`` rewrites a notebook into that form; ``check(path)`` lists what differs (by default
+ignoring the Python ``version`` in ``language_info``, which only matches on the project's own Python: the
+browser test checks the exact form where it runs). Re-apply it after editing notebooks outside JupyterLab::
 
-    python -m hybridlib.notebook_format            # normalize every notebook under notebooks/
-    python -m hybridlib.notebook_format --check    # exit 1 and list the notebooks that differ
+    python -m hybridlib format-notebooks            # normalize every notebook under notebooks/
+    python -m hybridlib format-notebooks --check    # exit 1 and list the notebooks that differ
 """
 
 from __future__ import annotations
 
-import argparse
 import copy
 import functools
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 from hybridlib.paths import notebooks_dir
+from hybridlib.util.errors import UserError
+from hybridlib.util.files import atomic_write_text
 
 KERNEL_NAME = "hybrid-retrieval"
 KERNEL_DISPLAY_NAME = "Python (hybrid-retrieval)"
@@ -37,7 +37,7 @@ KERNELSPEC = {"display_name": KERNEL_DISPLAY_NAME, "language": "python", "name":
 NBFORMAT_MINOR = 5  # what JupyterLab 4 saves (cell ids)
 
 
-class KernelNotRegistered(RuntimeError):
+class KernelNotRegistered(UserError):
     """The project kernel is not installed in this environment."""
 
 
@@ -93,13 +93,22 @@ def canonical_text(path: str | Path, language_info: dict | None = None) -> str:
     return text if text.endswith("\n") else text + "\n"
 
 
-def check(path: str | Path, language_info: dict | None = None) -> list[str]:
-    """What keeps ``path`` from the committed form (empty when it opens unmodified in JupyterLab)."""
+def check(path: str | Path, language_info: dict | None = None, ignore_version: bool = True) -> list[str]:
+    """What keeps ``path`` from the committed form (empty when it opens unmodified in JupyterLab).
+
+    ``ignore_version``: accept the Python version stored in ``language_info`` even when the kernel here runs
+    another one (JupyterLab on that Python rewrites it; nothing else differs).
+    """
     import json
 
     path = Path(path)
     current = path.read_text(encoding="utf-8")
-    wanted = canonical_text(path, language_info)
+    info = dict(language_info or kernel_language_info())
+    if ignore_version:
+        stored = json.loads(current).get("metadata", {}).get("language_info", {})
+        if "version" in stored:
+            info["version"] = stored["version"]
+    wanted = canonical_text(path, info)
     if current == wanted:
         return []
     problems = []
@@ -131,36 +140,5 @@ def normalize(path: str | Path, language_info: dict | None = None) -> bool:
     wanted = canonical_text(path, language_info)
     if path.read_text(encoding="utf-8") == wanted:
         return False
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(wanted, encoding="utf-8")
-    os.replace(tmp, path)
+    atomic_write_text(path, wanted)
     return True
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m hybridlib.notebook_format",
-        description="Put notebooks in the form JupyterLab saves (project kernel, kernel language_info).",
-    )
-    parser.add_argument("paths", nargs="*", help="notebooks or folders (default: notebooks/)")
-    parser.add_argument("--check", action="store_true", help="only report; exit 1 if a notebook differs")
-    args = parser.parse_args(argv)
-    books: list[Path] = []
-    for given in args.paths or [str(notebooks_dir())]:
-        given_path = Path(given)
-        books += list_notebooks(given_path) if given_path.is_dir() else [given_path]
-    try:
-        if args.check:
-            problems = [p for book in books for p in check(book)]
-            print("\n".join(problems) or f"{len(books)} notebooks in the committed form")
-            return 1 if problems else 0
-        changed = [book for book in books if normalize(book)]
-    except KernelNotRegistered as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    print(f"normalized {len(changed)} of {len(books)} notebooks" + "".join(f"\n  {b}" for b in changed))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

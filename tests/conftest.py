@@ -23,18 +23,27 @@ IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 
 
 def pytest_configure(config):
-    """Point data and cache at a session folder before any test module is imported."""
+    """Point data and cache at a session folder before any test module is imported.
+
+    Parallel workers (pytest-xdist) share the folder of the session that started them: generating the
+    teaching set and filling the cache are safe under concurrency (atomic renames), and done once.
+    """
     import tempfile
 
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        import torch
+
+        torch.set_num_threads(1)  # one process per core: more threads would only compete
+        if os.environ.get("HYBRIDLIB_TEST_ROOT"):
+            return  # data and cache folders inherited from the controlling session
     root = Path(os.environ.get("HYBRIDLIB_TEST_DATA") or tempfile.mkdtemp(prefix="hybridlib-test-data-"))
+    os.environ["HYBRIDLIB_TEST_ROOT"] = str(root)
     os.environ["HYBRIDLIB_DATA"] = str(root / "data")
     os.environ["HYBRIDLIB_CACHE"] = str(root / "cache")
     config.hybridlib_test_root = root
 
 
 def pytest_unconfigure(config):
-    import shutil
-
     root = getattr(config, "hybridlib_test_root", None)
     if root is not None and not os.environ.get("HYBRIDLIB_TEST_DATA"):
         shutil.rmtree(root, ignore_errors=True)

@@ -180,3 +180,29 @@ def test_tests_use_a_private_data_folder():
     from hybridlib import paths
 
     assert paths.data_dir() != ROOT / "data" and not str(paths.cache_dir()).startswith(str(ROOT / "data"))
+
+
+# module imported -> the distribution that provides it (where the names differ)
+DISTRIBUTIONS = {"yaml": "pyyaml", "torch": "torch", "PIL": "pillow"}
+STDLIB_EXTRA = {"__future__"}
+
+
+def test_pyproject_lists_exactly_what_the_package_imports():
+    import re
+    import sys
+
+    imported = set()
+    for path in MODULES.values():
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                imported |= {a.name.split(".")[0] for a in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                imported.add(node.module.split(".")[0])
+    third_party = {m for m in imported - set(sys.stdlib_module_names) - STDLIB_EXTRA if m != "hybridlib"}
+    if any("torch.utils.tensorboard" in p.read_text() for p in MODULES.values()):
+        third_party.add("tensorboard")  # torch's SummaryWriter imports the tensorboard distribution
+    wanted = {DISTRIBUTIONS.get(m, m).lower().replace("_", "-") for m in third_party}
+    block = re.search(r"^dependencies = \[(.*?)^\]", (ROOT / "pyproject.toml").read_text(), re.S | re.M).group(1)
+    declared = re.findall(r'"([A-Za-z0-9_.-]+)', block)
+    names = {d.lower().replace("_", "-") for d in declared}
+    assert names == wanted, f"missing from pyproject: {sorted(wanted - names)}; not imported: {sorted(names - wanted)}"

@@ -59,6 +59,7 @@ def test_official_key_layout_of_mn40():
     assert make_divisible(1280 * 4.0) == 5120 and make_divisible(72 * 4.0 // 4) == 72
 
 
+@pytest.mark.slow
 def test_random_weights_round_trip_through_release_format(tmp_path):
     model = randomise(build_audio_backbone("efficientat-mn40", pretrained=False))
     path = tmp_path / "mn40_as_ext_mAP_487.pt"
@@ -103,6 +104,7 @@ def test_kaldi_mel_banks_match_torchaudio():
     torch.testing.assert_close(ours, ref.float(), atol=1e-4, rtol=0)  # torchaudio computes in float32
 
 
+@pytest.mark.slow
 def test_frontend_matches_independent_computation(shared_data):
     import librosa
     import scipy.signal

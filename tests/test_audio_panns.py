@@ -61,6 +61,7 @@ def test_official_key_layout(panns):
         assert sd["conv_block_after1.conv1.weight"].shape == (2048, 512, 3, 3)
 
 
+@pytest.mark.slow
 def test_random_weights_round_trip_through_official_format(panns, tmp_path):
     path = tmp_path / "official.pth"
     torch.save({"model": official_state_dict(panns), "iteration": 600000}, path)
@@ -76,6 +77,7 @@ def test_random_weights_round_trip_through_official_format(panns, tmp_path):
     assert logits.shape == (1, 527)
 
 
+@pytest.mark.slow
 def test_frames_for_1_and_10_seconds_batched_equal_one_by_one(panns):
     lengths = [SR * 10, SR]
     clips = [0.1 * torch.randn(n) for n in lengths]
@@ -100,6 +102,7 @@ def test_frames_for_30_seconds(panns):
     assert frames.shape == (1, 93, 2048) and n.tolist() == [93]
 
 
+@pytest.mark.slow
 def test_dropout_and_specaugment_only_in_training(panns):
     x = 0.1 * torch.randn(1, SR)
     with torch.no_grad():

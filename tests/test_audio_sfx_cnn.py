@@ -43,6 +43,7 @@ def test_bundled_checkpoint_keys_and_report(sfx):
     assert not sfx.training
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("seconds, expected", [(1, 5), (10, 53), (30, 161)])
 def test_frame_shapes_for_1_10_30_seconds(sfx, seconds, expected):
     n = SR * seconds
@@ -55,6 +56,7 @@ def test_frame_shapes_for_1_10_30_seconds(sfx, seconds, expected):
     assert torch.isfinite(frames).all() and (frames >= 0).all()  # averaged ReLU outputs
 
 
+@pytest.mark.slow
 def test_variable_length_batch_equals_one_by_one(sfx):
     lengths = [SR * 3 + 517, SR // 2, 9000, 3000]  # the last is below the receptive field
     clips = [0.3 * torch.randn(n) for n in lengths]
@@ -156,6 +158,7 @@ def test_load_checkpoint_names_the_mismatching_key(tmp_path):
         load_official_weights(tmp_path / "junk.pth", model)
 
 
+@pytest.mark.slow
 def test_bundled_model_separates_different_sounds(sfx, shared_data):
     """Nearest neighbours of mean-pooled frames share the sound's label far more often than chance."""
     root = shared_data("soundbank-modsounds")
@@ -187,6 +190,7 @@ def test_bundled_model_separates_different_sounds(sfx, shared_data):
     assert within > across + 0.05
 
 
+@pytest.mark.slow
 def test_frames_match_an_independent_aisfx_style_forward(sfx, shared_data):
     """Re-run aiSFX's EmbeddingNet by hand from the checkpoint tensors (librosa log-mel, functional ops):
     its per-block clip embedding (max over time of the frequency-averaged last block) equals the max over

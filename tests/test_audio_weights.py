@@ -47,6 +47,7 @@ def http_dir(tmp_path):
     server.server_close()
 
 
+@pytest.mark.slow
 def test_download_weights_verifies_and_loads(http_dir, tmp_path, monkeypatch, capsys):
     root, base = http_dir
     model = build_audio_backbone("efficientat-mn10", pretrained=False)

@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from hybridlib import bundled, cli
 
 
@@ -35,6 +37,7 @@ def test_every_command_module_has_the_cli_interface():
         assert callable(module.add_arguments) and callable(module.run), module_name
 
 
+@pytest.mark.slow
 def test_info_reports_both_bundled_models_with_paths():
     proc = _run("info", "--json")
     assert proc.returncode == 0, proc.stderr
@@ -48,6 +51,7 @@ def test_info_reports_both_bundled_models_with_paths():
     assert report["versions"]["torch"] == "2.9.1"
 
 
+@pytest.mark.slow
 def test_info_text_output_names_the_files():
     proc = _run("info")
     assert proc.returncode == 0

@@ -142,6 +142,7 @@ def test_extract_7z(tmp_path):
         extract_7z(tmp_path / "broken.7z", tmp_path / "out2")
 
 
+@pytest.mark.slow
 def test_download_clotho_flow(server, tmp_path, shared_data, monkeypatch):
     """Real v2.1 caption CSVs (official md5s) + a stand-in metadata CSV and audio archive."""
     import py7zr  # pinned in requirements.txt: a missing one is a failure, not a skip

@@ -59,6 +59,7 @@ def test_layout_and_reader(tiny_set):
     assert info["seed"] == 0 and info["n_clips"] == {"development": 6, "validation": 3, "evaluation": 3}
 
 
+@pytest.mark.slow
 def test_same_seed_bit_identical_other_seed_differs(tiny_set, tmp_path):
     again = make_teaching_set(tmp_path / "again", seed=0, n_clips=TINY, progress=False)
     assert _digest(again) == _digest(tiny_set)
@@ -85,6 +86,7 @@ def test_ground_truth_matches_files(tiny_set):
         assert s["place"] in PLACES and 5 <= float(s["duration"]) <= 10
 
 
+@pytest.mark.slow
 def test_captions_never_name_absent_events():
     bank = ProceduralBank()
     for i in range(40):
@@ -102,6 +104,7 @@ def test_captions_never_name_absent_events():
                 assert any(p in text for p in phrases)
 
 
+@pytest.mark.slow
 def test_metadata_design_statistics(tmp_path):
     """Metadata and audio each hold what the other lacks (checked on the ground truth of 80 scenes)."""
     root = make_teaching_set(tmp_path / "stats", seed=3, n_clips=(60, 10, 10), progress=False)

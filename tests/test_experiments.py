@@ -50,6 +50,7 @@ def test_stale_seed_folders_of_another_config_are_not_aggregated(tmp_path, monke
     assert summary["seeds_run"] == [0, 1, 2]
 
 
+@pytest.mark.slow
 def test_sweep_survives_an_early_stop(tmp_path, smoke_late):
     rows = X.metadata_sweep(smoke_late.replace(stop_after_epoch=1), "remove_metadata", [0.0, 1.0], tmp_path,
                             seeds=[0], workers=1)
@@ -84,6 +85,7 @@ def test_resume_with_a_changed_config_names_the_fields(tmp_path):
     assert done.finished and [h["epoch"] for h in done.history] == [1, 2, 3]
 
 
+@pytest.mark.slow
 def test_data_prepared_for_another_config_is_refused(tmp_path, smoke_late):
     baseline = teaching_config("baseline", smoke=True, epochs=1, tensorboard=False)
     hybrid_data = prepare_data(smoke_late, progress=False, roles=("test",))

@@ -49,6 +49,7 @@ def bank_items(shared_data, tmp_path):
     return items
 
 
+@pytest.mark.slow
 def test_audio_frames_computed_once_then_reused(sfx, bank_items, tmp_path):
     cache = FeatureCache(tmp_path / "cache")
     first = cache.audio_frames(bank_items, sfx, batch_size=2, progress=False)
@@ -123,6 +124,7 @@ def test_text_embeddings_cached_by_text(minilm, tmp_path):
     assert fresh.text_embeddings([], minilm, progress=False).shape == (0, 384)
 
 
+@pytest.mark.slow
 def test_cached_text_embeddings_do_not_depend_on_batching_or_fill_order(minilm, tmp_path):
     """The same text gets the same bytes whatever it was encoded with and whichever order filled the cache."""
     captions = [f"a {w} sound recorded near a busy {p} while people talk" for w in ("loud", "soft", "short")
@@ -149,6 +151,7 @@ def test_text_cache_depends_on_encoder_settings_and_refuses_trainable(minilm, tm
         cache.text_embeddings(["x"], build_text_encoder("minilm", trainable=True), progress=False)
 
 
+@pytest.mark.slow
 def test_text_shards_are_compacted(minilm, tmp_path):
     cache = FeatureCache(tmp_path)
     for i in range(18):
@@ -161,6 +164,7 @@ def test_text_shards_are_compacted(minilm, tmp_path):
     assert out.shape == (18, 384)
 
 
+@pytest.mark.slow
 def test_cli_extract_fills_the_cache(shared_data, tmp_path, capsys):
     from hybridlib.cli import main
 

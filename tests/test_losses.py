@@ -205,6 +205,7 @@ def test_bad_inputs_raise_clear_errors():
         triplet_sum(torch.eye(3, dtype=torch.long))
 
 
+@pytest.mark.slow
 def test_negative_response_shows_what_each_loss_does_with_a_negative():
     probe = torch.tensor([-0.5, 0.0, 0.32, 0.6, 0.9])
     b = 16

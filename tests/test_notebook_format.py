@@ -35,7 +35,7 @@ def test_notebooks_are_found_in_subfolders_too(tmp_path):
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
 def test_notebook_is_in_the_committed_form(path):
     problems = notebook_format.check(path)
-    assert not problems, "\n".join(problems) + "\nfix: python -m hybridlib.notebook_format"
+    assert not problems, "\n".join(problems) + "\nfix: python -m hybridlib format-notebooks"
     metadata = json.loads(path.read_text())["metadata"]
     assert metadata["kernelspec"] == {
         "display_name": "Python (hybrid-retrieval)",
@@ -87,11 +87,22 @@ def test_cli_checks_and_normalizes(tmp_path, capsys):
     raw = json.loads((tmp_path / "a.ipynb").read_text())
     raw["metadata"].pop("language_info", None)
     (tmp_path / "a.ipynb").write_text(json.dumps(raw, indent=1))
-    assert notebook_format.main(["--check", str(tmp_path)]) == 1
+    from hybridlib.cli import main
+
+    assert main(["format-notebooks", "--check", str(tmp_path)]) == 1
     assert "a.ipynb: metadata.language_info" in capsys.readouterr().out
-    assert notebook_format.main([str(tmp_path)]) == 0
+    assert main(["format-notebooks", str(tmp_path)]) == 0
     assert "normalized 1 of 1 notebooks" in capsys.readouterr().out
-    assert notebook_format.main(["--check", str(tmp_path / "a.ipynb")]) == 0
+    assert main(["format-notebooks", "--check", str(tmp_path / "a.ipynb")]) == 0
+
+
+def test_another_python_version_is_accepted_by_default(tmp_path):
+    path = tmp_path / "b.ipynb"
+    raw = json.loads(NOTEBOOKS[0].read_text())
+    raw["metadata"]["language_info"]["version"] = "3.12.1"
+    path.write_text(json.dumps(raw, indent=1, sort_keys=True, ensure_ascii=False) + "\n")
+    assert notebook_format.check(path) == []
+    assert "version='3.12.1'" in "\n".join(notebook_format.check(path, ignore_version=False))
 
 
 def test_an_unregistered_kernel_is_a_clear_error():

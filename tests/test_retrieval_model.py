@@ -382,6 +382,7 @@ def minilm():
         pytest.skip(str(exc))
 
 
+@pytest.mark.slow
 def test_frozen_minilm_strings_equal_cached_embeddings(minilm):
     cfg = ModelConfig(fusion="mid", audio_dim=DA, num_layers=1, retrieval_dim=R)
     model = RetrievalModel(cfg, text_encoder=minilm).eval()
@@ -460,6 +461,7 @@ def test_state_dict_round_trips_through_safetensors(fusion, extra, tmp_path):
         torch.testing.assert_close(again(batch), model(batch), rtol=0, atol=0)
 
 
+@pytest.mark.slow
 def test_frozen_text_encoder_is_built_lazily_for_string_queries(minilm):
     model = RetrievalModel(ModelConfig(fusion="none", audio_dim=DA, num_layers=1, retrieval_dim=R)).eval()
     assert model._frozen == {}

@@ -56,6 +56,7 @@ def test_params_global_and_per_notebook(series):
     assert runner.params_for(series / "00_good.ipynb", params) == {"VALUE": 9, "EPOCHS": 3}
 
 
+@pytest.mark.slow
 def test_successful_run_writes_executed_copy_and_results(series, tmp_path):
     out = tmp_path / "out"
     runs = runner.run_notebooks(smoke=True, params={"VALUE": 3, "UNDECLARED": 1}, only=["00"], out=out,
@@ -71,6 +72,7 @@ def test_successful_run_writes_executed_copy_and_results(series, tmp_path):
     assert summary[0]["notebook"] == "00_good.ipynb" and summary[0]["ok"]
 
 
+@pytest.mark.slow
 def test_failing_notebook_is_named_with_its_cell(series, tmp_path):
     out = tmp_path / "out"
     with pytest.raises(runner.NotebookFailed) as info:
@@ -83,6 +85,7 @@ def test_failing_notebook_is_named_with_its_cell(series, tmp_path):
     assert not (out / "02_good.ipynb").exists()
 
 
+@pytest.mark.slow
 def test_keep_going_runs_the_rest(series, tmp_path):
     out = tmp_path / "out"
     with pytest.raises(runner.NotebookFailed):
@@ -90,6 +93,7 @@ def test_keep_going_runs_the_rest(series, tmp_path):
     assert (out / "02_good.ipynb").exists()
 
 
+@pytest.mark.slow
 def test_cli_exits_nonzero_and_names_the_notebook(series, tmp_path):
     proc = subprocess.run(
         [sys.executable, "-m", "hybridlib", "run-notebooks", "--notebooks", str(series), "--out", str(tmp_path / "o")],
@@ -99,6 +103,7 @@ def test_cli_exits_nonzero_and_names_the_notebook(series, tmp_path):
     assert "01_bad.ipynb" in proc.stderr and "ValueError" in proc.stderr
 
 
+@pytest.mark.slow
 def test_cli_params_file(series, tmp_path):
     params = tmp_path / "params.yaml"
     params.write_text("VALUE: 11\n")

@@ -78,6 +78,7 @@ def test_mean_pooling_averages_non_padding_tokens():
         build_text_encoder("minilm", pooling="max")
 
 
+@pytest.mark.slow
 def test_frozen_vs_trainable(minilm):
     assert not any(p.requires_grad for p in minilm.parameters())
     minilm.train()

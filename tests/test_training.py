@@ -110,6 +110,7 @@ def _retrieval_model(fusion: str):
 
 @pytest.mark.parametrize("make_model", [TinyModel, lambda: _retrieval_model("mid"), lambda: _retrieval_model("late")],
                          ids=["stand-in", "retrieval-mid", "retrieval-late"])
+@pytest.mark.slow
 def test_resume_reaches_the_same_result(tmp_path, tiny_data, make_model):
     cfg = tiny_cfg(epochs=5, grad_clip=1.0, frame_time_mask=2, frame_channel_mask=2)
     torch.manual_seed(0)
@@ -215,6 +216,7 @@ def test_cli_train_then_evaluate_on_the_smoke_teaching_set(tmp_path, capsys):
     assert json.loads((out / "metrics-evaluation.json").read_text())["seeds"]["3"] == pytest.approx(first)
 
 
+@pytest.mark.slow
 def test_metadata_degradation_reaches_the_encoded_splits():
     """The knobs act on every split of the real pipeline (smoke teaching set, feature cache)."""
     base = load_config(experiments_dir() / "teaching" / "hybrid-late.yaml", smoke=True)
@@ -231,6 +233,7 @@ def test_metadata_degradation_reaches_the_encoded_splits():
     prepare_data(baseline.replace(metadata_degradation={"remove_metadata": 1.0}), progress=False)
 
 
+@pytest.mark.slow
 def test_metadata_sweep_trains_one_point_per_value_and_policy(tmp_path):
     import matplotlib
 

@@ -20,6 +20,7 @@ import sys
 COMMANDS: dict[str, tuple[str, str]] = {
     "info": ("hybridlib.cli.info", "versions, device, and which bundled models and datasets are found"),
     "run-notebooks": ("hybridlib.cli.notebooks", "execute the notebook series with papermill"),
+    "format-notebooks": ("hybridlib.cli.notebook_format", "put notebooks in the form JupyterLab saves"),
     "download": ("hybridlib.cli.download", "download datasets (clotho) or official model weights"),
     "make-teaching-set": ("hybridlib.cli.teaching", "generate the embedded teaching dataset"),
     "extract": ("hybridlib.cli.extract", "fill the feature cache for a dataset and a frozen backbone"),
