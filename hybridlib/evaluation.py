@@ -22,18 +22,38 @@ RECALL_KEYS = ("t2a_R@1", "t2a_R@5", "t2a_R@10", "a2t_R@1", "a2t_R@5", "a2t_R@10
 MAIN_KEYS = ("t2a_mAP@10", "t2a_R@1", "t2a_R@5", "t2a_R@10", "a2t_R@1", "a2t_R@5", "a2t_R@10")
 
 
+def _model_device(model: torch.nn.Module, device) -> torch.device:
+    return torch.device(device) if device is not None else next(model.parameters()).device
+
+
 @torch.no_grad()
-def embed_split(model: torch.nn.Module, split: EncodedSplit, batch_size: int = 256, device=None):
-    """``(items, queries)``: every clip and every caption of ``split`` embedded in chunks (eval mode)."""
-    device = torch.device(device) if device is not None else next(model.parameters()).device
+def embed_items(model: torch.nn.Module, split: EncodedSplit, batch_size: int = 256, device=None):
+    """Every clip of ``split`` embedded as a retrieval item, in chunks (eval mode; on the model's device)."""
+    device = _model_device(model, device)
     was_training = model.training
     model.eval()
     try:
-        items = [model.embed_items(to_device(b, device)) for b in split.item_chunks(batch_size)]
-        queries = [model.embed_queries(to_device(b, device)) for b in split.query_chunks(batch_size)]
+        return concat_along_batch([model.embed_items(to_device(b, device)) for b in split.item_chunks(batch_size)])
     finally:
         model.train(was_training)
-    return concat_along_batch(items), concat_along_batch(queries)
+
+
+@torch.no_grad()
+def embed_queries(model: torch.nn.Module, split: EncodedSplit, batch_size: int = 256, device=None):
+    """Every caption of ``split`` embedded as a query, in chunks (eval mode; on the model's device)."""
+    device = _model_device(model, device)
+    was_training = model.training
+    model.eval()
+    try:
+        return concat_along_batch([model.embed_queries(to_device(b, device))
+                                   for b in split.query_chunks(batch_size)])
+    finally:
+        model.train(was_training)
+
+
+def embed_split(model: torch.nn.Module, split: EncodedSplit, batch_size: int = 256, device=None):
+    """``(items, queries)``: every clip and every caption of ``split`` embedded in chunks (eval mode)."""
+    return embed_items(model, split, batch_size, device), embed_queries(model, split, batch_size, device)
 
 
 @torch.no_grad()

@@ -224,6 +224,29 @@ def seed_dirs(run_dir: str | Path) -> list[Path]:
     return sorted(dirs, key=lambda p: int(p.name[5:]))
 
 
+def trained_seed_dir(run_dir: str | Path, seed: int | None = None) -> Path:
+    """The seed folder holding a trained model (``best/``) in ``run_dir``.
+
+    ``run_dir`` is a seed folder itself, or a run folder of ``seed-<n>/`` folders: then ``seed`` picks one
+    (default: the lowest seed that finished). :class:`UserError` names what is there when nothing fits.
+    """
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise UserError(f"run folder {run_dir} does not exist")
+    if (run_dir / BEST).is_dir() and seed is None:
+        return run_dir
+    trained = [d for d in seed_dirs(run_dir) if (d / BEST).is_dir()]
+    if seed is not None:
+        chosen = [d for d in trained if d.name == f"seed-{seed}"]
+        if not chosen:
+            have = ", ".join(d.name for d in trained) or "none"
+            raise UserError(f"{run_dir} has no trained seed {seed} (trained seeds: {have})")
+        return chosen[0]
+    if not trained:
+        raise UserError(f"{run_dir} holds no trained model ({BEST}/ or seed-*/{BEST}/): train it first")
+    return trained[0]
+
+
 def write_seed_metrics(run_dir: str | Path, cfg: TrainConfig, metrics: dict, split: str,
                        best_epoch: int | None = None, best_score: float | None = None,
                        seconds: float | None = None) -> Path:

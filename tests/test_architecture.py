@@ -23,11 +23,11 @@ LAYERS = [
     ("features", ["hybridlib.features"]),
     ("models", ["hybridlib.models"]),
     ("runs", ["hybridlib.runs"]),
-    ("evaluation", ["hybridlib.evaluation"]),
+    ("evaluation", ["hybridlib.evaluation", "hybridlib.search"]),
     ("training", ["hybridlib.training"]),
     ("experiments", ["hybridlib.experiments"]),
     ("leaves", ["hybridlib.viz", "hybridlib.nbutils", "hybridlib.runner", "hybridlib.paper",
-                "hybridlib.toy_embeddings", "hybridlib.info"]),
+                "hybridlib.toy_embeddings", "hybridlib.info", "hybridlib.search_widget"]),
     ("cli", ["hybridlib.cli", "hybridlib.__main__", "hybridlib"]),
 ]
 

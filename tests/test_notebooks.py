@@ -140,8 +140,23 @@ def claims_07(r):
     assert all(row["finished"] for row in r["metadata_sweep"])
 
 
+def claims_08(r):
+    top, alone = r["top"], r["top_audio_alone"]
+    assert len(top) == len(alone) == r["k"] == 10 and r["n_clips"] == 16
+    assert [h["rank"] for h in top] == sorted(h["rank"] for h in top)
+    assert [h["score"] for h in top] == sorted((h["score"] for h in top), reverse=True)
+    assert r["parts_max_abs_error"] < 1e-5
+    assert all(abs(sum(h["parts"].values()) - h["score"]) < 1e-5 for h in top + alone)
+    a = r["agreement"]  # every caption typed as a query: the scores and ranks of evaluation
+    assert a["max_abs_score_diff"] == 0.0 and a["same_rank"] == a["captions"] == 80
+    assert a["t2a_mAP@10_search"] == a["t2a_mAP@10_evaluation"] > _chance(16)
+    assert r["cache_hit_second_load"] is True
+    if r["fusion"] == "mid":
+        assert sum(r["query_weights"]) == pytest.approx(1.0) and set(top[0]["parts"]) == {"audio", "metadata"}
+
+
 CLAIMS = {"00": claims_00, "01": claims_01, "02": claims_02, "03": claims_03, "04": claims_04, "05": claims_05,
-          "06": claims_06, "07": claims_07}
+          "06": claims_06, "07": claims_07, "08": claims_08}
 
 
 def test_every_notebook_has_claims_checked():

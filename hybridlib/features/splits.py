@@ -185,6 +185,18 @@ class EncodedSplit:
 
         return dataclasses.replace(self, frames=[pool_frames(f, stride) for f in self.frames])
 
+    def without_metadata(self) -> EncodedSplit:
+        """A copy in which no clip has metadata (``has_metadata`` all False, embeddings zero, texts None).
+
+        A model then represents every item the way it represents a clip that came without metadata (its
+        ``missing_metadata`` policy): what the audio alone retrieves, in the model's own terms.
+        """
+        import dataclasses
+
+        return dataclasses.replace(
+            self, metadata_text=[None] * self.n_clips, has_metadata=torch.zeros(self.n_clips, dtype=torch.bool),
+            metadata_emb=None if self.metadata_emb is None else torch.zeros_like(self.metadata_emb))
+
     def item_chunks(self, chunk_size: int) -> Iterator[dict]:
         for s in range(0, self.n_clips, chunk_size):
             yield self.item_batch(range(s, min(s + chunk_size, self.n_clips)))

@@ -369,6 +369,26 @@ class RetrievalModel(nn.Module):
         return MidFusion.score(queries.embedding, queries.metadata, queries.weights, items.embedding,
                                items.metadata, items.metadata_mask)
 
+    def item_parts(self, batch: dict) -> dict[str, torch.Tensor] | None:
+        """Late fusion with a linear item projection: the item vector split exactly into what the audio, the
+        metadata and the projection's bias contribute (``{"audio", "metadata", "bias"}``, each ``[B, R]``).
+
+        The fused vector is ``a + m`` (pooled audio plus the metadata term of :class:`LateFusion`) and the
+        projection is affine, ``P(a + m) = W a + W m + b``; the item vector divides that by its norm ``n``, so
+        ``W a / n + W m / n + b / n`` is the item vector and a query's cosine splits into three additive
+        parts. An MLP projection (or any other fusion) has no such split: None.
+        """
+        if self.cfg.fusion != "late" or not isinstance(self.item_proj, nn.Linear):
+            return None
+        _, stages = self.embed_items(batch, return_stages=True)
+        audio, fused = stages["audio"], stages["fused"]
+        weight, bias = self.item_proj.weight, self.item_proj.bias
+        raw = self.item_proj(fused)
+        norm = raw.norm(dim=-1, keepdim=True).clamp(min=1e-12) if self.cfg.normalize else torch.ones_like(raw[:, :1])
+        bias_part = (bias if bias is not None else torch.zeros_like(raw[0])).expand_as(raw)
+        return {"audio": audio @ weight.T / norm, "metadata": (fused - audio) @ weight.T / norm,
+                "bias": bias_part / norm}
+
     def score_weights(self, queries: QueryEmbeddings, items: ItemEmbeddings) -> torch.Tensor:
         """Mid fusion: the effective (audio, metadata) weights ``[Q, A, 2]`` used for each query-item pair."""
         if self.cfg.fusion != "mid":
