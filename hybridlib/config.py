@@ -30,6 +30,7 @@ from hybridlib.data.splits import DATASET_SPLITS
 from hybridlib.util.errors import UserError
 
 SCHEDULES = ("warmup-cosine", "step", "constant")
+TRAIN_CAPTIONS = ("dataset", "from-keywords")
 SELECT_METRICS = ("mAP@10", "R-sum")
 
 
@@ -58,6 +59,10 @@ class TrainConfig:
     val_split: str | None = None
     eval_split: str | None = None
     fs_seed: int = 0                      # which caption becomes the FS description (hybridlib.data.with_fs_descriptions)
+    # captions of the training split: the dataset's own, or generated from each clip's keywords (the hybrid
+    # paper's Table II, WavCaps: hybridlib.data.generated_captions); validation and evaluation keep their own
+    train_captions: str = "dataset"
+    train_captions_seed: int = 0
     cache_dir: str | None = None          # None: hybridlib.paths.cache_dir()
     max_audio_seconds: float | None = None  # crop of training waveforms when the backbone is trained
     # noisier or missing metadata in every split, e.g. {remove_metadata: 0.5, drop_tags: 0.3, seed: 0}: the knobs
@@ -125,6 +130,10 @@ class TrainConfig:
         if not isinstance(self.metadata_by_dataset, dict) or not set(self.metadata_by_dataset) <= set(
                 self.dataset.split("+")):
             bad("metadata_by_dataset", "must map training datasets to a metadata kind (os, cs, fs)")
+        if self.train_captions not in TRAIN_CAPTIONS:
+            bad("train_captions", f"must be one of {TRAIN_CAPTIONS}")
+        if not isinstance(self.train_captions_seed, int):
+            bad("train_captions_seed", "must be an integer")
         if self.schedule not in SCHEDULES:
             bad("schedule", f"must be one of {SCHEDULES}")
         if self.select_metric not in SELECT_METRICS:

@@ -68,7 +68,9 @@ def _uniform(*key) -> float:
     return int.from_bytes(digest, "big") / 2**64
 
 
-def _rng(*key) -> random.Random:
+def keyed_random(*key) -> random.Random:
+    """A ``random.Random`` seeded by a key (e.g. ``("fs", seed, clip_id)``): the same draws for the same key,
+    whatever the item order or Python's hash seed."""
     return random.Random(int(_uniform(*key) * 2**53))
 
 
@@ -85,7 +87,7 @@ def with_fs_descriptions(items: Sequence[Item], seed: int = 0) -> ClipSet:
     for item in items:
         new = item.copy()
         if len(new.captions) >= 2:
-            k = _rng("fs", seed, new.clip_id).randrange(len(new.captions))
+            k = keyed_random("fs", seed, new.clip_id).randrange(len(new.captions))
             new.description = new.captions.pop(k)
             new.extra["fs_caption_index"] = k
         else:
@@ -182,14 +184,14 @@ def degrade_metadata(items: Sequence[Item], kind: str = "os", *, drop_tags: floa
                     continue
                 options = syn.get(normalize_text(tag), [])
                 if options and _uniform("syn", seed, new.clip_id, pos) < swap_synonyms:
-                    tag = _rng("syn-pick", seed, new.clip_id, pos).choice(options)
+                    tag = keyed_random("syn-pick", seed, new.clip_id, pos).choice(options)
                     stats["tags_swapped"] += 1
                 kept.append(tag)
             own = {normalize_text(t) for t in tags}
             candidates = [t for t in pool if t not in own]
             for pos in range(len(tags)):
                 if candidates and _uniform("distract", seed, new.clip_id, pos) < add_distractors:
-                    kept.append(_rng("distract-pick", seed, new.clip_id, pos).choice(candidates))
+                    kept.append(keyed_random("distract-pick", seed, new.clip_id, pos).choice(candidates))
                     stats["distractors_added"] += 1
             raw = " ".join(kept) if is_text else kept
         if kind == "os":

@@ -51,6 +51,7 @@ def data_settings(cfg: TrainConfig) -> dict:
         "train": cfg.train_splits(), "splits": list(cfg.splits()),
         "metadata": {d: metadata_kind_for(cfg, d) for d in cfg.datasets},
         "fs_seed": cfg.fs_seed, "metadata_degradation": cfg.metadata_degradation,
+        "train_captions": [cfg.train_captions, cfg.train_captions_seed],
         "max_audio_seconds": cfg.max_audio_seconds, "frame_stride": cfg.frame_stride,
         "audio": {"backbone": model.audio_backbone, "cached": not model.audio_trainable},
         "text": {"encoder": model.text_encoder, "max_tokens": model.text_max_tokens,
@@ -75,12 +76,18 @@ def dataset_root(cfg: TrainConfig, dataset: str, progress: bool = True) -> Path:
     return Path(cfg.data_root or paths.data_dir())
 
 
-def load_items(cfg: TrainConfig, dataset: str, split: str, progress: bool = True):
-    """One split of ``dataset`` as a ClipSet, with the config's metadata protocol applied (FS, degradation)."""
+def load_items(cfg: TrainConfig, dataset: str, split: str, progress: bool = True, role: str = "test"):
+    """One split of ``dataset`` as a ClipSet, with the config's protocol applied: for the ``train`` role the
+    captions of ``cfg.train_captions`` (generated from keywords first, as WavCaps' were from the uploaders' tags),
+    then the metadata protocol (FS, degradation)."""
     from hybridlib import data as D
     from hybridlib.data.loaders import load_split
 
     items = load_split(dataset, dataset_root(cfg, dataset, progress), split)
+    if role == "train" and cfg.train_captions == "from-keywords":
+        from hybridlib.data.generated_captions import captions_from_keywords
+
+        items = captions_from_keywords(items, seed=cfg.train_captions_seed)
     kind = metadata_kind_for(cfg, dataset)
     if kind == "fs":
         items = D.with_fs_descriptions(items, seed=cfg.fs_seed)
@@ -114,8 +121,8 @@ def prepare_data(cfg: TrainConfig, progress: bool = True, cache=None, roles=ROLE
 
     reports = []
 
-    def encoded(dataset: str, split: str) -> EncodedSplit:
-        items = load_items(cfg, dataset, split, progress)
+    def encoded(dataset: str, split: str, role: str) -> EncodedSplit:
+        items = load_items(cfg, dataset, split, progress, role)
         reports.append(items.report.as_dict())
         out = encode_split(items, split, metadata_kind=metadata_kind_for(cfg, dataset), cache=cache,
                            backbone=backbone, text_encoder=text_encoder, audio_cached=audio_cached,
@@ -124,9 +131,9 @@ def prepare_data(cfg: TrainConfig, progress: bool = True, cache=None, roles=ROLE
         return out.with_frame_stride(cfg.frame_stride)
 
     _, val_name, test_name = cfg.splits()
-    train = concat_splits([encoded(d, s) for d, s in cfg.train_splits()]) if "train" in roles else None
-    val = encoded(cfg.benchmark, val_name) if "val" in roles else None
-    test = encoded(cfg.benchmark, test_name) if "test" in roles else None
+    train = concat_splits([encoded(d, s, "train") for d, s in cfg.train_splits()]) if "train" in roles else None
+    val = encoded(cfg.benchmark, val_name, "val") if "val" in roles else None
+    test = encoded(cfg.benchmark, test_name, "test") if "test" in roles else None
     splits = {"train": train, "val": val, "test": test}
     info = {"datasets": cfg.datasets, "benchmark": cfg.benchmark, "train": cfg.train_splits(),
             "splits": dict(zip(ROLES, cfg.splits())), "roles": list(roles),
