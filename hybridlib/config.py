@@ -78,6 +78,7 @@ class TrainConfig:
     batch_size: int = 32
     lr: float = 2e-5
     lr_min: float = 1e-7
+    text_lr: float | None = None          # peak rate of trainable text-encoder layers (None: lr); same schedule
     weight_decay: float = 0.0
     schedule: str = "warmup-cosine"
     warmup_epochs: float = 1.0
@@ -148,6 +149,9 @@ class TrainConfig:
                 bad(name, "must be a positive number")
         if not isinstance(self.lr_min, (int, float)) or not 0 <= self.lr_min <= self.lr:
             bad("lr_min", "must be a number between 0 and lr")
+        if self.text_lr is not None and (not isinstance(self.text_lr, (int, float)) or isinstance(self.text_lr, bool)
+                                         or not self.text_lr >= self.lr_min or self.text_lr <= 0):
+            bad("text_lr", "must be a positive number (at least lr_min) or null")
         if not isinstance(self.warmup_epochs, (int, float)) or self.warmup_epochs < 0:
             bad("warmup_epochs", "must be >= 0")
         if self.grad_clip is not None and (not isinstance(self.grad_clip, (int, float)) or self.grad_clip <= 0):

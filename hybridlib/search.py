@@ -11,9 +11,10 @@
 as for evaluation (:func:`hybridlib.features.prepare.prepare_data`, the run's metadata protocol included), and
 a typed query is embedded the way evaluation embeds captions (a frozen text encoder's embeddings come from the
 feature cache, :meth:`~hybridlib.features.cache.FeatureCache.text_embeddings`; a new query is added to it like any
-text). So a
-caption of that split typed as a query gets exactly the scores evaluation computes, and its clip the rank
-evaluation counts (a test checks it).
+text; with ``text_tune_layers`` the frozen lower layers' states are computed batch-invariantly like the cached
+ones). So a caption of that split typed as a query gets exactly the scores evaluation computes, and its clip the
+rank evaluation counts (a test checks it). A fully fine-tuned text encoder (``text_trainable``) runs on the strings
+in whatever batch they come, so its scores can differ from evaluation's in the last digits.
 
 **Ranking** (:func:`rank_items`): the order of :mod:`hybridlib.metrics`. Items are listed by descending score;
 the rank shown is the one the metrics would give the item if it were the relevant one, ``#{items scoring >=
@@ -350,7 +351,8 @@ class Searcher:
     def from_run(cls, run: str | Path, seed: int | None = None, split: str | None = None, device="cpu",
                  cache_root: str | Path | None = None, progress: bool = False) -> Searcher:
         """Load the trained model of ``run`` (:func:`hybridlib.runs.trained_seed_dir`) and the collection
-        ``split`` (default: the run's evaluation split), embedding it only when the cache has no copy."""
+        ``split`` (default: the run's evaluation split), embedding it (on ``device``) only when the cache under
+        ``cache_root`` (default: the run's feature cache) has no copy; queries are then scored on the CPU."""
         from hybridlib.features.cache import FeatureCache
         from hybridlib.paths import cache_dir
 

@@ -213,6 +213,8 @@ class FeatureCache:
         return hashlib.sha1(text.encode("utf-8")).hexdigest()
 
     def _load_text_index(self, folder: Path) -> dict:
+        """``{text key: tensor}`` from every shard of ``folder``: rows of ``embeddings [N, D]``, or (hidden-state
+        shards) slices of ``hidden [sum L_i, D]`` cut by ``lengths [N]``."""
         from safetensors import safe_open
 
         index = {}
@@ -220,21 +222,36 @@ class FeatureCache:
             try:
                 with safe_open(str(shard), framework="pt") as f:
                     keys = json.loads((f.metadata() or {}).get("keys", "[]"))
-                    emb = f.get_tensor("embeddings")
+                    if "lengths" in f.keys():
+                        lengths = f.get_tensor("lengths").tolist()
+                        rows = list(f.get_tensor("hidden").split(lengths)) if sum(lengths) else []
+                    else:
+                        rows = list(f.get_tensor("embeddings"))
             except (OSError, ValueError, RuntimeError):
                 continue  # removed by a concurrent compaction, or unreadable: recompute what is missing
-            if len(keys) != emb.shape[0]:
+            if len(keys) != len(rows):
                 continue
-            index.update(zip(keys, emb))
+            index.update(zip(keys, rows))
         return index
 
-    def text_embeddings(self, texts: Sequence[str], encoder, progress: bool = True):
-        """Embeddings ``[N, D]`` (float32, CPU) of ``texts`` under a frozen ``encoder``.
+    @staticmethod
+    def _shard_tensors(rows: list) -> dict:
+        """A shard's tensors: ``embeddings`` for one vector per text, ``hidden`` + ``lengths`` for sequences."""
+        import torch
 
-        Only texts not cached yet are encoded (grouped by token count, so nothing is padded and each
-        embedding is independent of the others) and appended as a new shard; an encoder with
-        ``trainable=True`` is refused since its embeddings change while training.
-        """
+        if rows and rows[0].dim() == 2:
+            return {"hidden": torch.cat(rows), "lengths": torch.tensor([r.shape[0] for r in rows], dtype=torch.long)}
+        return {"embeddings": torch.stack(rows)}
+
+    def _add_shard(self, folder: Path, keys: list[str], rows: list, encoder) -> None:
+        shard = folder / f"shard-{time.time_ns()}-{uuid.uuid4().hex[:6]}.safetensors"
+        save_tensors(self._shard_tensors(rows), shard, {"keys": json.dumps(keys), "encoder": encoder.name})
+        self._compact(folder)
+
+    def _cached_texts(self, texts: Sequence[str], encoder, folder: Path, compute, desc: str,
+                      progress: bool) -> list:
+        """One row per text from the shards of ``folder``; texts not cached yet go through ``compute(texts) ->
+        rows`` (1024 at a time, ``encoder`` in eval mode under ``inference_mode``) into one new shard."""
         import torch
         from tqdm.auto import tqdm
 
@@ -246,57 +263,61 @@ class FeatureCache:
         bad = [i for i, t in enumerate(texts) if not isinstance(t, str)]
         if bad:
             raise TypeError(f"texts[{bad[0]}] is {type(texts[bad[0]]).__name__}, expected str")
-        folder = self.text_dir(encoder)
         index = self._load_text_index(folder) if folder.is_dir() else {}
         keys = [self._text_key(t) for t in texts]
-        missing = {}
-        for key, text in zip(keys, texts):
-            if key not in index and key not in missing:
-                missing[key] = text
+        missing = {k: t for k, t in zip(keys, texts) if k not in index}
         self.stats["text_hits"] += len(texts) - len(missing)
         if missing:
             order = sorted(missing)  # content order: the shard is the same whoever fills it
-            embed = getattr(encoder, "embed_batch_invariant", None)  # plain callables are used as they are
             was_training = encoder.training
             encoder.eval()
-            new = []
+            rows = []
             try:
                 with torch.inference_mode():
-                    for i in tqdm(
-                        range(0, len(order), 1024),
-                        desc="embed texts",
-                        disable=not progress,
-                        leave=False,
-                    ):
-                        chunk = order[i : i + 1024]
-                        texts_chunk = [missing[k] for k in chunk]
-                        emb = embed(texts_chunk) if embed else encoder(texts_chunk)
-                        new.append(emb.float().cpu())
+                    for i in tqdm(range(0, len(order), 1024), desc=desc, disable=not progress, leave=False):
+                        rows += [r.float().cpu() for r in compute([missing[k] for k in order[i : i + 1024]])]
             finally:
                 encoder.train(was_training)
-            emb = torch.cat(new)
-            shard = folder / f"shard-{time.time_ns()}-{uuid.uuid4().hex[:6]}.safetensors"
-            save_tensors({"embeddings": emb}, shard, {"keys": json.dumps(order), "encoder": encoder.name})
-            index.update(zip(order, emb))
+            self._add_shard(folder, order, rows, encoder)
+            index.update(zip(order, rows))
             self.stats["text_computed"] += len(order)
-            self._compact(folder)
-        if not texts:
-            return torch.zeros(0, getattr(encoder, "embed_dim", 0))
-        return torch.stack([index[k] for k in keys])
+        return [index[k] for k in keys]
+
+    def text_embeddings(self, texts: Sequence[str], encoder, progress: bool = True):
+        """Embeddings ``[N, D]`` (float32, CPU) of ``texts`` under a frozen ``encoder``.
+
+        Only texts not cached yet are encoded (grouped by token count, so nothing is padded and each
+        embedding is independent of the others) and appended as a new shard; an encoder with
+        ``trainable=True`` is refused since its embeddings change while training.
+        """
+        import torch
+
+        embed = getattr(encoder, "embed_batch_invariant", None) or encoder  # plain callables are used as they are
+        rows = self._cached_texts(texts, encoder, self.text_dir(encoder), lambda chunk: list(embed(chunk)),
+                                  "embed texts", progress)
+        return torch.stack(rows) if rows else torch.zeros(0, getattr(encoder, "embed_dim", 0))
+
+    def text_hidden_states(self, texts: Sequence[str], encoder, layer: int, progress: bool = True) -> list:
+        """Token states ``[L_i, D]`` (float32, CPU) of each text after the first ``layer`` layers of a frozen
+        ``encoder`` (:meth:`~hybridlib.models.text.TextEncoder.hidden_states_batch_invariant`), for
+        ``ModelConfig.text_tune_layers``, whose trainable top layers continue from there.
+
+        Stored next to the encoder's embeddings, in ``hidden-<layer>/`` (same invalidation by the encoder's
+        fingerprint, same shards and atomic writes); only texts not cached yet are computed.
+        """
+        return self._cached_texts(texts, encoder, self.text_dir(encoder) / f"hidden-{int(layer)}",
+                                  lambda chunk: encoder.hidden_states_batch_invariant(chunk, layer),
+                                  f"text states (layer {layer})", progress)
 
     def _compact(self, folder: Path, max_shards: int = 16) -> None:
         """Merge shards into one when there are more than ``max_shards`` (keeps loading fast)."""
-        import torch
-
         shards = sorted(folder.glob("shard-*.safetensors"))
         if len(shards) <= max_shards:
             return
         index = self._load_text_index(folder)
         keys = sorted(index)
         merged = folder / f"shard-{time.time_ns()}-{uuid.uuid4().hex[:6]}.safetensors"
-        save_tensors(
-            {"embeddings": torch.stack([index[k] for k in keys])}, merged, {"keys": json.dumps(keys)}
-        )
+        save_tensors(self._shard_tensors([index[k] for k in keys]), merged, {"keys": json.dumps(keys)})
         for shard in shards:
             shard.unlink(missing_ok=True)
 

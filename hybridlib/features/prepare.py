@@ -17,7 +17,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from hybridlib.config import TrainConfig
+from hybridlib.config import ConfigError, TrainConfig
 from hybridlib.features.splits import EncodedSplit, concat_splits, encode_split
 
 ROLES = ("train", "val", "test")
@@ -55,7 +55,8 @@ def data_settings(cfg: TrainConfig) -> dict:
         "max_audio_seconds": cfg.max_audio_seconds, "frame_stride": cfg.frame_stride,
         "audio": {"backbone": model.audio_backbone, "cached": not model.audio_trainable},
         "text": {"encoder": model.text_encoder, "max_tokens": model.text_max_tokens,
-                 "pooling": model.text_pooling, "cached": not model.text_trainable},
+                 "pooling": model.text_pooling, "cached": not model.text_trainable,
+                 "tune_layers": model.text_tune_layers},
     }
 
 
@@ -114,6 +115,12 @@ def prepare_data(cfg: TrainConfig, progress: bool = True, cache=None, roles=ROLE
 
         text_encoder = build_text_encoder(mcfg.text_encoder, max_tokens=mcfg.text_max_tokens,
                                           pooling=mcfg.text_pooling).eval()
+    text_layer = None  # text_tune_layers: cache the token states below the trainable top layers
+    if text_cached and mcfg.text_tune_layers:
+        text_layer = text_encoder.num_layers - mcfg.text_tune_layers
+        if text_layer < 0:
+            raise ConfigError(f"config {cfg.name!r}: model.text_tune_layers={mcfg.text_tune_layers} but "
+                              f"{mcfg.text_encoder!r} has {text_encoder.num_layers} layers")
     if cache is None and (audio_cached or text_cached):
         from hybridlib.features.cache import FeatureCache
 
@@ -126,7 +133,7 @@ def prepare_data(cfg: TrainConfig, progress: bool = True, cache=None, roles=ROLE
         reports.append(items.report.as_dict())
         out = encode_split(items, split, metadata_kind=metadata_kind_for(cfg, dataset), cache=cache,
                            backbone=backbone, text_encoder=text_encoder, audio_cached=audio_cached,
-                           text_cached=text_cached, sample_rate=getattr(backbone, "sample_rate", None),
+                           text_cached=text_cached, text_layer=text_layer, sample_rate=getattr(backbone, "sample_rate", None),
                            max_audio_seconds=cfg.max_audio_seconds, progress=progress)
         return out.with_frame_stride(cfg.frame_stride)
 

@@ -31,7 +31,9 @@ class EncodedSplit:
     """One split with everything a batch needs, indexed by clip (``A`` clips) and by caption (``Q``).
 
     ``frames`` / ``metadata_emb`` / ``caption_emb`` are None when the corresponding encoder is trainable
-    (then batches carry waveforms or strings instead).
+    (then batches carry waveforms or strings instead). With ``ModelConfig.text_tune_layers`` the texts come as
+    the frozen lower layers' token states instead of embeddings: ``caption_hidden`` (``Q`` x ``[L_i, Dt]``) and
+    ``metadata_hidden`` (``A`` entries, None for a clip without metadata).
     """
 
     name: str
@@ -43,6 +45,8 @@ class EncodedSplit:
     frames: list[torch.Tensor] | None = None          # A x [T_i, Da]
     metadata_emb: torch.Tensor | None = None          # [A, Dt]
     caption_emb: torch.Tensor | None = None           # [Q, Dt]
+    caption_hidden: list[torch.Tensor] | None = None           # Q x [L_i, Dt] (text_tune_layers)
+    metadata_hidden: list[torch.Tensor | None] | None = None   # A x [L_i, Dt] or None
     audio_paths: list[Path | None] = field(default_factory=list)
     sample_rate: int | None = None                    # for the waveform path
     max_audio_seconds: float | None = None            # crop length of training waveforms (None: whole clip)
@@ -58,8 +62,10 @@ class EncodedSplit:
                                ("has_metadata", self.has_metadata, a)):
             if value is not None and len(value) != n:
                 raise ValueError(f"split {self.name!r}: {name} has {len(value)} rows, expected {n}")
-        if self.frames is not None and len(self.frames) != a:
-            raise ValueError(f"split {self.name!r}: {len(self.frames)} frame tensors for {a} clips")
+        for name, value, n in (("frames", self.frames, a), ("caption_hidden", self.caption_hidden, q),
+                               ("metadata_hidden", self.metadata_hidden, a)):
+            if value is not None and len(value) != n:
+                raise ValueError(f"split {self.name!r}: {len(value)} {name} tensors, expected {n}")
 
     @property
     def n_clips(self) -> int:
@@ -82,6 +88,10 @@ class EncodedSplit:
         if self.metadata_emb is not None:
             batch["metadata_emb"] = self.metadata_emb[idx]
             batch["has_metadata"] = self.has_metadata[idx]
+        elif self.metadata_hidden is not None:
+            batch["metadata_hidden"], batch["metadata_hidden_lengths"] = self._hidden(
+                [self.metadata_hidden[i] for i in idx.tolist()])
+            batch["has_metadata"] = self.has_metadata[idx]
         else:
             batch["metadata_text"] = [self.metadata_text[i] for i in idx.tolist()]
             batch["has_metadata"] = self.has_metadata[idx]
@@ -93,9 +103,19 @@ class EncodedSplit:
         batch: dict = {"clip_index": self.caption_clip[idx]}
         if self.caption_emb is not None:
             batch["caption_emb"] = self.caption_emb[idx]
+        elif self.caption_hidden is not None:
+            batch["caption_hidden"], batch["caption_hidden_lengths"] = self._hidden(
+                [self.caption_hidden[i] for i in idx.tolist()])
         else:
             batch["captions"] = [self.captions[i] for i in idx.tolist()]
         return batch
+
+    def _hidden(self, rows: list) -> tuple[torch.Tensor, torch.Tensor]:
+        """Token states padded to ``[B, L, Dt]`` with their lengths; a clip without metadata gets one zero
+        token (the model ignores rows with ``has_metadata`` False)."""
+        known = [r for r in rows if r is not None] or [r for r in self.caption_hidden or [] if r is not None]
+        width = known[0].shape[1] if known else 1
+        return pad_sequences([r if r is not None else torch.zeros(1, width) for r in rows])
 
     def pair_batch(self, caption_indices: Sequence[int] | torch.Tensor,
                    generator: torch.Generator | None = None) -> dict:
@@ -195,7 +215,8 @@ class EncodedSplit:
 
         return dataclasses.replace(
             self, metadata_text=[None] * self.n_clips, has_metadata=torch.zeros(self.n_clips, dtype=torch.bool),
-            metadata_emb=None if self.metadata_emb is None else torch.zeros_like(self.metadata_emb))
+            metadata_emb=None if self.metadata_emb is None else torch.zeros_like(self.metadata_emb),
+            metadata_hidden=None if self.metadata_hidden is None else [None] * self.n_clips)
 
     def item_chunks(self, chunk_size: int) -> Iterator[dict]:
         for s in range(0, self.n_clips, chunk_size):
@@ -220,6 +241,8 @@ class EncodedSplit:
             frames=None if self.frames is None else [self.frames[i] for i in keep],
             metadata_emb=None if self.metadata_emb is None else self.metadata_emb[keep],
             caption_emb=None if self.caption_emb is None else self.caption_emb[q_keep],
+            caption_hidden=None if self.caption_hidden is None else [self.caption_hidden[q] for q in q_keep],
+            metadata_hidden=None if self.metadata_hidden is None else [self.metadata_hidden[i] for i in keep],
             audio_paths=[self.audio_paths[i] for i in keep] if self.audio_paths else [],
             sample_rate=self.sample_rate, max_audio_seconds=self.max_audio_seconds,
         )
@@ -245,7 +268,8 @@ def same_item_mask(clip_index: torch.Tensor) -> torch.Tensor:
 
 
 def encode_split(items, name: str, *, metadata_kind: str | None, cache=None, backbone=None, text_encoder=None,
-                 audio_cached: bool = True, text_cached: bool = True, sample_rate: int | None = None,
+                 audio_cached: bool = True, text_cached: bool = True, text_layer: int | None = None,
+                 sample_rate: int | None = None,
                  max_audio_seconds: float | None = None, batch_size: int = 8, progress: bool = True
                  ) -> EncodedSplit:
     """Flatten a ClipSet into an :class:`EncodedSplit`, filling cached features through ``cache``.
@@ -253,7 +277,9 @@ def encode_split(items, name: str, *, metadata_kind: str | None, cache=None, bac
     ``metadata_kind`` in {"os", "cs", "fs"} or None (content-only: no metadata is embedded).
     With ``audio_cached`` the frozen ``backbone``'s frames come from :meth:`FeatureCache.audio_frames`;
     with ``text_cached`` captions and metadata are embedded once by the frozen ``text_encoder`` through
-    :meth:`FeatureCache.text_embeddings` (identical strings are embedded once).
+    :meth:`FeatureCache.text_embeddings` (identical strings are embedded once); with ``text_layer`` (for
+    ``ModelConfig.text_tune_layers``) the texts' token states after that many frozen layers are cached and kept
+    instead (:meth:`FeatureCache.text_hidden_states`).
     """
     from hybridlib.data import metadata_text
 
@@ -281,8 +307,15 @@ def encode_split(items, name: str, *, metadata_kind: str | None, cache=None, bac
             raise KeyError(f"split {name!r}: the feature cache returned no frames for {missing[:5]}")
         frames = [by_id[c].float() for c in clip_ids]
 
-    caption_emb = metadata_emb = None
-    if text_cached:
+    caption_emb = metadata_emb = caption_hidden = metadata_hidden = None
+    if text_cached and text_layer is not None:
+        if cache is None or text_encoder is None:
+            raise ValueError("encode_split with text_cached=True needs a FeatureCache and a text encoder")
+        unique = list(dict.fromkeys(list(captions) + [m for m in meta if m is not None]))
+        states = dict(zip(unique, cache.text_hidden_states(unique, text_encoder, text_layer, progress=progress)))
+        caption_hidden = [states[t] for t in captions]
+        metadata_hidden = [None if m is None else states[m] for m in meta]
+    elif text_cached:
         if cache is None or text_encoder is None:
             raise ValueError("encode_split with text_cached=True needs a FeatureCache and a text encoder")
         texts = list(captions) + [m for m in meta if m is not None]
@@ -297,7 +330,8 @@ def encode_split(items, name: str, *, metadata_kind: str | None, cache=None, bac
     return EncodedSplit(
         name=name, clip_ids=clip_ids, captions=captions, caption_clip=torch.tensor(caption_clip, dtype=torch.long),
         metadata_text=meta, has_metadata=has_meta, frames=frames, metadata_emb=metadata_emb,
-        caption_emb=caption_emb, audio_paths=[it.audio_path for it in items], sample_rate=sample_rate,
+        caption_emb=caption_emb, caption_hidden=caption_hidden, metadata_hidden=metadata_hidden,
+        audio_paths=[it.audio_path for it in items], sample_rate=sample_rate,
         max_audio_seconds=max_audio_seconds,
     )
 
@@ -308,7 +342,7 @@ def concat_splits(splits: Sequence[EncodedSplit], name: str | None = None) -> En
         raise ValueError("concat_splits needs at least one split")
     if len(splits) == 1:
         return splits[0]
-    for attr in ("frames", "metadata_emb", "caption_emb"):
+    for attr in ("frames", "metadata_emb", "caption_emb", "caption_hidden", "metadata_hidden"):
         if len({getattr(s, attr) is None for s in splits}) > 1:
             raise ValueError(f"cannot join splits where only some have {attr}")
     offsets, total = [], 0
@@ -326,6 +360,8 @@ def concat_splits(splits: Sequence[EncodedSplit], name: str | None = None) -> En
         frames=None if first.frames is None else [f for s in splits for f in s.frames],
         metadata_emb=None if first.metadata_emb is None else torch.cat([s.metadata_emb for s in splits]),
         caption_emb=None if first.caption_emb is None else torch.cat([s.caption_emb for s in splits]),
+        caption_hidden=None if first.caption_hidden is None else [h for s in splits for h in s.caption_hidden],
+        metadata_hidden=None if first.metadata_hidden is None else [h for s in splits for h in s.metadata_hidden],
         audio_paths=[p for s in splits for p in s.audio_paths],
         sample_rate=first.sample_rate, max_audio_seconds=first.max_audio_seconds,
     )

@@ -30,8 +30,14 @@ class ModelConfig:
     text_encoder, text_dim, text_max_tokens, text_pooling: arguments of
         :func:`hybridlib.models.text.build_text_encoder` (minilm: 384-d; bert-base: 768-d).
     text_trainable: the model owns (and fine-tunes) the text encoder and accepts strings.
+    text_tune_layers: fine-tune only the top ``k`` transformer layers of the text encoder (0: frozen). The frozen
+        layers below run once per text and their token states are cached (``features.cache``); the model owns
+        a trainable copy of the pretrained top layers (:class:`hybridlib.models.text.TopLayers`). A CPU way to
+        train text layers; exclusive with ``text_trainable`` (which fine-tunes every layer on strings).
     share_text_encoder: one text encoder for queries and metadata (hybrid paper, section V-E); False gives
-        metadata its own copy. With frozen encoders both choices compute the same embeddings.
+        metadata its own copy (with ``text_tune_layers``: its own copy of the trainable top layers, both
+        starting from the same pretrained weights). With frozen encoders both choices compute the same
+        embeddings.
     pooling: ``transformer`` (hybrid paper) | ``mean`` | ``max-mean`` (``mid`` needs ``transformer``;
         ``mei`` always uses its own clip-level max+mean pooling of the frames without a projection).
     d_model: pooling width (None -> ``text_dim``, so late fusion sums audio and metadata directly).
@@ -58,6 +64,7 @@ class ModelConfig:
     text_max_tokens: int = 32
     text_pooling: str = "cls"
     text_trainable: bool = False
+    text_tune_layers: int = 0
     share_text_encoder: bool = True
     pooling: str = "transformer"
     d_model: int | None = None
@@ -89,6 +96,11 @@ class ModelConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"ModelConfig.{name} must be a positive integer, got {value!r}")
+        if not isinstance(self.text_tune_layers, int) or self.text_tune_layers < 0:
+            raise ValueError(f"ModelConfig.text_tune_layers must be a non-negative integer, got {self.text_tune_layers!r}")
+        if self.text_tune_layers and self.text_trainable:
+            raise ValueError("ModelConfig.text_tune_layers fine-tunes the top layers on cached states and "
+                             "text_trainable every layer on strings: set one of them")
         if self.d_model is not None and (not isinstance(self.d_model, int) or self.d_model < 1):
             raise ValueError(f"ModelConfig.d_model must be None or a positive integer, got {self.d_model!r}")
         if not 0.0 <= self.dropout < 1.0:

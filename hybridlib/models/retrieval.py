@@ -22,8 +22,10 @@ the query side (an adapter); ``projection="linear"`` (default, the paper) or ``"
 All retrieval vectors are L2-normalised: similarities are cosines (``normalize=True``).
 
 Inputs come as a batch dict (see :meth:`RetrievalModel.embed_items` / :meth:`RetrievalModel.embed_queries`):
-cached features (``frames``, ``metadata_emb``, ``caption_emb``) for frozen encoders, or raw inputs
-(``waveform``, ``metadata_text``, ``captions``) that the model encodes with its own encoders.
+cached features (``frames``, ``metadata_emb``, ``caption_emb``) for frozen encoders, cached token states of
+the frozen lower text layers (``caption_hidden``, ``metadata_hidden`` + ``*_lengths``) when only the top text
+layers train (``text_tune_layers``), or raw inputs (``waveform``, ``metadata_text``, ``captions``) that the model
+encodes with its own encoders.
 
 Frozen encoders are *not* submodules (they are kept out of ``state_dict`` and ``parameters()`` so saved
 models stay small and optimizers never see them); they are built lazily when raw inputs first need them
@@ -47,7 +49,7 @@ from hybridlib.models.fusion import (
     l2_normalize,
     make_projection,
 )
-from hybridlib.util.tensors import concat_along_batch, map_tensors, masked_max_mean
+from hybridlib.util.tensors import concat_along_batch, map_tensors, masked_max_mean, pad_sequences
 
 
 class _TensorFields:
@@ -195,11 +197,22 @@ class RetrievalModel(nn.Module):
 
         self.text_encoder = None
         self.metadata_text_encoder = None
+        self.text_top = None
+        self.metadata_text_top = None
         if text_encoder is not None:
             dim = getattr(text_encoder, "embed_dim", cfg.text_dim)
             if dim != cfg.text_dim:
                 raise ValueError(f"ModelConfig.text_dim={cfg.text_dim} but the text encoder has embed_dim={dim}")
-        if cfg.text_trainable:
+        if cfg.text_tune_layers:
+            from hybridlib.models.text import TopLayers
+
+            # the frozen encoder runs the lower layers for strings; a trainable copy of its top layers continues
+            base = _freeze(text_encoder if text_encoder is not None else self._build_text_encoder(trainable=False))
+            self._frozen["text"] = base
+            self.text_top = TopLayers.from_encoder(base, cfg.text_tune_layers)
+            if not cfg.share_text_encoder and cfg.fusion in USES_METADATA:
+                self.metadata_text_top = copy.deepcopy(self.text_top)
+        elif cfg.text_trainable:
             if text_encoder is None:
                 text_encoder = self._build_text_encoder(trainable=True)
             self.text_encoder = _set_trainable(text_encoder, True)
@@ -236,7 +249,16 @@ class RetrievalModel(nn.Module):
                 self._frozen[key] = _freeze(build_audio_backbone(self.cfg.audio_backbone))
         return self._frozen[key].to(self.device)
 
+    def _top_layers(self, role: str) -> nn.Module:
+        return self.metadata_text_top if role == "metadata" and self.metadata_text_top is not None else self.text_top
+
     def _encode_text(self, texts: list[str], role: str) -> torch.Tensor:
+        if self.text_top is not None:
+            frozen = self._frozen_module("text")
+            with torch.no_grad():  # the frozen lower layers, batch-invariant like the cached states
+                rows = frozen.hidden_states_batch_invariant(texts, frozen.num_layers - self.cfg.text_tune_layers)
+            hidden, lengths = pad_sequences(rows)
+            return self._top_layers(role)(hidden.to(self.device), lengths.to(self.device))
         if self.text_encoder is not None:
             encoder = self.metadata_text_encoder if role == "metadata" and self.metadata_text_encoder else \
                 self.text_encoder
@@ -274,6 +296,16 @@ class RetrievalModel(nn.Module):
             if has is None:
                 has = torch.ones(emb.shape[0], dtype=torch.bool, device=emb.device)
             has = torch.as_tensor(has, dtype=torch.bool, device=emb.device)
+        elif "metadata_hidden" in batch:
+            if self.text_top is None:
+                raise KeyError("batch['metadata_hidden'] holds cached text states, but this model has "
+                               "text_tune_layers=0: prepare the data for its config")
+            has = torch.as_tensor(batch["has_metadata"], dtype=torch.bool, device=self.device)
+            emb = torch.zeros(len(has), self.cfg.text_dim, device=self.device)
+            if bool(has.any()):
+                lengths = torch.as_tensor(batch["metadata_hidden_lengths"], device=self.device)
+                encoded = self._top_layers("metadata")(batch["metadata_hidden"][has], lengths[has])
+                emb = emb.to(encoded.dtype).index_put((has,), encoded)
         elif "metadata_text" in batch:
             texts = list(batch["metadata_text"])
             has_list = [t is not None and str(t).strip() != "" for t in texts]
@@ -295,6 +327,11 @@ class RetrievalModel(nn.Module):
     def _query_inputs(self, batch: dict) -> torch.Tensor:
         if "caption_emb" in batch:
             emb = batch["caption_emb"]
+        elif "caption_hidden" in batch:
+            if self.text_top is None:
+                raise KeyError("batch['caption_hidden'] holds cached text states, but this model has "
+                               "text_tune_layers=0: prepare the data for its config")
+            emb = self._top_layers("query")(batch["caption_hidden"], batch.get("caption_hidden_lengths"))
         elif "captions" in batch:
             captions = list(batch["captions"])
             if not all(isinstance(c, str) for c in captions):
@@ -368,6 +405,12 @@ class RetrievalModel(nn.Module):
             raise ValueError("mid fusion needs QueryEmbeddings/ItemEmbeddings from a mid-fusion model")
         return MidFusion.score(queries.embedding, queries.metadata, queries.weights, items.embedding,
                                items.metadata, items.metadata_mask)
+
+    def text_encoder_parameters(self) -> list[nn.Parameter]:
+        """The trainable text-encoder parameters (every layer with ``text_trainable``, the top layers with
+        ``text_tune_layers``; both copies when not shared): the optimiser gives them ``TrainConfig.text_lr``."""
+        modules = (self.text_encoder, self.metadata_text_encoder, self.text_top, self.metadata_text_top)
+        return [p for m in modules if m is not None for p in m.parameters() if p.requires_grad]
 
     def item_parts(self, batch: dict) -> dict[str, torch.Tensor] | None:
         """Late fusion with a linear item projection: the item vector split exactly into what the audio, the

@@ -15,12 +15,14 @@ path goes to ``transformers`` (e.g. ``bert-base-uncased`` as in the paper, ``ber
 
 from __future__ import annotations
 
+import copy
 from collections import defaultdict
 from pathlib import Path
 
 import torch
 from torch import nn
 
+from hybridlib.util.tensors import length_mask, masked_mean
 from hybridlib.util.text import TEXT_MODES, normalize_text
 
 
@@ -92,29 +94,58 @@ class TextEncoder(nn.Module):
         ids = self.tokenizer([self.preprocess(t) for t in texts], truncation=True, max_length=self.max_tokens)
         return [len(x) for x in ids["input_ids"]]
 
-    def embed_batch_invariant(self, texts: list[str], chunk: int = 16) -> torch.Tensor:
-        """``forward`` over ``texts`` (in input order) so that each text's embedding is the same bytes whatever
-        other texts are encoded with it.
-
-        Texts are grouped by token count and encoded in chunks of exactly ``chunk`` texts of that length (a
-        short last chunk is filled up with copies of its last text): every text is then computed in the same
-        tensor shapes, with no padding, so the kernels and reduction orders do not change with the company it
-        keeps (padding, or a different batch size, moves results by about 1e-6).
-        """
+    def _grouped(self, texts: list[str], fn, chunk: int) -> list[torch.Tensor]:
+        """``fn`` over ``texts`` so that every text is computed in the same tensor shapes whatever else is
+        encoded with it: texts are grouped by token count and passed in chunks of exactly ``chunk`` texts of that
+        length (a short last chunk is filled up with copies of its last text), never padded. Returns one row of
+        ``fn``'s output per text, in input order."""
         groups: dict[int, list[int]] = defaultdict(list)
         for i, n in enumerate(self.token_counts(texts)):
             groups[n].append(i)
-        out: torch.Tensor | None = None
+        out: list[torch.Tensor | None] = [None] * len(texts)
         for n in sorted(groups):
             idx = groups[n]
             for s in range(0, len(idx), chunk):
                 rows = idx[s:s + chunk]
                 batch = [texts[i] for i in rows]
-                emb = self.forward(batch + [batch[-1]] * (chunk - len(batch)))[: len(rows)]
-                if out is None:
-                    out = emb.new_zeros(len(texts), emb.shape[1])
-                out[rows] = emb
-        return out if out is not None else self.forward([])
+                result = fn(batch + [batch[-1]] * (chunk - len(batch)))
+                for j, i in enumerate(rows):
+                    out[i] = result[j]
+        return out  # type: ignore[return-value]
+
+    def embed_batch_invariant(self, texts: list[str], chunk: int = 16) -> torch.Tensor:
+        """``forward`` over ``texts`` (in input order) so that each text's embedding is the same bytes whatever
+        other texts are encoded with it (grouped by token count, fixed-size chunks, no padding: padding, or a
+        different batch size, moves results by about 1e-6)."""
+        rows = self._grouped(texts, self.forward, chunk)
+        return torch.stack(rows) if rows else self.forward([])
+
+    # ------------------------------------------------------------------ lower layers (text_tune_layers)
+    @property
+    def num_layers(self) -> int:
+        """Transformer layers of the model (MiniLM-L6: 6, bert-base: 12)."""
+        return len(transformer_layers(self.model))
+
+    def hidden_states(self, texts: list[str], layer: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(hidden [B, L, D], lengths [B])``: the token states after the first ``layer`` transformer layers
+        (0: the embedding layer's output), frozen (eval mode, no graph), padded to the longest text."""
+        if not 0 <= layer <= self.num_layers:
+            raise ValueError(f"layer must be in [0, {self.num_layers}], got {layer}")
+        device = next(self.model.parameters()).device
+        batch = {k: v.to(device) for k, v in self.tokenize(texts).items()}
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            with torch.no_grad():
+                hidden = self.model(**batch, output_hidden_states=True).hidden_states[layer]
+        finally:
+            self.model.train(was_training)
+        return hidden, batch["attention_mask"].sum(dim=1)
+
+    def hidden_states_batch_invariant(self, texts: list[str], layer: int, chunk: int = 16) -> list[torch.Tensor]:
+        """:meth:`hidden_states` per text, ``[L_i, D]`` each (no padding), computed batch-invariantly like
+        :meth:`embed_batch_invariant`, so cached states are the same bytes whoever fills the cache."""
+        return [row.clone() for row in self._grouped(texts, lambda b: self.hidden_states(b, layer)[0], chunk)]
 
     def forward(self, texts: list[str]) -> torch.Tensor:
         if len(texts) == 0:
@@ -128,6 +159,71 @@ class TextEncoder(nn.Module):
             return hidden[:, 0]
         mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
         return (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1.0)
+
+
+def transformer_layers(model: nn.Module) -> nn.ModuleList:
+    """The transformer layers of a BERT-style ``transformers`` model (``model.encoder.layer``)."""
+    layers = getattr(getattr(model, "encoder", None), "layer", None)
+    if not isinstance(layers, nn.ModuleList) or not len(layers):
+        raise ValueError(f"{type(model).__name__} is not a BERT-style encoder (no encoder.layer): its top layers "
+                         "cannot be fine-tuned separately (text_tune_layers)")
+    return layers
+
+
+def bert_layer(layer: nn.Module, hidden: torch.Tensor, mask: torch.Tensor, cls_only: bool = False) -> torch.Tensor:
+    """One BERT encoder layer (``transformers``' ``BertLayer`` weights, its post-norm computation) on
+    ``hidden [B, L, D]`` with the valid-token ``mask [B, L]``.
+
+    ``cls_only``: compute the output of the first token only (``[B, 1, D]``): keys and values still come from
+    every token, but queries, the attention output and the feed-forward block run for one position - the same
+    numbers as the full layer's first row at a fraction of the cost (the top layer's other rows are unused
+    when the [CLS] state is the text embedding). Dropout acts as in ``transformers`` (train mode only).
+    """
+    sa = layer.attention.self
+    b, length, _ = hidden.shape
+    heads, size = sa.num_attention_heads, sa.attention_head_size
+    q_in = hidden[:, :1] if cls_only else hidden
+    q = sa.query(q_in).view(b, q_in.shape[1], heads, size).transpose(1, 2)
+    k = sa.key(hidden).view(b, length, heads, size).transpose(1, 2)
+    v = sa.value(hidden).view(b, length, heads, size).transpose(1, 2)
+    scores = (q @ k.transpose(-1, -2)) * size ** -0.5
+    scores = scores.masked_fill(~mask[:, None, None, :], float("-inf"))
+    context = (sa.dropout(scores.softmax(dim=-1)) @ v).transpose(1, 2).reshape(b, q_in.shape[1], heads * size)
+    attended = layer.attention.output(context, q_in)  # dense, dropout, LayerNorm(x + residual)
+    return layer.output(layer.intermediate(attended), attended)
+
+
+class TopLayers(nn.Module):
+    """The top ``k`` transformer layers of a text encoder as a trainable module on cached hidden states.
+
+    With ``ModelConfig.text_tune_layers = k`` the frozen lower layers run once per text (their outputs are cached
+    by :meth:`hybridlib.features.cache.FeatureCache.text_hidden_states`) and only these ``k`` layers train:
+    ``forward(hidden [B, L, D], lengths [B]) -> [B, D]`` continues the encoder from layer ``n - k`` and pools
+    like it (``cls``: the first token, computed alone in the last layer; ``mean``: the valid tokens' mean).
+    Built from an encoder with :meth:`from_encoder` (a deep copy of its pretrained top layers).
+    """
+
+    def __init__(self, layers: nn.ModuleList, pooling: str = "cls"):
+        super().__init__()
+        if pooling not in {"cls", "mean"}:
+            raise ValueError(f"pooling must be 'cls' or 'mean', got {pooling!r}")
+        self.layers = layers
+        self.pooling = pooling
+
+    @classmethod
+    def from_encoder(cls, encoder: TextEncoder, k: int) -> TopLayers:
+        layers = transformer_layers(encoder.model)
+        if not 1 <= k <= len(layers):
+            raise ValueError(f"text_tune_layers must be in [1, {len(layers)}] for {encoder.name!r}, got {k}")
+        top = cls(nn.ModuleList(copy.deepcopy(layer) for layer in layers[len(layers) - k:]), encoder.pooling)
+        return top.requires_grad_(True)
+
+    def forward(self, hidden: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        mask = length_mask(lengths, hidden.shape[1], batch=hidden.shape[0], device=hidden.device)
+        for i, layer in enumerate(self.layers):
+            last = i == len(self.layers) - 1
+            hidden = bert_layer(layer, hidden, mask, cls_only=last and self.pooling == "cls")
+        return hidden[:, 0] if self.pooling == "cls" else masked_mean(hidden, mask)
 
 
 def resolve_text_model(name: str) -> str:

@@ -8,11 +8,22 @@ from hybridlib.config import TrainConfig
 
 
 def build_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
-    """Adam over the trainable parameters, PyTorch's default betas/eps (hybrid paper IV-C, Mei 3.2)."""
+    """Adam over the trainable parameters, PyTorch's default betas/eps (hybrid paper IV-C, Mei 3.2).
+
+    With ``cfg.text_lr`` the trainable text-encoder parameters (``model.text_encoder_parameters()``) form a
+    second parameter group at that peak rate (pretrained layers usually need a smaller one than heads trained
+    from scratch); the schedule scales both groups alike.
+    """
     params = [p for p in model.parameters() if p.requires_grad]
     if not params:
         raise ValueError("the model has no trainable parameters")
-    return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    text = model.text_encoder_parameters() if cfg.text_lr is not None and hasattr(model, "text_encoder_parameters") \
+        else []
+    if not text:
+        return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    ids = {id(p) for p in text}
+    groups = [{"params": [p for p in params if id(p) not in ids]}, {"params": text, "lr": cfg.text_lr}]
+    return torch.optim.Adam(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
 
 
 def build_scheduler(optimizer, cfg: TrainConfig, steps_per_epoch: int):
