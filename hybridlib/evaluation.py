@@ -123,3 +123,52 @@ def retrieval_examples(sims: dict[str, torch.Tensor], split: EncodedSplit, by: s
                 row[f"top {top} ({label})"] = [split.clip_ids[i] for i in top_idx]
             rows.append(row)
     return pd.DataFrame(rows)
+
+
+def caption_metadata_match(split: EncodedSplit) -> dict[str, float]:
+    """How well the split's captions match their own clip's metadata under the frozen text encoder alone: the
+    caption-metadata similarity the hybrid paper blames for Table II (WavCaps' captions were generated from the
+    very keywords the hybrid model gets as metadata).
+
+    Returns the mean cosine between each caption and its clip's metadata embedding, and metadata-only
+    text-to-audio mAP@10 / R@1 over the split (no training: each clip's metadata is the item). Needs cached
+    embeddings (a frozen text encoder); clips without metadata rank last.
+    """
+    from hybridlib import metrics
+    from hybridlib.data.metadata_retrieval import cosine_matrix
+
+    if split.caption_emb is None or split.metadata_emb is None:
+        raise ValueError(f"split {split.name!r} holds no cached text embeddings (a frozen text encoder is needed)")
+    sim = cosine_matrix(split.caption_emb, split.metadata_emb)
+    sim[:, ~split.has_metadata] = -2.0
+    own = sim.gather(1, split.caption_clip[:, None])[:, 0][split.has_metadata[split.caption_clip]]
+    t2a = metrics.text_to_audio(sim, split.caption_clip)
+    return {"mean_cosine": float(own.mean()), "t2a_mAP@10": t2a["mAP@10"], "t2a_R@1": t2a["R@1"]}
+
+
+def metadata_reliance(model: torch.nn.Module, split: EncodedSplit, batch_size: int = 256) -> dict[str, float]:
+    """How much a trained model leans on metadata: text-to-audio mAP@10 on ``split`` as it is and with the
+    metadata removed (:meth:`EncodedSplit.without_metadata`: every clip through the model's missing-metadata path,
+    what the audio alone retrieves), their difference, and for mid fusion the mean weight its queries give the
+    metadata score."""
+    full = evaluate_split(model, split, batch_size)["t2a_mAP@10"]
+    alone = evaluate_split(model, split.without_metadata(), batch_size)["t2a_mAP@10"]
+    out = {"t2a_mAP@10": full, "t2a_mAP@10_audio_alone": alone, "metadata_gain": full - alone}
+    if getattr(getattr(model, "cfg", None), "fusion", None) == "mid":
+        out["metadata_weight"] = float(embed_queries(model, split, batch_size).weights[:, 1].mean())
+    return out
+
+
+def metadata_reliance_of_run(run_dir, split: EncodedSplit, batch_size: int = 256) -> dict:
+    """:func:`metadata_reliance` of every trained seed of a run folder: ``{"seeds": {seed: values}, "aggregate":
+    {name: {"mean", "std", "n", "values"}}}`` (sample std over seeds, as :func:`hybridlib.runs.aggregate`)."""
+    from hybridlib import runs
+
+    per_seed = {}
+    for d in runs.seed_dirs(run_dir):
+        if (d / runs.BEST).is_dir():
+            model, _ = runs.load_trained(d)
+            per_seed[d.name[5:]] = metadata_reliance(model, split, batch_size)
+    if not per_seed:
+        raise FileNotFoundError(f"no trained seed-*/{runs.BEST}/ in {run_dir}")
+    return {"seeds": per_seed, "aggregate": runs.aggregate(list(per_seed.values()))}

@@ -277,6 +277,18 @@ def aggregate(per_seed: list[dict]) -> dict[str, dict]:
     return out
 
 
+def paired_gap(a: dict, b: dict, metric: str = "t2a_mAP@10") -> dict:
+    """Per-seed differences ``a - b`` of two multi-seed summaries (:func:`write_run_metrics`) over the seeds both
+    ran: ``{"mean", "std", "per_seed", "seeds"}`` (sample std; 0 for one seed). Both models trained with the same
+    seeds, so the pairing removes what a seed does to both (data order, initialisation)."""
+    seeds = [s for s in a["seeds"] if s in b["seeds"]]
+    if not seeds:
+        raise ValueError("the two runs share no seed")
+    diffs = [a["seeds"][s][metric] - b["seeds"][s][metric] for s in seeds]
+    agg = aggregate([{"gap": d} for d in diffs])["gap"]
+    return {"mean": agg["mean"], "std": agg["std"], "per_seed": diffs, "seeds": [int(s) for s in seeds]}
+
+
 def format_aggregate(agg: dict[str, dict], keys) -> str:
     """``"t2a_mAP@10 52.83±1.15, ..."`` for the ``keys`` present; a single seed shows no spread."""
     def one(k):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 
@@ -64,3 +66,29 @@ def test_retrieval_examples_good_and_bad():
     assert list(df.kind) == ["good", "good", "bad"]
     assert df["rank (hybrid)"].tolist()[:2] == [1, 1] and df["rank (baseline)"].tolist()[0] == 4
     assert df["top 2 (hybrid)"][0][0] == df["clip"][0]
+
+
+def test_caption_metadata_match_and_metadata_reliance():
+    from training_helpers import DA, DT, synthetic_split
+
+    from hybridlib.evaluation import caption_metadata_match, metadata_reliance
+    from hybridlib.models.config import ModelConfig
+    from hybridlib.models.retrieval import RetrievalModel
+
+    split = synthetic_split("s", 12, meta_rate=0.75)
+    match = caption_metadata_match(split)
+    assert -1.0 <= match["mean_cosine"] <= 1.0 and 0.0 <= match["t2a_mAP@10"] <= 100.0
+    copied = split.subset(range(12))  # metadata that *is* the captions' text: a perfect match
+    copied.metadata_emb = copied.caption_emb[::3].clone()
+    copied.has_metadata[:] = True
+    perfect = caption_metadata_match(copied)
+    assert perfect["mean_cosine"] > match["mean_cosine"] and perfect["t2a_R@1"] > match["t2a_R@1"]
+    with pytest.raises(ValueError, match="cached text embeddings"):
+        caption_metadata_match(dataclasses.replace(split, caption_emb=None))
+    torch.manual_seed(0)
+    model = RetrievalModel(ModelConfig(fusion="mid", audio_dim=DA, text_dim=DT, retrieval_dim=8, num_layers=1,
+                                       num_heads=2, d_model=8)).eval()
+    got = metadata_reliance(model, split)
+    assert got["metadata_gain"] == pytest.approx(got["t2a_mAP@10"] - got["t2a_mAP@10_audio_alone"])
+    assert 0.0 < got["metadata_weight"] < 1.0
+    assert E.evaluate_split(model, split.without_metadata())["t2a_mAP@10"] == got["t2a_mAP@10_audio_alone"]

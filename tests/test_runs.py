@@ -105,3 +105,13 @@ def test_format_aggregate_shows_spread_only_for_several_seeds():
     assert runs.format_aggregate(several, ["t2a_mAP@10", "missing"]) == "t2a_mAP@10 51.00±1.41"
     single = runs.aggregate([{"t2a_mAP@10": 50.0}])
     assert runs.format_aggregate(single, ["t2a_mAP@10"]) == "t2a_mAP@10 50.00"
+
+
+def test_paired_gap_uses_the_shared_seeds():
+    a = {"seeds": {"0": {"m": 50.0}, "1": {"m": 52.0}, "2": {"m": 49.0}}}
+    b = {"seeds": {"0": {"m": 48.0}, "1": {"m": 51.0}}}
+    gap = runs.paired_gap(a, b, "m")
+    assert gap["per_seed"] == [2.0, 1.0] and gap["seeds"] == [0, 1] and gap["mean"] == 1.5
+    assert gap["std"] == pytest.approx(0.5 ** 0.5)
+    with pytest.raises(ValueError, match="no seed"):
+        runs.paired_gap(a, {"seeds": {"7": {"m": 1.0}}}, "m")
