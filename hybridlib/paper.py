@@ -2,7 +2,7 @@
 
 * Primus & Widmer (2024), "Fusing Audio and Metadata Embeddings Improves Language-based Audio Retrieval":
   Table I (:data:`HYBRID_TABLE_I`), Table II (:data:`HYBRID_TABLE_II`) and the numbers quoted only in the
-  text (:data:`HYBRID_TEXT`).
+  text (:data:`HYBRID_TEXT`; those of section V-E also as rows, :data:`HYBRID_TEXT_ROWS`).
 * Mei et al. (2022), "On Metric Learning for Audio-Text Cross-Modal Retrieval": Table 1
   (:data:`MEI_TABLE_1`), Table 2 (:data:`MEI_TABLE_2`) and the training settings of section 3.2
   (:data:`MEI_SETTINGS`).
@@ -106,6 +106,15 @@ HYBRID_TEXT: dict[str, float] = {
     "clotho/both-datasets/hybrid-gain": 2.32,
 }
 
+#: The section V-E numbers as rows (late fusion, OS keywords, ClothoV2 mAP@10 only), so findings and
+#: :func:`compare` can name them like table rows. The shared-encoder model is Table I's late-os row.
+HYBRID_TEXT_ROWS: list[dict] = [
+    {"row": f"hybrid/clotho/late-os/{kind}-text-encoder", "paper": "hybrid", "table": "text V-E", "dataset": "clotho",
+     "metadata": "os", "fusion": "late", "text_encoder": f"bert-base ({kind})",
+     "t2a_mAP@10": HYBRID_TEXT[f"clotho/late-os/{kind}-text-encoder/mAP@10"]}
+    for kind in ("shared", "separate")
+]
+
 #: Hybrid paper, section IV: optimisation settings (all reproduced in ``experiments/hybrid``).
 HYBRID_SETTINGS: dict = {
     "loss": "nt-xent", "batch_size": 32, "epochs": 25, "warmup_epochs": 1, "lr_max": 2e-5, "lr_min": 1e-7,
@@ -175,8 +184,8 @@ MEI_SETTINGS: dict = {
 
 
 def all_rows() -> list[dict]:
-    """Every reported row of both papers (Table I, II, Mei 1, Mei 2), as plain dicts."""
-    return HYBRID_TABLE_I + HYBRID_TABLE_II + MEI_TABLE_1 + MEI_TABLE_2
+    """Every reported row of both papers (Table I, II, the V-E text numbers, Mei 1, Mei 2), as plain dicts."""
+    return HYBRID_TABLE_I + HYBRID_TABLE_II + HYBRID_TEXT_ROWS + MEI_TABLE_1 + MEI_TABLE_2
 
 
 def paper_row(row: str) -> dict:
@@ -251,28 +260,82 @@ class Finding:
         return None if b is None or w is None else b - w
 
     def check(self, ours: dict[str, dict]) -> dict:
-        """``{"key", "claim", "paper_gap", "paper_holds", "our_gap", "our_gap_std", "holds"}``; ``holds`` is
-        None when a row is missing from ``ours``. ``paper_holds`` says whether the paper's own numbers
-        support the claim (Mei et al. say NT-Xent wins "in most cases", not in all)."""
+        """``{"key", "claim", "paper_gap", "paper_holds", "our_gap", "our_gap_std", "n_seeds", "our_gap_ci95",
+        "holds", "verdict"}``; ``holds`` (the direction alone) is None when a row is missing from ``ours``.
+        ``paper_holds`` says whether the paper's own numbers support the claim (Mei et al. say NT-Xent wins "in
+        most cases", not in all).
+
+        The spread: when both rows carry per-seed ``values`` of the same length (:func:`hybridlib.runs.aggregate`
+        of runs trained with the same seeds, in seed order) the gap is paired seed by seed and ``our_gap_std`` is
+        the sample std of the per-seed differences; otherwise it is ``sqrt(std_better² + std_worse²)``.
+        ``our_gap_ci95`` and ``verdict`` come from :func:`gap_verdict`."""
         paper_gap = self.paper_gap()
         out = {"key": self.key, "paper": self.paper, "claim": self.claim, "metric": self.metric,
                "paper_gap": paper_gap, "paper_holds": None if paper_gap is None else bool(paper_gap > -self.tolerance),
-               "our_gap": None, "our_gap_std": None, "holds": None}
+               "our_gap": None, "our_gap_std": None, "n_seeds": None, "our_gap_ci95": None, "holds": None,
+               "verdict": None}
         if self.better in ours and self.worse in ours and self.metric in ours[self.better] \
                 and self.metric in ours[self.worse]:
             b, bs = _mean_std(ours[self.better][self.metric])
             w, ws = _mean_std(ours[self.worse][self.metric])
             gap = b - w
             out["our_gap"] = gap
-            if bs is not None and ws is not None:
+            vb, vw = _values(ours[self.better][self.metric]), _values(ours[self.worse][self.metric])
+            if vb and vw and len(vb) == len(vw):
+                diffs = [x - y for x, y in zip(vb, vw)]
+                n = len(diffs)
+                mean = sum(diffs) / n
+                out["our_gap_std"] = (sum((d - mean) ** 2 for d in diffs) / (n - 1)) ** 0.5 if n > 1 else 0.0
+                out["n_seeds"] = n
+            elif bs is not None and ws is not None:
                 out["our_gap_std"] = (bs**2 + ws**2) ** 0.5
+                out["n_seeds"] = min(_count(ours[self.better][self.metric]), _count(ours[self.worse][self.metric]))
             out["holds"] = bool(gap > -self.tolerance)
+            out["our_gap_ci95"], out["verdict"] = gap_verdict(gap, out["our_gap_std"], out["n_seeds"],
+                                                              self.tolerance)
         return out
 
 
+#: The verdicts of :func:`gap_verdict`.
+VERDICTS = ("holds", "does not hold", "within noise", "one seed: no spread")
+
+
+def gap_verdict(gap: float, std: float | None, n: int | None, tolerance: float = 0.0,
+                level: float = 0.95) -> tuple[float | None, str]:
+    """``(half-width, verdict)`` of a claim "the gap is above ``-tolerance``" given our mean gap, its sample std
+    over ``n`` seeds (paired differences) and Student's t interval of the mean at ``level``:
+
+    * ``"holds"``: the whole interval lies above ``-tolerance`` (for a plain "A beats B": above zero);
+    * ``"does not hold"``: the whole interval lies below ``-tolerance`` (B is reliably better);
+    * ``"within noise"``: the interval contains ``-tolerance``: these seeds cannot tell;
+    * ``"one seed: no spread"`` (half-width None): fewer than two seeds, no interval to judge by.
+
+    An assumption of this repository, not of the papers (which report means of three runs without a test):
+    seeds are treated as independent draws, a paired t interval on their differences.
+    """
+    if n is None or n < 2 or std is None:
+        return None, VERDICTS[3]
+    from scipy import stats
+
+    half = float(stats.t.ppf(0.5 + level / 2, n - 1)) * std / n ** 0.5
+    if gap - half > -tolerance:
+        return half, VERDICTS[0]
+    if gap + half < -tolerance:
+        return half, VERDICTS[1]
+    return half, VERDICTS[2]
+
+
+def _values(value) -> list[float] | None:
+    return list(value["values"]) if isinstance(value, dict) and value.get("values") else None
+
+
+def _count(value) -> int:
+    if isinstance(value, dict):
+        return int(value.get("n") or len(value.get("values") or []) or 1)
+    return 1
+
+
 def _reported(row: str, metric: str) -> float | None:
-    if row.endswith("/separate-text-encoder"):
-        return HYBRID_TEXT.get("clotho/late-os/separate-text-encoder/mAP@10") if metric == "t2a_mAP@10" else None
     try:
         return paper_row(row).get(metric)
     except KeyError:
@@ -296,7 +359,11 @@ HYBRID_FINDINGS: list[Finding] = _fs(
     Finding("late-cs>baseline", "hybrid", "late fusion with closed-set tags beats the baseline on AudioCaps",
             "hybrid/audiocaps/late-cs", "hybrid/audiocaps/baseline", section="V-A"),
     Finding("shared>separate", "hybrid", "sharing the text encoder for queries and metadata helps",
-            "hybrid/clotho/late-os", "hybrid/clotho/late-os/separate-text-encoder", section="V-E"),
+            "hybrid/clotho/late-os/shared-text-encoder", "hybrid/clotho/late-os/separate-text-encoder",
+            section="V-E"),
+    Finding("generated-captions:content>hybrid", "hybrid",
+            "trained on captions generated from the keywords, the content-only model beats the hybrid",
+            "hybrid/wavcaps-fs/baseline", "hybrid/wavcaps-fs/late-os", section="V-D (Table II)"),
 )
 
 
@@ -331,8 +398,71 @@ def _mei_loss_findings() -> list[Finding]:
 MEI_FINDINGS: list[Finding] = _mei_loss_findings()
 
 
+#: The seven findings notebook 07 puts to the test, each answered by one or more :class:`Finding` keys (all must
+#: hold for the finding to hold; see :func:`headline_findings`). Mei et al.'s loss comparison is answered on the
+#: frozen-encoder Clotho rows (the only ones the teaching runs stand in for at their batch size).
+HEADLINE_FINDINGS: list[dict] = [
+    {"finding": "the hybrid model beats the content-only baseline", "paper": "hybrid", "section": "V-A",
+     "keys": ("late>baseline", "mid>baseline")},
+    {"finding": "full-sentence descriptions help more than keywords", "paper": "hybrid", "section": "V-A",
+     "keys": ("fs>os",)},
+    {"finding": "late fusion is at least as good as mid-level fusion", "paper": "hybrid", "section": "V-B",
+     "keys": ("late>=mid",)},
+    {"finding": "a shared text encoder beats separate ones", "paper": "hybrid", "section": "V-E",
+     "keys": ("shared>separate",)},
+    {"finding": "captions generated from metadata hurt the hybrid model", "paper": "hybrid",
+     "section": "V-D (Table II)", "keys": ("generated-captions:content>hybrid",)},
+    {"finding": "NT-Xent is stable when the batch grows", "paper": "mei", "section": "4.2",
+     "keys": ("bs128~bs32/nt-xent",)},
+    {"finding": "NT-Xent is at least as good as the triplet losses", "paper": "mei", "section": "4.2",
+     "keys": tuple(f"nt-xent>={loss}/clotho/frozen" for loss in ("triplet-sum", "triplet-max", "triplet-weighted"))},
+]
+
+
+def combine_verdicts(verdicts: list[str]) -> str:
+    """One verdict for a finding made of several comparisons: "does not hold" if any part does not hold, "holds"
+    if every part holds, "one seed: no spread" if no part has a spread, else "within noise"."""
+    if not verdicts:
+        raise ValueError("no verdicts to combine")
+    if VERDICTS[1] in verdicts:
+        return VERDICTS[1]
+    if all(v == VERDICTS[0] for v in verdicts):
+        return VERDICTS[0]
+    if all(v == VERDICTS[3] for v in verdicts):
+        return VERDICTS[3]
+    return VERDICTS[2]
+
+
+def headline_findings(checked, headlines: list[dict] | None = None):
+    """The :data:`HEADLINE_FINDINGS` answered from ``checked`` (rows of :func:`check_findings`, any number of
+    frames concatenated): a DataFrame with one line per finding: ``finding``, ``paper``, ``section``, ``metric``,
+    ``parts`` (the checked rows it rests on, as dicts), ``n_seeds``, a readable ``paper_gap`` / ``our_gap``
+    (``"+6.55 ± 1.13"``; one entry per part) and ``verdict`` (:func:`combine_verdicts`; ``"not run"`` when none of
+    its comparisons is in ``checked``)."""
+    import pandas as pd
+
+    by_key = {r["key"]: r for r in checked.to_dict(orient="records")}
+    lines = []
+    for h in headlines or HEADLINE_FINDINGS:
+        parts = [by_key[k] for k in h["keys"] if k in by_key and by_key[k].get("verdict")]
+        def fmt(r):
+            spread = "" if r["our_gap_std"] is None or r["n_seeds"] in (None, 1) else f" ± {r['our_gap_std']:.2f}"
+            return f"{r['our_gap']:+.2f}{spread}"
+        lines.append({
+            "finding": h["finding"], "paper": h["paper"], "section": h["section"],
+            "metric": parts[0]["metric"] if parts else None, "parts": parts,
+            "n_seeds": min((r["n_seeds"] or 1) for r in parts) if parts else 0,
+            "paper_gap": "; ".join("n/a" if r["paper_gap"] is None else f"{r['paper_gap']:+.2f}" for r in parts),
+            "our_gap": "; ".join(fmt(r) for r in parts),
+            "ci95": "; ".join("-" if r["our_gap_ci95"] is None else f"±{r['our_gap_ci95']:.2f}" for r in parts),
+            "verdict": combine_verdicts([r["verdict"] for r in parts]) if parts else "not run",
+        })
+    return pd.DataFrame(lines)
+
+
 def check_findings(ours: dict[str, dict], findings: list[Finding] | None = None, only_available: bool = True):
-    """Evaluate findings on our results; a DataFrame with paper gap, our gap (and its spread) and ``holds``."""
+    """Evaluate findings on our results; a DataFrame with paper gap, our gap (its spread, seeds and 95% interval),
+    ``holds`` (the direction) and ``verdict`` (:meth:`Finding.check`)."""
     import pandas as pd
 
     findings = HYBRID_FINDINGS + MEI_FINDINGS if findings is None else findings
@@ -340,12 +470,13 @@ def check_findings(ours: dict[str, dict], findings: list[Finding] | None = None,
     if only_available:
         rows = [r for r in rows if r["holds"] is not None]
     return pd.DataFrame(rows, columns=["key", "paper", "claim", "metric", "paper_gap", "paper_holds", "our_gap",
-                                       "our_gap_std", "holds"])
+                                       "our_gap_std", "n_seeds", "our_gap_ci95", "holds", "verdict"])
 
 
 def side_by_side(ours: dict[str, dict], metrics: tuple[str, ...] = ("t2a_mAP@10", "t2a_R@1", "t2a_R@10"),
                  findings: list[Finding] | None = None, file=None, digits: int = 2) -> str:
-    """Print (and return) our results next to the papers' numbers, then which findings' directions hold."""
+    """Print (and return) our results next to the papers' numbers, then each finding: does our gap point the
+    paper's way (direction), and does it hold beyond seed noise (verdict, :func:`gap_verdict`)."""
     import sys
 
     cmp = compare(ours, metrics)
@@ -357,11 +488,11 @@ def side_by_side(ours: dict[str, dict], metrics: tuple[str, ...] = ("t2a_mAP@10"
     found = check_findings(ours, findings)
     if len(found):
         lines.append("")
-        lines.append("finding                                               paper gap   our gap   holds")
+        lines.append("finding                                               paper gap   our gap   direction  verdict")
         for r in found.itertuples(index=False):
             paper_gap = "n/a" if r.paper_gap is None else f"{r.paper_gap:+.{digits}f}"
             lines.append(f"{r.claim[:52]:<53} {paper_gap:>9}  {r.our_gap:>+8.{digits}f}   "
-                         f"{'yes' if r.holds else 'NO'}")
+                         f"{'yes' if r.holds else 'NO':<9}  {r.verdict}")
     text = "\n".join(lines)
     print(text, file=file or sys.stdout)
     return text

@@ -91,3 +91,94 @@ def test_side_by_side_prints_rows_and_findings():
     assert "late fusion (OS tags) beats" in text and "+2.50" in text and "yes" in text
     df = paper.check_findings(ours)
     assert list(df.key) == ["late>baseline"]
+
+
+def test_section_v_e_and_table_ii_findings():
+    shared = next(f for f in paper.HYBRID_FINDINGS if f.key == "shared>separate")
+    assert paper.paper_row(shared.better)["t2a_mAP@10"] == paper.paper_row("hybrid/clotho/late-os")["t2a_mAP@10"]
+    assert paper.paper_row(shared.worse)["table"] == "text V-E"
+    generated = next(f for f in paper.HYBRID_FINDINGS if f.key == "generated-captions:content>hybrid")
+    assert generated.paper_gap() == pytest.approx(30.35 - 27.67) and generated.check({})["paper_holds"] is True
+    ours = {generated.better: {"t2a_mAP@10": {"mean": 40.0, "std": 1.0}},
+            generated.worse: {"t2a_mAP@10": {"mean": 42.0, "std": 2.0}}}
+    got = generated.check(ours)
+    assert got["holds"] is False and got["our_gap"] == pytest.approx(-2.0) and got["our_gap_std"] == pytest.approx(5 ** 0.5)
+    cmp = paper.compare({shared.worse: {"t2a_mAP@10": 27.0}})
+    assert cmp["paper"].tolist() == [28.05]
+
+
+def test_gap_verdict_uses_the_t_interval_of_the_seeds():
+    # 5 seeds, std 1.0: t(0.975, 4) = 2.776, half-width 1.24
+    half, verdict = paper.gap_verdict(2.0, 1.0, 5)
+    assert half == pytest.approx(2.776 * 1.0 / 5 ** 0.5, abs=1e-3) and verdict == "holds"
+    assert paper.gap_verdict(1.0, 1.0, 5)[1] == "within noise"
+    assert paper.gap_verdict(-2.0, 1.0, 5)[1] == "does not hold"
+    assert paper.gap_verdict(1.0, 1.0, 3)[1] == "within noise"  # t(0.975, 2) = 4.30: wider with fewer seeds
+    assert paper.gap_verdict(5.0, 0.0, 1) == (None, "one seed: no spread")
+    # "at least as good, within a tolerance": -0.5 with a tight interval is inside a 1.5-point tolerance
+    assert paper.gap_verdict(-0.5, 0.3, 5, tolerance=1.5)[1] == "holds"
+    assert paper.gap_verdict(-3.0, 0.3, 5, tolerance=1.5)[1] == "does not hold"
+
+
+def test_check_pairs_per_seed_values():
+    late = next(f for f in paper.HYBRID_FINDINGS if f.key == "late>baseline")
+    # the seeds move both models alike: unpaired the gap drowns in the spread, paired it is clear
+    ours = {late.better: {"t2a_mAP@10": {"mean": 52.0, "std": 3.16, "values": [48.0, 50.0, 52.0, 54.0, 56.0]}},
+            late.worse: {"t2a_mAP@10": {"mean": 50.0, "std": 3.16, "values": [46.5, 47.5, 50.0, 52.5, 53.5]}}}
+    got = late.check(ours)
+    diffs = [1.5, 2.5, 2.0, 1.5, 2.5]
+    mean = sum(diffs) / 5
+    std = (sum((d - mean) ** 2 for d in diffs) / 4) ** 0.5
+    assert got["our_gap"] == pytest.approx(2.0) and got["our_gap_std"] == pytest.approx(std)
+    assert got["n_seeds"] == 5 and got["verdict"] == "holds" and got["our_gap_ci95"] == pytest.approx(
+        paper.gap_verdict(2.0, std, 5)[0])
+    unpaired = late.check({k: {"t2a_mAP@10": {"mean": v["t2a_mAP@10"]["mean"], "std": 3.16, "n": 5}}
+                           for k, v in ours.items()})
+    assert unpaired["verdict"] == "within noise" and unpaired["our_gap_std"] == pytest.approx(3.16 * 2 ** 0.5)
+
+
+def test_headline_findings_cover_seven_and_combine_parts():
+    assert len(paper.HEADLINE_FINDINGS) == 7
+    known = {f.key for f in paper.HYBRID_FINDINGS + paper.MEI_FINDINGS}
+    assert all(set(h["keys"]) <= known for h in paper.HEADLINE_FINDINGS)
+    assert {"shared>separate", "generated-captions:content>hybrid"} <= {k for h in paper.HEADLINE_FINDINGS
+                                                                        for k in h["keys"]}
+
+    def agg(*values):
+        mean = sum(values) / len(values)
+        return {"t2a_mAP@10": {"mean": mean, "values": list(values)}}
+
+    ours = {"hybrid/clotho/late-os": agg(52, 53, 54), "hybrid/clotho/baseline": agg(46, 47, 48),
+            "hybrid/clotho/mid-os": agg(52.5, 52.0, 55.0)}
+    table = paper.headline_findings(paper.check_findings(ours, paper.HYBRID_FINDINGS)).set_index("finding")
+    assert len(table) == 7
+    first = table.loc["the hybrid model beats the content-only baseline"]
+    assert first.verdict == "holds" and len(first.parts) == 2 and first.our_gap == "+6.00 ± 0.00; +6.17 ± 1.04"
+    assert table.loc["late fusion is at least as good as mid-level fusion"].verdict == "within noise"
+    assert table.loc["a shared text encoder beats separate ones"].verdict == "not run"
+    assert paper.combine_verdicts(["holds", "within noise"]) == "within noise"
+    assert paper.combine_verdicts(["holds", "does not hold"]) == "does not hold"
+    assert paper.combine_verdicts(["one seed: no spread"] * 2) == "one seed: no spread"
+
+
+def test_findings_plot_shows_the_paper_gap_and_our_verdict():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from hybridlib.viz.training import plot_findings
+
+    values = {"hybrid/clotho/late-os/shared-text-encoder": [50.0, 51.0, 52.5],
+              "hybrid/clotho/late-os/separate-text-encoder": [50.5, 50.0, 52.0],
+              "hybrid/wavcaps-fs/baseline": [40.0, 41.0, 42.0], "hybrid/wavcaps-fs/late-os": [44.0, 45.5, 46.0]}
+    ours = {row: {"t2a_mAP@10": {"mean": sum(v) / 3, "values": v}} for row, v in values.items()}
+    found = paper.check_findings(ours, paper.HYBRID_FINDINGS)
+    assert list(found.key) == ["shared>separate", "generated-captions:content>hybrid"]
+    fig, ax = plt.subplots()
+    assert plot_findings(found, ax=ax) is fig
+    labels = [t.get_text() for t in ax.get_yticklabels()]
+    assert labels[0].endswith(": within noise") and labels[1].endswith(": does not hold")
+    paper_bars = sorted(p.get_width() for p in ax.containers[0])  # the paper's gaps, from hybridlib.paper
+    assert paper_bars == pytest.approx(sorted([29.16 - 28.05, 30.35 - 27.67]))
+    plt.close(fig)

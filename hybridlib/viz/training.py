@@ -137,21 +137,29 @@ def plot_rank_histogram(ranks: Mapping[str, object], max_rank: int = 50, ax=None
 
 
 def plot_findings(findings, ax=None, title: str = "paper gap vs our gap"):
-    """Horizontal bars of each finding's gap in the paper and ours (± spread) from
-    :func:`hybridlib.paper.check_findings`; a finding holds when our bar points the same way."""
+    """Horizontal bars of each finding's gap in the paper and ours from :func:`hybridlib.paper.check_findings`.
+
+    Our bar's error bar is the 95% interval of the mean over seeds (``our_gap_ci95``) where there is one, else
+    the std; each label ends with the verdict (:func:`hybridlib.paper.gap_verdict`) or, without one, ✓/✗ for
+    whether our bar points the paper's way."""
     import numpy as np
 
     fig, ax = axes_for(ax, figsize=(7, 0.55 * len(findings) + 1.2))
     y = np.arange(len(findings))
     paper_gap = findings["paper_gap"].astype(float).fillna(0.0)
     ours = findings["our_gap"].astype(float)
-    err = findings["our_gap_std"].astype(float).fillna(0.0) if "our_gap_std" in findings else None
+    err, what = None, ""
+    if "our_gap_ci95" in findings and findings["our_gap_ci95"].notna().any():
+        err, what = findings["our_gap_ci95"].astype(float).fillna(0.0), " (95% interval over seeds)"
+    elif "our_gap_std" in findings:
+        err, what = findings["our_gap_std"].astype(float).fillna(0.0), " (± std)"
     ax.barh(y + 0.2, paper_gap, height=0.4, color="0.6", label="paper")
-    ax.barh(y - 0.2, ours, height=0.4, xerr=err, capsize=3, color="C0", label="ours")
+    ax.barh(y - 0.2, ours, height=0.4, xerr=err, capsize=3, color="C0", label="ours" + what)
     ax.axvline(0, color="k", lw=0.8)
     ax.set_yticks(y)
-    ax.set_yticklabels([f"{c[:60]}{' ✓' if h else ' ✗'}" for c, h in zip(findings["claim"], findings["holds"])],
-                       fontsize=8)
+    verdicts = findings["verdict"] if "verdict" in findings else [None] * len(findings)
+    ax.set_yticklabels([f"{c[:60]}: {v}" if v else f"{c[:60]}{' ✓' if h else ' ✗'}"
+                        for c, h, v in zip(findings["claim"], findings["holds"], verdicts)], fontsize=8)
     ax.invert_yaxis()
     ax.set_xlabel("gap in points (better - worse)")
     ax.set_title(title)
