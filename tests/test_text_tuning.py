@@ -13,7 +13,6 @@ from hybridlib.features.splits import EncodedSplit, concat_splits
 from hybridlib.models.config import ModelConfig
 from hybridlib.models.retrieval import RetrievalModel
 from hybridlib.models.text import TopLayers, build_text_encoder
-from hybridlib.util.tensors import pad_sequences
 
 TEXTS = ["A dog barks twice.", "rain", "Someone types on a keyboard while a car passes, then a bell rings.",
          "birdsong forest calm"]
