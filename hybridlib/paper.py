@@ -441,7 +441,10 @@ def headline_findings(checked, headlines: list[dict] | None = None):
     its comparisons is in ``checked``)."""
     import pandas as pd
 
-    by_key = {r["key"]: r for r in checked.to_dict(orient="records")}
+    def native(v):  # pandas turns a missing float into NaN: back to None
+        return None if isinstance(v, float) and v != v else v
+
+    by_key = {r["key"]: {k: native(v) for k, v in r.items()} for r in checked.to_dict(orient="records")}
     lines = []
     for h in headlines or HEADLINE_FINDINGS:
         parts = [by_key[k] for k in h["keys"] if k in by_key and by_key[k].get("verdict")]
