@@ -103,3 +103,33 @@ def test_teaching_config_helper():
     assert cfg.seed == 3 and cfg.smoke and cfg.epochs == load_config(EXPERIMENTS / "teaching" / "hybrid-late.yaml").epochs
     with pytest.raises(ConfigError, match="available"):
         teaching_config("nope")
+
+
+# teaching configs that only notebook 07's new findings use: each trains and re-evaluates here, end to end
+FINDING_CONFIGS = ["hybrid-late-text-shared", "hybrid-late-text-separate", "baseline-generated-captions",
+                   "hybrid-late-generated-captions", "hybrid-mid-generated-captions"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", FINDING_CONFIGS)
+def test_finding_configs_train_and_evaluate_end_to_end(name, tmp_path):
+    import json
+
+    from hybridlib import runs
+    from hybridlib.cli import main
+
+    out = tmp_path / name
+    assert main(["train", "--config", str(EXPERIMENTS / "teaching" / f"{name}.yaml"), "--smoke", "--out", str(out),
+                 "--seed", "0", "--set", "epochs=1", "--set", "tensorboard=false", "--no-progress"]) == 0
+    first = json.loads((out / "metrics-evaluation.json").read_text())["seeds"]["0"]
+    assert 0 <= first["t2a_mAP@10"] <= 100
+    model, cfg = runs.load_trained(out / "seed-0")
+    mcfg = cfg.model_config()
+    if "text" in name:  # the top MiniLM layer trained: its own copy for metadata when not shared
+        assert mcfg.text_tune_layers == 1 and model.text_top is not None
+        assert (model.metadata_text_top is not None) == name.endswith("separate")
+    else:
+        assert cfg.train_captions == "from-keywords"
+    assert main(["evaluate", "--run", str(out), "--no-progress"]) == 0
+    assert json.loads((out / "metrics-evaluation.json").read_text())["seeds"]["0"] == pytest.approx(first)
+
