@@ -136,8 +136,42 @@ def claims_07(r):
     assert gap["mean"] == pytest.approx(r["hybrid"]["hybrid-late"]["t2a_mAP@10"]["mean"]
                                         - r["hybrid"]["baseline"]["t2a_mAP@10"]["mean"])
     assert all(f["holds"] == ((f["our_gap"] > 0) == (f["paper_gap"] > 0)) for f in r["hybrid_findings"])
+    keys = {f["key"] for f in r["hybrid_findings"]}
+    assert {"shared>separate", "generated-captions:content>hybrid"} <= keys  # findings 4 and 5 of section V
+    for gap, (better, worse) in {"shared - separate text layer": ("hybrid-late-text-shared", "hybrid-late-text-separate"),
+                                 "content - late, generated captions": ("baseline-generated-captions",
+                                                                        "hybrid-late-generated-captions")}.items():
+        runs = {**r["text_sharing"], **r["generated_captions"]}
+        assert r["gaps_mAP@10"][gap]["mean"] == pytest.approx(runs[better]["t2a_mAP@10"]["mean"]
+                                                              - runs[worse]["t2a_mAP@10"]["mean"])
+    match = r["caption_metadata_match"]  # captions generated from the keywords match them far better
+    assert match["training, generated captions"]["mean_cosine"] > match["evaluation, dataset captions"]["mean_cosine"]
+    assert match["training, generated captions"]["t2a_mAP@10"] > match["training, dataset captions"]["t2a_mAP@10"]
+    for name, rel in r["metadata_reliance"].items():
+        assert rel["metadata_gain"]["mean"] == pytest.approx(rel["t2a_mAP@10"]["mean"]
+                                                             - rel["t2a_mAP@10_audio_alone"]["mean"]), name
     assert {row["knob"] for row in r["metadata_sweep"]} == {"remove_metadata", "drop_tags"}
     assert all(row["finished"] for row in r["metadata_sweep"])
+    # the seven findings, each answered with its verdict (whatever it is on the smoke set)
+    from hybridlib import paper
+
+    head = {h["finding"]: h for h in r["headline_findings"]}
+    assert list(head) == [h["finding"] for h in paper.HEADLINE_FINDINGS]
+    for h, ref in zip(r["headline_findings"], paper.HEADLINE_FINDINGS):
+        assert h["parts"] and {p["key"] for p in h["parts"]} == set(ref["keys"]), h["finding"]
+        assert h["n_seeds"] == len(r["seeds"]) if ref["paper"] == "hybrid" else h["n_seeds"] == r["loss_seeds"]
+        assert h["verdict"] == paper.combine_verdicts([p["verdict"] for p in h["parts"]])
+        for part in h["parts"]:
+            assert part["verdict"] == paper.gap_verdict(part["our_gap"], part["our_gap_std"], part["n_seeds"],
+                                                        next(f.tolerance for f in paper.HYBRID_FINDINGS
+                                                             + paper.MEI_FINDINGS if f.key == part["key"]))[1]
+    new = [head["a shared text encoder beats separate ones"], head["captions generated from metadata hurt the hybrid model"]]
+    assert [n["parts"][0]["paper_gap"] for n in new] == [pytest.approx(29.16 - 28.05), pytest.approx(30.35 - 27.67)]
+    assert new[0]["parts"][0]["our_gap"] == pytest.approx(r["gaps_mAP@10"]["shared - separate text layer"]["mean"])
+    assert new[1]["parts"][0]["our_gap"] == pytest.approx(r["gaps_mAP@10"]["content - late, generated captions"]["mean"])
+    assert set(r["metadata_reliance"]) == {"late, dataset captions", "late, generated captions",
+                                           "mid, dataset captions", "mid, generated captions"}
+    assert all("metadata_weight" in r["metadata_reliance"][k] for k in ("mid, dataset captions", "mid, generated captions"))
 
 
 def claims_08(r):
