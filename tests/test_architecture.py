@@ -27,6 +27,7 @@ LAYERS = [
     ("training", ["hybridlib.training"]),
     ("experiments", ["hybridlib.experiments"]),
     ("leaves", ["hybridlib.viz", "hybridlib.nbutils", "hybridlib.runner", "hybridlib.paper",
+                "hybridlib.notebook_parameters", "hybridlib.notebook_html", "hybridlib.results_table",
                 "hybridlib.toy_embeddings", "hybridlib.info"]),
     ("cli", ["hybridlib.cli", "hybridlib.__main__", "hybridlib"]),
 ]
