@@ -82,7 +82,7 @@ def run_trainings(jobs: Sequence[TrainingJob], workers: int | None = None, data=
                   progress: bool = True) -> list[JobOutcome]:
     """Run ``jobs`` (in their order) on ``workers`` processes (default :func:`default_workers`; 1: in this
     process, using ``data`` when it fits a job's config). Returns one outcome per job, in job order."""
-    from tqdm.auto import tqdm
+    from hybridlib.util.progress import progress_bar as tqdm
 
     jobs = list(jobs)
     if not jobs:

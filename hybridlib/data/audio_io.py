@@ -119,7 +119,7 @@ def validate_items(items, sample_rate: int | None = None, progress: bool = True)
     decoded and checked (slow, thorough); without it only the header is read (fast: catches missing,
     truncated-header and empty files).
     """
-    from tqdm.auto import tqdm
+    from hybridlib.util.progress import progress_bar as tqdm
 
     good, problems = [], {}
     for item in tqdm(list(items), desc="checking audio", disable=not progress):

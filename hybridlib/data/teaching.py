@@ -359,7 +359,7 @@ def make_teaching_set(out: str | Path, seed: int = 0, n_clips: tuple[int, int, i
 
     ``out`` must be empty or absent unless ``overwrite`` (which deletes it first).
     """
-    from tqdm.auto import tqdm
+    from hybridlib.util.progress import progress_bar as tqdm
 
     out = Path(out)
     if len(n_clips) != 3 or any(int(c) < 1 for c in n_clips):

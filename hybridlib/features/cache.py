@@ -135,9 +135,9 @@ class FeatureCache:
         ``ValueError`` naming the clip.
         """
         import torch
-        from tqdm.auto import tqdm
 
         from hybridlib.data.audio_io import audio_info, load_audio
+        from hybridlib.util.progress import progress_bar as tqdm
         from hybridlib.util.tensors import pad_sequences
 
         backbone_dir = self.audio_dir(backbone)
@@ -236,7 +236,8 @@ class FeatureCache:
         ``trainable=True`` is refused since its embeddings change while training.
         """
         import torch
-        from tqdm.auto import tqdm
+
+        from hybridlib.util.progress import progress_bar as tqdm
 
         if getattr(encoder, "trainable", False):
             raise ValueError(

@@ -89,13 +89,12 @@ def train(cfg: TrainConfig, out_dir: str | Path, data: TrainingData | None = Non
 
 def _train_one_seed(cfg, out_dir: Path, data, model, resume: bool, progress: bool,
                     evaluate_test: bool) -> TrainResult:
-    from tqdm.auto import tqdm
-
     from hybridlib.evaluation import evaluate_split
     from hybridlib.losses import get_loss
     from hybridlib.training import distributed as dist_utils
     from hybridlib.training.augment import frame_augmenter
     from hybridlib.training.optim import build_optimizer, build_scheduler
+    from hybridlib.util.progress import progress_bar as tqdm
 
     start_time = time.perf_counter()
     ctx = dist_utils.init_from_env(cfg.device)
