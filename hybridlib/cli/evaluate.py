@@ -19,13 +19,16 @@ def run(args) -> int:
     from hybridlib.evaluation import evaluate_split
     from hybridlib.features.prepare import prepare_data
     from hybridlib.util.devices import resolve_device
+    from hybridlib.util.errors import UserError
 
+    device = resolve_device(args.device)
     run_dir = Path(args.run)
+    if not run_dir.is_dir():
+        raise UserError(f"--run {run_dir}: no such folder (give the --out folder of `python -m hybridlib train`)")
     dirs = runs.seed_dirs(run_dir) or ([run_dir] if (run_dir / runs.BEST).is_dir() else [])
     if not dirs:
-        print(f"error: {run_dir} holds no trained seed (seed-*/best/)")
-        return 2
-    device = resolve_device(args.device)
+        raise UserError(f"{run_dir} holds no trained seed (seed-*/best/): give the --out folder of "
+                        "`python -m hybridlib train` after a finished run")
     data, cfg = None, None
     for d in dirs:
         model, cfg = runs.load_trained(d, device)

@@ -25,12 +25,26 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    import torch
-
     from hybridlib.data.loaders import load_split
     from hybridlib.features.cache import FeatureCache, fill_cache
-    from hybridlib.models.audio import build_audio_backbone
+    from hybridlib.models.audio import BACKBONES, available_backbones, build_audio_backbone
+    from hybridlib.util.devices import resolve_device
+    from hybridlib.util.errors import UserError
 
+    device = resolve_device(args.device)  # inputs first: device, backbone, data folder, splits; then work
+    if args.backbone not in BACKBONES:
+        raise UserError(f"unknown audio backbone {args.backbone!r}; choose from {available_backbones()}")
+    if args.checkpoint is not None and not Path(args.checkpoint).is_file():
+        raise UserError(f"--checkpoint {args.checkpoint}: no such file")
+    if args.batch_size < 1 or args.workers < 1:
+        raise UserError(f"--batch-size and --workers must be at least 1 (got {args.batch_size}, {args.workers})")
+    if args.data is not None and not Path(args.data).is_dir():
+        raise UserError(f"--data {args.data}: no such folder (give the dataset root, e.g. data/ after "
+                        "`python -m hybridlib download clotho`, or leave --data out for the teaching set)")
+    if args.splits:
+        from hybridlib.data.splits import normalize_split
+
+        args.splits = [normalize_split(args.dataset, s) for s in args.splits]
     if args.data is None:
         from hybridlib.data import ensure_teaching_set
 
@@ -45,9 +59,8 @@ def run(args) -> int:
             print(f"{split}: {len(clips) - len(with_audio)} clips without audio skipped", file=sys.stderr)
         items.extend(with_audio)
     if not items:
-        print(f"error: no clips with audio below {root}", file=sys.stderr)
-        return 2
-    device = torch.device(args.device)
+        raise UserError(f"no clips with audio below {root} (the caption tables are there, the audio files are "
+                        "not: see `python -m hybridlib download clotho`)")
     backbone = build_audio_backbone(args.backbone, checkpoint=args.checkpoint).to(device)
     encoder = None
     if args.text_encoder and args.text_encoder.lower() != "none":

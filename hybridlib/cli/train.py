@@ -26,8 +26,10 @@ def run(args) -> int:
     from hybridlib.config import load_config
     from hybridlib.experiments import train_seeds
     from hybridlib.runs import format_aggregate, metrics_path
+    from hybridlib.training.preflight import preflight
 
     cfg = load_config(args.config, overrides=args.overrides, **({"smoke": True} if args.smoke else {}))
+    preflight(cfg, args.config)  # model section, device and datasets, before any download or worker
     out = Path(args.out) if args.out else paths.runs_dir() / "train" / cfg.name
     summary = train_seeds(cfg, out, seeds=args.seed, resume=args.resume, progress=not args.no_progress,
                           workers=None if args.workers == 0 else args.workers)

@@ -122,3 +122,15 @@ def load_clotho(root: str | Path, split: str, require_audio: bool = False,
     report.clips = len(items)
     report.captions = sum(len(it.captions) for it in items)
     return ClipSet(items, report)
+
+
+def has_clotho(root: str | Path | None, split: str = "development") -> bool:
+    """Whether ``root`` holds Clotho's caption table of ``split`` (either layout; audio not needed), e.g. after
+    ``python -m hybridlib download clotho --csv-only``."""
+    if root is None:
+        return False
+    try:
+        locate_clotho(root, split)
+    except DatasetError:
+        return False
+    return True
