@@ -38,6 +38,9 @@ def plot_training_curves(curves, metric: str | None = "val_t2a_mAP@10", ax=None,
         (line,) = ax.plot(mean.index, mean.values, marker="o", ms=3, label=label, color=color)
         if table.shape[1] > 1:
             ax.fill_between(table.index, table.min(axis=1), table.max(axis=1), color=line.get_color(), alpha=0.2)
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # whole epochs, no 1.25 ticks
     ax.set_xlabel("epoch")
     ax.set_ylabel(ylabel or pretty_metric(metric or ""))
     ax.set_title(title or pretty_metric(metric or ""))
