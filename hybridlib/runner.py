@@ -148,6 +148,26 @@ def _describe_failure(exc: Exception) -> str:
     return f"{where}{first} raised {ename}: {evalue}"
 
 
+def source_version() -> str | None:
+    """The project's git commit (``abc1234``, ``+changes`` when the work tree differs), or None outside git."""
+    import subprocess
+
+    from hybridlib.paths import project_root
+
+    def git(*args):
+        return subprocess.run(["git", "-C", str(project_root()), *args], capture_output=True, text=True,
+                              timeout=30)
+
+    try:
+        head = git("rev-parse", "--short", "HEAD")
+        if head.returncode != 0:
+            return None
+        dirty = git("status", "--porcelain", "--untracked-files=no").stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return head.stdout.strip() + (" +changes" if dirty else "")
+
+
 def ipc_kernel_manager():
     """The kernel manager class for executed copies: IPC sockets (no TCP port, no transport warning)."""
     from jupyter_client import AsyncKernelManager
@@ -175,7 +195,7 @@ def _environment(**values: str):
 
 
 def run_notebook(notebook: Path, out: Path, parameters: dict, kernel_name: str | None = None,
-                 html: bool = False) -> NotebookRun:
+                 html: bool = False, version: str | None = None) -> NotebookRun:
     """Execute one notebook; never raises for a failing cell (see ``NotebookRun.ok``).
 
     Global parameters the notebook does not declare are left out (see :func:`params_for`); call
@@ -222,7 +242,8 @@ def run_notebook(notebook: Path, out: Path, parameters: dict, kernel_name: str |
     save_results(
         out_dir,
         _run={"notebook": notebook.name, "seconds": round(seconds, 2), "ok": run.ok, "error": error,
-              "parameters": params, "finished": datetime.now().isoformat(timespec="seconds")},
+              "parameters": params, "finished": datetime.now().isoformat(timespec="seconds"),
+              "source": version},
     )
     return run
 
@@ -250,11 +271,12 @@ def run_notebooks(
     check_params(params, books, list_notebooks(folder))
     out = Path(out) if out else runs_dir() / datetime.now().strftime("%Y%m%d-%H%M%S")
     out.mkdir(parents=True, exist_ok=True)
+    version = source_version()
     runs: list[NotebookRun] = []
     for nb in books:
         nb_params = {"SMOKE": smoke, **params_for(nb, params)}
         echo(f"[run-notebooks] {nb.name} ...")
-        run = run_notebook(nb, out, nb_params, kernel_name=kernel_name, html=html)
+        run = run_notebook(nb, out, nb_params, kernel_name=kernel_name, html=html, version=version)
         runs.append(run)
         status = "ok" if run.ok else "FAILED"
         echo(f"[run-notebooks] {nb.name}: {status} in {run.seconds:.1f} s")

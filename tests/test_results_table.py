@@ -50,7 +50,7 @@ def agg(mean, std, values):
 
 
 R07 = {
-    "_run": {"parameters": {"SMOKE": False}, "finished": "2026-12-01T12:00:00"},
+    "_run": {"parameters": {"SMOKE": False}, "finished": "2026-12-01T12:00:00", "source": "abc1234"},
     "seeds": [0, 1, 2],
     "test_split": {"clips": 150, "captions": 750},
     "chance_mAP@10": 1.95,
@@ -70,7 +70,7 @@ def test_block_from_a_run(tmp_path):
     block = results_block(make_run(tmp_path / "run", R07, machine))
     check_block(block, R07, machine)
     assert "2 CPU cores (Test CPU), 24 GB memory, no GPU, Linux-x" in block
-    assert "2026-12-01 12:00" in block and "150 clips / 750 captions" in block
+    assert "2026-12-01 12:00, commit abc1234 on 2 CPU cores" in block and "150 clips / 750 captions" in block
     assert "1 of 2 findings held: hybrid > baseline (+6.55). Did not hold: late >= mid (-0.50)." in block
     assert "NT-Xent 47.5 / 48.5" in block and "`learned` policy: 100%: 47.13" in block
 
