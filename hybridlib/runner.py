@@ -13,7 +13,8 @@ section that this notebook does not declare, or a section naming no notebook, is
 :class:`~hybridlib.notebook_parameters.ParameterNameError` naming the notebook and the name.
 
 Executed copies are meant to be read later: kernels run with ``HYBRIDLIB_PROGRESS=text`` (progress bars
-keep their final state, see :mod:`hybridlib.util.progress`) over IPC sockets rather than local TCP, and
+keep their final state, see :mod:`hybridlib.util.progress`) over IPC sockets rather than local TCP, their
+process output goes to ``<out>/logs/<notebook>.kernel.log`` rather than between the runner's lines, and
 each copy is exported to a self-contained HTML page (:mod:`hybridlib.notebook_html`).
 """
 
@@ -168,13 +169,21 @@ def source_version() -> str | None:
     return head.stdout.strip() + (" +changes" if dirty else "")
 
 
-def ipc_kernel_manager():
-    """The kernel manager class for executed copies: IPC sockets (no TCP port, no transport warning)."""
+def ipc_kernel_manager(log=None):
+    """The kernel manager class for executed copies: IPC sockets (no TCP port, no transport warning), and the
+    kernel process's own output (its start-up and shutdown log lines) written to ``log``, an open file,
+    instead of the terminal; cell outputs and errors still come back through the kernel's messages."""
     from jupyter_client import AsyncKernelManager
 
     class IPCKernelManager(AsyncKernelManager):
         def __init__(self, **kwargs):
             super().__init__(transport="ipc", **kwargs)
+
+        async def start_kernel(self, **kw):
+            if log is not None:  # Popen arguments of the kernel process
+                kw.setdefault("stdout", log)
+                kw.setdefault("stderr", log)
+            return await super().start_kernel(**kw)
 
     return IPCKernelManager
 
@@ -216,8 +225,10 @@ def run_notebook(notebook: Path, out: Path, parameters: dict, kernel_name: str |
     output = out / notebook.name
     start = time.perf_counter()
     error = None
+    log_path = out / "logs" / f"{notebook.stem}.kernel.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
     try:
-        with _environment(**{PROGRESS_ENV: "text"}):
+        with _environment(**{PROGRESS_ENV: "text"}), open(log_path, "w") as log:
             pm.execute_notebook(
                 str(notebook),
                 str(output),
@@ -226,10 +237,12 @@ def run_notebook(notebook: Path, out: Path, parameters: dict, kernel_name: str |
                 kernel_name=kernel_name,
                 progress_bar=False,
                 log_output=False,
-                kernel_manager_class=ipc_kernel_manager(),
+                kernel_manager_class=ipc_kernel_manager(log),
             )
     except Exception as exc:  # papermill wraps cell errors in PapermillExecutionError
         error = _describe_failure(exc)
+        if not getattr(exc, "ename", None):  # not a cell error: the kernel's own log may say more
+            error += f" (kernel log: {log_path})"
     seconds = time.perf_counter() - start
     page = None
     if html and output.is_file():

@@ -145,6 +145,7 @@ def test_papermill_runs_check_names_and_inject_every_value(tmp_path, capfd):
     assert run.ok, run.error
     assert json.loads((run.out_dir / "kind.json").read_text()) == "cs"
     assert "without encryption" not in capfd.readouterr().err
+    assert (tmp_path / "out" / "logs" / "00_probe.kernel.log").is_file()  # the kernel's own lines go there
     executed = nbformat.read(str(run.output), as_version=4)
     outputs = [o for c in executed.cells if c.cell_type == "code" for o in c.get("outputs", [])]
     assert not any("application/vnd.jupyter.widget-view+json" in o.get("data", {}) for o in outputs)
