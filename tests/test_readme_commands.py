@@ -50,7 +50,7 @@ SKIPPED = {
     ".venv/bin/python -m hybridlib download clotho --csv-only":
         "needs the dataset host; tests/test_data_download.py runs it against a local HTTP server",
     ".venv/bin/python -m hybridlib download clotho --root data":
-        "needs the dataset host (15 GB); tests/test_data_download.py runs the flow against a local HTTP server",
+        "needs the dataset host (several GB); tests/test_data_download.py runs the flow against a local HTTP server",
     ".venv/bin/python -m hybridlib download weights panns-cnn14":
         "needs the model host; tests/test_audio_weights.py checks the download with a local file",
     "conda env create -f environment.yml && conda activate hybrid-retrieval": "no conda on the CI machine",

@@ -1,7 +1,7 @@
 """``hybridlib download``: Clotho v2.1 (md5-checked, resumable), AudioCaps instructions, official model weights.
 
 ``python -m hybridlib download clotho [--root DIR] [--splits development validation evaluation] [--keep-archives]``
-``python -m hybridlib download clotho --csv-only``   only the caption and metadata CSVs (about 5 MB)
+``python -m hybridlib download clotho --csv-only``   only the caption and metadata CSVs (a few MB)
 ``python -m hybridlib download audiocaps``   prints how to obtain AudioCaps audio (not redistributable)
 ``python -m hybridlib download weights NAME [--dest DIR]``   official checkpoints of the audio encoders
 """
@@ -23,7 +23,7 @@ def add_arguments(parser) -> None:
                         choices=list(DATASET_SPLITS["clotho"]))
     parser.add_argument("--keep-archives", action="store_true", help="keep the .7z files after extraction")
     parser.add_argument("--csv-only", action="store_true",
-                        help="clotho: only the caption and metadata CSVs (about 5 MB, md5-checked), no audio")
+                        help="clotho: only the caption and metadata CSVs (a few MB, md5-checked), no audio")
     parser.add_argument("--no-progress", action="store_true")
 
 

@@ -2,7 +2,7 @@
 
 Commands: ``python -m hybridlib download clotho [--root DIR] [--splits ...] [--keep-archives] [--csv-only]``
 and ``python -m hybridlib download audiocaps`` (see :mod:`hybridlib.cli.download`). ``--csv-only`` fetches the
-caption and metadata tables alone (six CSV files, about 5 MB, md5-checked; the audio archives are 15 GB),
+caption and metadata tables alone (six CSV files, a few MB, md5-checked; the audio archives are several GB),
 enough for notebooks 01 and 02 to explore real Clotho captions and keywords. HTTP and checksums:
 :mod:`hybridlib.util.fetch`.
 
