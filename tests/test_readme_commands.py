@@ -1,6 +1,7 @@
-"""The README's commands work as pasted: every command of its ```bash blocks is run (as written, or in a named
-cheaper variant that takes the same code path) in a scratch copy of the project, or skipped for a stated
-reason; a command the table below does not know fails the test, so a new README command must be classified.
+"""The README's commands work as pasted: every command of its ```bash blocks (and of notebook 00's, which shows
+the same papermill examples) is run (as written, or in a named cheaper variant that takes the same code path)
+in a scratch copy of the project, or skipped for a stated reason; a command the table below does not know
+fails the test, so a new README command must be classified.
 Commands quoted inline in the text call the project's environment (``.venv/bin/...``), never a bare
 ``python``, except in the Conda section (where ``conda activate`` comes first)."""
 
@@ -21,6 +22,7 @@ from hybridlib.paths import project_root
 
 ROOT = project_root()
 README = ROOT / "README.md"
+NOTEBOOK_00 = ROOT / "notebooks" / "00_setup_and_tour.ipynb"
 
 # command as written (comment removed) -> the variant the test runs (same command, smaller work)
 VARIANTS = {
@@ -88,13 +90,22 @@ def _without_comment(line: str) -> str:
     return line.rstrip()
 
 
+def documented_commands() -> list[str]:
+    """The README's commands, then notebook 00's that the README does not already hold (each once)."""
+    import nbformat
+
+    markdown = "\n".join(c.source for c in nbformat.read(str(NOTEBOOK_00), as_version=4).cells
+                         if c.cell_type == "markdown")
+    return list(dict.fromkeys(readme_commands(README.read_text()) + readme_commands(markdown)))
+
+
 def sections(text: str) -> dict[str, str]:
     parts = re.split(r"^## ", text, flags=re.M)
     return {p.splitlines()[0].strip(): p for p in parts[1:]} | {"": parts[0]}
 
 
 def test_every_readme_command_is_classified():
-    commands = readme_commands(README.read_text())
+    commands = documented_commands()
     known = set(VARIANTS) | RUN_AS_WRITTEN | set(SKIPPED)
     unknown = [c for c in commands if c not in known]
     assert not unknown, f"README commands not classified in {Path(__file__).name}: {unknown}"
@@ -110,7 +121,7 @@ def test_inline_commands_use_the_project_environment():
         bare = [span for span in re.findall(r"`([^`]+)`", prose) if BARE.match(span)]
         bare = [b for b in bare if b != "python"]  # "type plain `python` after activating"
         assert not bare, f"section {title!r}: commands without .venv/bin/: {bare}"
-    for command in readme_commands(README.read_text()):
+    for command in documented_commands():
         if command not in SKIPPED:
             assert not BARE.match(command), command
 
@@ -133,7 +144,7 @@ def test_readme_commands_run(tmp_path):
     project = _scratch_project(tmp_path)
     env = {**os.environ, "PYTHONPATH": str(ROOT), "HYBRIDLIB_PROGRESS": "off"}
     timings = []
-    for command in readme_commands(README.read_text()):
+    for command in documented_commands():
         if command in SKIPPED:
             continue
         run = VARIANTS.get(command, command)
