@@ -65,10 +65,10 @@ def machine(gpus: list[str] | None = None) -> dict:
     except OSError:
         pass
     try:
-        memory_gb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 1e9
+        memory_gib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
     except (ValueError, OSError, AttributeError):
-        memory_gb = None
-    return {"cpu_cores": os.cpu_count(), "cpu": cpu, "memory_gb": memory_gb, "gpus": list(gpus or []),
+        memory_gib = None
+    return {"cpu_cores": os.cpu_count(), "cpu": cpu, "memory_gib": memory_gib, "gpus": list(gpus or []),
             "platform": platform.platform()}
 
 

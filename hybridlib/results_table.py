@@ -36,9 +36,11 @@ def _pm(agg: dict, key: str = "t2a_mAP@10") -> str:
 
 
 def machine_line(machine: dict) -> str:
-    """``"2 CPU cores (Intel ...), 24 GB memory, no GPU, Linux-..."`` from ``hybridlib.info.collect()['machine']``."""
+    """``"2 CPU cores (Intel ...), 24 GiB memory, no GPU, Linux-..."`` from ``hybridlib.info.collect()['machine']``."""
     parts = [f"{machine.get('cpu_cores', '?')} CPU cores" + (f" ({machine['cpu']})" if machine.get("cpu") else "")]
-    if machine.get("memory_gb"):
+    if machine.get("memory_gib"):
+        parts.append(f"{machine['memory_gib']:.0f} GiB memory")
+    elif machine.get("memory_gb"):
         parts.append(f"{machine['memory_gb']:.0f} GB memory")
     gpus = machine.get("gpus") or []
     parts.append(", ".join(gpus) if gpus else "no GPU")
@@ -92,13 +94,17 @@ def results_block(run: str | Path, label: str | None = None) -> str:
             lines += ["", text + "."]
     losses = r07.get("losses", {})
     if losses:
-        by_loss: dict[str, list[str]] = {}
-        sizes = sorted({int(k.rsplit("/bs", 1)[1]) for k in losses})
+        # keys "<loss>/bs<size>"; results.json sorts them as text ("bs128" before "bs24"): order by size
+        table: dict[str, dict[int, float]] = {}
         for key, agg in losses.items():
-            loss = key.rsplit("/bs", 1)[0]
-            by_loss.setdefault(loss, []).append(f"{agg['t2a_mAP@10']['mean']:.1f}")
+            loss, size = key.rsplit("/bs", 1)
+            table.setdefault(loss, {})[int(size)] = agg["t2a_mAP@10"]["mean"]
+        sizes = sorted({size for row in table.values() for size in row})
+        order = [loss for loss in LOSS_NAMES if loss in table] + sorted(set(table) - set(LOSS_NAMES))
+        cells = [f"{LOSS_NAMES.get(loss, loss)} " + " / ".join(
+            f"{table[loss][size]:.1f}" if size in table[loss] else "-" for size in sizes) for loss in order]
         lines += ["", f"Losses (text-to-audio mAP@10 at batch {' / '.join(map(str, sizes))}): "
-                  + ", ".join(f"{LOSS_NAMES.get(loss, loss)} {' / '.join(v)}" for loss, v in by_loss.items()) + "."]
+                  + ", ".join(cells) + "."]
     sweep = r07.get("metadata_sweep") or []
     base = r07.get("baseline_seed_mAP@10")
     if sweep and base is not None:

@@ -58,7 +58,9 @@ R07 = {
     "gaps_mAP@10": {"late - baseline": {"mean": 6.55, "std": 1.42, "per_seed": [7.71, 4.97, 6.96]}},
     "hybrid_findings": [{"claim": "hybrid > baseline", "our_gap": 6.55, "holds": True},
                         {"claim": "late >= mid", "our_gap": -0.5, "holds": False}],
-    "losses": {"nt-xent/bs24": agg(47.5, 0, [47.5]), "nt-xent/bs128": agg(48.5, 0, [48.5])},
+    # as results.json stores them: keys sorted as text, so bs128 comes before bs24
+    "losses": {"nt-xent/bs128": agg(48.5, 0, [48.5]), "nt-xent/bs24": agg(47.5, 0, [47.5]),
+               "triplet-max/bs128": agg(4.7, 0, [4.7]), "triplet-max/bs24": agg(14.7, 0, [14.7])},
     "metadata_sweep": [{"knob": "remove_metadata", "value": 1.0, "missing_metadata": "learned", "finished": True,
                         "t2a_mAP@10_mean": 47.13}],
     "baseline_seed_mAP@10": 46.45,
@@ -66,13 +68,14 @@ R07 = {
 
 
 def test_block_from_a_run(tmp_path):
-    machine = {"cpu_cores": 2, "cpu": "Test CPU", "memory_gb": 24.0, "gpus": [], "platform": "Linux-x"}
+    machine = {"cpu_cores": 2, "cpu": "Test CPU", "memory_gib": 24.0, "gpus": [], "platform": "Linux-x"}
     block = results_block(make_run(tmp_path / "run", R07, machine))
     check_block(block, R07, machine)
-    assert "2 CPU cores (Test CPU), 24 GB memory, no GPU, Linux-x" in block
+    assert "2 CPU cores (Test CPU), 24 GiB memory, no GPU, Linux-x" in block
     assert "2026-12-01 12:00, commit abc1234 on 2 CPU cores" in block and "150 clips / 750 captions" in block
     assert "1 of 2 findings held: hybrid > baseline (+6.55). Did not hold: late >= mid (-0.50)." in block
-    assert "NT-Xent 47.5 / 48.5" in block and "`learned` policy: 100%: 47.13" in block
+    assert "at batch 24 / 128): NT-Xent 47.5 / 48.5, triplet-max 14.7 / 4.7." in block
+    assert "`learned` policy: 100%: 47.13" in block
 
 
 def test_update_readme_replaces_only_the_block(tmp_path):
