@@ -65,7 +65,10 @@ def exercise_notebooks(folder: str | Path | None = None, only: list[str] | None 
 def nbgrader(root: str | Path, *args: str, check: bool = True) -> str:
     """Run ``python -m nbgrader <args>`` in the course folder ``root``; return its output."""
     cmd = [sys.executable, "-m", "nbgrader", *args]
-    done = subprocess.run(cmd, cwd=str(root), capture_output=True, text=True, env=os.environ.copy())
+    env = os.environ.copy()
+    # nbgrader runs the `alembic` script when it creates a gradebook: it must be on PATH (the venv's bin)
+    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
+    done = subprocess.run(cmd, cwd=str(root), capture_output=True, text=True, env=env)
     output = done.stdout + done.stderr
     if check and done.returncode != 0:
         tail = "\n".join(output.strip().splitlines()[-25:])

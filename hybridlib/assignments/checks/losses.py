@@ -14,7 +14,7 @@ import torch.nn.functional as F
 
 from hybridlib import losses as L
 from hybridlib.assignments.checks.common import (
-    as_tensor,
+    AnswerError,
     call,
     close,
     fail,
@@ -255,3 +255,25 @@ def hidden_loop_free(*fns) -> None:
             fail(f"`{fn.__name__}` must be loop-free (tensor operations over the whole batch), but has a Python loop: "
                  + "; ".join(loops))
     passed("loop-free", len(fns))
+
+
+def hidden_vmap(*fns, seed: int = 0) -> None:
+    """Each loss runs unchanged under ``torch.func.vmap`` over a stack of batches (a loop-free function does)."""
+    from torch.func import vmap
+
+    gen = torch.Generator().manual_seed(int(seed) + 4)
+    sims = torch.stack([random_batch(gen, max_b=6, min_b=6, masked=False)[0] for _ in range(5)])
+    for fn in fns:
+        expected = torch.stack([call(fn, s) for s in sims]).detach()
+        try:
+            with reference_blocked([fn], REFERENCES, "loss"):
+                got = vmap(fn)(sims)
+        except AnswerError:
+            raise
+        except Exception as exc:
+            fail(f"`{fn.__name__}` does not run under torch.func.vmap ({type(exc).__name__}: {str(exc)[:160]}); "
+                 "write it with whole-tensor operations only: no Python loops over rows, no .item(), no "
+                 "data-dependent if")
+        if not close(got.detach(), expected, atol=1e-6):
+            fail(f"`{fn.__name__}` gives different values under torch.func.vmap: {show(got)} vs {show(expected)}")
+    passed("losses vectorise under torch.func.vmap", len(fns))

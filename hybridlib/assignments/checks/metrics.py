@@ -139,13 +139,18 @@ def _check_ranks(fn, seed: int, multi: bool, ties: bool, n_cases: int, title: st
 
 
 def visible_ranks(pessimistic_ranks) -> None:
-    """Three small examples you can check by hand."""
+    """One relevant item per row, no ties: a small example you can check by hand."""
     sim = torch.tensor([[0.9, 0.1, 0.5], [0.2, 0.8, 0.4]], dtype=torch.float64)
     relevant = torch.tensor([[False, False, True], [False, True, False]])
     got = as_tensor(_student(pessimistic_ranks, sim, relevant), "pessimistic_ranks", (2, 3))
     if not (close(got[0, 2], 2.0) and close(got[1, 1], 1.0)):
         fail(f"one relevant item per row: {_case_text(sim, relevant)} should give ranks 2 (row 0) and 1 (row 1), "
              f"got {show(got[0, 2])} and {show(got[1, 1])}")
+    passed("visible ranks example", 1)
+
+
+def visible_ranks_ties(pessimistic_ranks) -> None:
+    """A tie and a row with two relevant items."""
     sim = torch.tensor([[0.5, 0.5, 0.1]], dtype=torch.float64)
     relevant = torch.tensor([[True, False, False]])
     got = as_tensor(_student(pessimistic_ranks, sim, relevant), "pessimistic_ranks", (1, 3))
@@ -158,7 +163,7 @@ def visible_ranks(pessimistic_ranks) -> None:
     if not (close(got[0, 2], 2.0) and close(got[0, 0], 3.0)):
         fail(f"two relevant items: {_case_text(sim, relevant)}: ranks 3 (column 0) and 2 (column 2), got "
              f"{show(got[0, 0])} and {show(got[0, 2])}")
-    passed("visible ranks examples", 3)
+    passed("visible ranks examples with a tie and two relevant items", 2)
 
 
 def hidden_ranks_single(pessimistic_ranks, seed: int = 0) -> None:
@@ -222,6 +227,13 @@ def visible_map(map_at_k) -> None:
     relevant = torch.tensor([[True, False, False, False, False], [False, True, False, False, False]])
     _probe(_map_value(map_at_k, sim, relevant), 62.5, {}, _case_text(sim, relevant) + " (ranks 1 and 4)", "mAP@10")
     passed("visible mAP examples", 2)
+
+
+def visible_map_multi(map_at_k) -> None:
+    sim, relevant = _one_row([0.9, 0.8, 0.7, 0.6], [0, 2])  # ranks 1 and 3: (1/1 + 2/3) / 2
+    _probe(_map_value(map_at_k, sim, relevant), 100 * (1 + 2 / 3) / 2, {},
+           _case_text(sim, relevant) + " (relevant at ranks 1 and 3: precisions 1/1 and 2/3)", "mAP@10")
+    passed("visible mAP example with two relevant items", 1)
 
 
 def hidden_map_single(map_at_k, seed: int = 0) -> None:
