@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.hybrid-retrieval-installed
 KERNEL := hybrid-retrieval
 SMOKE_RUN := runs/test-smoke
 
-.PHONY: demo test lab bench lint unit nbval clean env
+.PHONY: demo test lab bench lint unit nbval clean env assignments
 
 demo: $(STAMP)
 	$(PY) -m hybridlib run-notebooks
@@ -23,6 +23,13 @@ test: $(STAMP)
 LAB_ARGS ?=
 lab: $(STAMP)
 	$(VENV)/bin/jupyter lab --notebook-dir=notebooks $(if $(filter 0,$(shell id -u)),--allow-root) $(LAB_ARGS)
+
+# Course assignments (notebooks/exercises) as an nbgrader course: source/ (instructor) and release/ (students);
+# ROSTER=students.csv also imports the students and writes personal copies with their variant seeds.
+COURSE ?= runs/assignments/course
+ROSTER ?=
+assignments: $(STAMP)
+	$(PY) -m hybridlib.assignments build --course $(COURSE) $(if $(ROSTER),--roster $(ROSTER))
 
 bench: $(STAMP)
 	$(PY) benchmarks/bench_retrieval_math.py

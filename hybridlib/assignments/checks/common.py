@@ -115,8 +115,10 @@ def reference_blocked(student_fns: Iterable[Callable], references: Iterable[str]
     patches: list[tuple[object, str, object]] = []
     originals = {}
     for dotted in references:
-        module, attr = _resolve(dotted)
-        originals[dotted] = (module, attr, getattr(module, attr))
+        owner, attr = _resolve(dotted)
+        # the raw attribute (a staticmethod stays a staticmethod when it is put back)
+        raw = inspect.getattr_static(owner, attr) if isinstance(owner, type) else getattr(owner, attr)
+        originals[dotted] = (owner, attr, raw, getattr(owner, attr))
 
     def blocker(dotted):
         def blocked(*args, **kwargs):
@@ -124,15 +126,15 @@ def reference_blocked(student_fns: Iterable[Callable], references: Iterable[str]
                  "(you may use torch and the helpers the exercise names)")
         return blocked
 
-    for dotted, (module, attr, original) in originals.items():
-        patches.append((module, attr, original))
-        setattr(module, attr, blocker(dotted))
+    for dotted, (owner, attr, raw, _) in originals.items():
+        patches.append((owner, attr, raw))
+        setattr(owner, attr, blocker(dotted))
     for fn in student_fns:
         namespace = getattr(fn, "__globals__", None)
         if namespace is None:
             continue
         for name, value in list(namespace.items()):
-            for dotted, (_, _, original) in originals.items():
+            for dotted, (_, _, _, original) in originals.items():
                 if value is original:
                     patches.append((namespace, name, value))
                     namespace[name] = blocker(dotted)

@@ -41,6 +41,8 @@ def visible_gain_functions(gain_curve, retained_gain) -> None:
         fail(f"gain_curve must return a dict {{fraction: gain}}, got {type(gains).__name__}")
     expected = {0.0: 6.0, 0.5: 3.0, 1.0: 0.5}
     if set(gains) != set(expected) or not all(close(gains[f], v) for f, v in expected.items()):
+        if gains == {0.0: 52.0, 0.5: 49.0, 1.0: 46.5}:
+            fail("the gain is the hybrid mAP@10 MINUS the baseline's (in points); you returned the hybrid values")
         fail(f"gain_curve({{0.0: 52.0, 0.5: 49.0, 1.0: 46.5}}, baseline=46.0) should be {expected}, got {gains}")
     value = as_number(_student(retained_gain, expected, 0.5), "retained_gain")
     if not close(value, 0.5):

@@ -60,8 +60,10 @@ def visible_late_fusion(late_fusion) -> None:
     got = as_tensor(_student(late_fusion, audio, meta, present), "late_fusion", (2, 2))
     expected = torch.tensor([[1.5, 0.5], [0.0, 1.0]], dtype=torch.float64)
     if not close(got, expected):
-        fail(f"late_fusion(audio={show(audio)}, metadata={show(meta)}, present=[True, False]) should be "
-             f"{show(expected)} (item 1 has no metadata: its audio stays), got {show(got)}")
+        hint = ("items without metadata (present False) must keep their audio embedding unchanged: add the metadata "
+                "term only where present") if close(got, audio + meta) else "late_fusion is wrong"
+        fail(f"{hint}\n  case: late_fusion(audio={show(audio)}, metadata={show(meta)}, present=[True, False]) should "
+             f"be {show(expected)}, got {show(got)}")
     passed("visible late-fusion example", 1)
 
 
@@ -133,8 +135,10 @@ def visible_effective_weights(effective_weights) -> None:
     got = as_tensor(_student(effective_weights, weights, available, 2), "effective_weights", (1, 2, 2))
     expected = torch.tensor([[[0.7, 0.3], [1.0, 0.0]]], dtype=torch.float64)
     if not close(got, expected):
-        fail(f"effective_weights(weights=[[0.7, 0.3]], available={show(available)}, num_items=2) should be "
-             f"{show(expected)} (item 1 has no metadata: all weight on audio), got {show(got)}")
+        hint = ("after zeroing a missing modality, renormalise the remaining weights of each (query, item) to sum "
+                "to 1") if close(got, [[[0.7, 0.3], [0.7, 0.0]]]) else "effective_weights is wrong"
+        fail(f"{hint}\n  case: effective_weights(weights=[[0.7, 0.3]], available={show(available)}, num_items=2) "
+             f"should be {show(expected)} (item 1 has no metadata: all weight on audio), got {show(got)}")
     passed("visible effective-weights example", 1)
 
 
@@ -169,6 +173,9 @@ def visible_mix_scores(mix_scores) -> None:
     got = as_tensor(_student(mix_scores, [audio, meta], weights, available), "mix_scores", (1, 2))
     expected = torch.tensor([[0.45, 0.2]], dtype=torch.float64)
     if not close(got, expected):
+        if close(got, [[0.45, 0.1]]):
+            fail("item 1 has no metadata, so its score must be its audio score 0.2: use the effective weights "
+                 "(renormalised after removing the missing modality); you got 0.1")
         fail(f"mix_scores([audio={show(audio)}, metadata={show(meta)}], weights=[[0.5, 0.5]], available="
              f"{show(available)}) should be {show(expected)} (item 1 has no metadata: its score is the audio score), "
              f"got {show(got)}")

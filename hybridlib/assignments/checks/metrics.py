@@ -155,8 +155,8 @@ def visible_ranks_ties(pessimistic_ranks) -> None:
     relevant = torch.tensor([[True, False, False]])
     got = as_tensor(_student(pessimistic_ranks, sim, relevant), "pessimistic_ranks", (1, 3))
     if not close(got[0, 0], 2.0):
-        fail(f"a tie: {_case_text(sim, relevant)}: the irrelevant item with the same score 0.5 ranks first, so "
-             f"the relevant item has rank 2, got {show(got[0, 0])}")
+        fail(f"ties are pessimistic: in {_case_text(sim, relevant)} the irrelevant item with the same score 0.5 "
+             f"ranks first, so the relevant item has rank 2 (count scores >=, not >), got {show(got[0, 0])}")
     sim = torch.tensor([[0.3, 0.9, 0.6, 0.1]], dtype=torch.float64)
     relevant = torch.tensor([[True, False, True, False]])
     got = as_tensor(_student(pessimistic_ranks, sim, relevant), "pessimistic_ranks", (1, 4))

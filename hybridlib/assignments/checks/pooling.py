@@ -95,13 +95,26 @@ def hidden_valid_mask(valid_mask, seed: int = 0) -> None:
 
 
 # ------------------------------------------------------------------------------------------- masked mean
+def _mean_mistake(got, x, mask) -> str | None:
+    got = got.detach()
+    m = mask.unsqueeze(-1).to(x.dtype)
+    if close(got, x.mean(1)):
+        return "your mean counts padded frames: divide the sum over the VALID frames by their number, not by T"
+    if close(got, (x * m).sum(1)):
+        return "divide the sum over the valid frames by their number (you returned the sum)"
+    if close(got, (x * m).sum(1) / x.shape[1]):
+        return "your mean zeroes the padded frames but still divides by T: divide by the number of valid frames"
+    return None
+
+
 def visible_masked_mean(masked_mean) -> None:
     x = torch.tensor([[[1.0, 2.0], [3.0, 4.0], [100.0, 100.0]]], dtype=torch.float64)
     mask = torch.tensor([[True, True, False]])
     got = as_tensor(_student(masked_mean, x, mask), "masked_mean", (1, 2))
     if not close(got, [[2.0, 3.0]]):
-        fail(f"masked_mean(x={show(x)}, mask={show(mask)}) should be [[2.0, 3.0]] (the padded frame [100, 100] is "
-             f"ignored), got {show(got)}")
+        hint = _mean_mistake(got, x, mask) or "masked_mean is wrong"
+        fail(f"{hint}\n  case: masked_mean(x={show(x)}, mask={show(mask)}) should be [[2.0, 3.0]] (the padded frame "
+             f"[100, 100] is ignored), got {show(got)}")
     passed("visible masked-mean example", 1)
 
 
@@ -116,16 +129,8 @@ def hidden_masked_mean(masked_mean, seed: int = 0) -> None:
         got = as_tensor(_student(masked_mean, xg, mask), "masked_mean", tuple(expected.shape))
         n += 1
         if not close(got.detach(), expected, atol=1e-9, rtol=1e-9):
-            case = f"x = {show(x, 2)}, mask = {show(mask)}"
-            if close(got.detach(), x.mean(1)):
-                fail(f"your mean counts padded frames: divide the sum over the VALID frames by their number, not by "
-                     f"T\n  case: {case}")
-            if close(got.detach(), (x * mask.unsqueeze(-1)).sum(1)):
-                fail(f"divide the sum over the valid frames by their number (you returned the sum)\n  case: {case}")
-            if close(got.detach(), (x * mask.unsqueeze(-1)).sum(1) / x.shape[1]):
-                fail(f"your mean zeroes the padded frames but still divides by T: divide by the number of valid "
-                     f"frames\n  case: {case}")
-            fail(f"masked_mean is wrong\n  case: {case}\n  expected {show(expected)}, got {show(got)}")
+            hint = _mean_mistake(got, x, mask) or "masked_mean is wrong"
+            fail(f"{hint}\n  case: x = {show(x, 2)}, mask = {show(mask)}\n  expected {show(expected)}, got {show(got)}")
         (grad,) = torch.autograd.grad(got.sum(), xg, allow_unused=True)
         if grad is None or bool((grad[~mask] != 0).any()):
             fail("padded frames must not influence the mean: their gradient must be exactly 0 (use the mask to "
@@ -142,14 +147,25 @@ def hidden_masked_mean(masked_mean, seed: int = 0) -> None:
 
 
 # ------------------------------------------------------------------------------------------- global token
+def _token_mistake(got, x, lengths, bias) -> str | None:
+    got = got.detach()
+    mask = reference_mask(lengths, x.shape[1])
+    if close(got, P.masked_mean(x, mask)):
+        return "add the learned bias to the masked mean (the global token is mean + bias)"
+    if close(got, x.mean(1) + bias):
+        return "your global token averages padded frames too: use the mask of `lengths`"
+    return None
+
+
 def visible_global_token(global_token) -> None:
     x = torch.tensor([[[1.0, 1.0], [3.0, 5.0]], [[2.0, 0.0], [9.0, 9.0]]], dtype=torch.float64)
     bias = torch.tensor([0.5, -1.0], dtype=torch.float64)
     got = as_tensor(_student(global_token, x, torch.tensor([2, 1]), bias), "global_token", (2, 2))
     expected = torch.tensor([[2.5, 2.0], [2.5, -1.0]], dtype=torch.float64)
     if not close(got, expected):
-        fail(f"global_token(x={show(x)}, lengths=[2, 1], bias={show(bias)}) should be {show(expected)} (row 1 has one "
-             f"valid frame), got {show(got)}")
+        hint = _token_mistake(got, x, torch.tensor([2, 1]), bias) or "global_token is wrong"
+        fail(f"{hint}\n  case: global_token(x={show(x)}, lengths=[2, 1], bias={show(bias)}) should be {show(expected)} "
+             f"(row 1 has one valid frame), got {show(got)}")
     passed("visible global-token example", 1)
 
 
@@ -164,11 +180,8 @@ def hidden_global_token(global_token, seed: int = 0) -> None:
         got = as_tensor(_student(global_token, x, lengths, bias_g), "global_token", tuple(expected.shape))
         case = f"x = {show(x, 2)}, lengths = {show(lengths)}, bias = {show(bias, 2)}"
         if not close(got.detach(), expected, atol=1e-9):
-            if close(got.detach(), P.masked_mean(x, mask)):
-                fail(f"add the learned bias to the masked mean (the global token is mean + bias)\n  case: {case}")
-            if close(got.detach(), x.mean(1) + bias):
-                fail(f"your global token averages padded frames too: use the mask of `lengths`\n  case: {case}")
-            fail(f"global_token is wrong\n  case: {case}\n  expected {show(expected)}, got {show(got)}")
+            hint = _token_mistake(got, x, lengths, bias) or "global_token is wrong"
+            fail(f"{hint}\n  case: {case}\n  expected {show(expected)}, got {show(got)}")
         (grad,) = torch.autograd.grad(got.sum(), bias_g, allow_unused=True)
         if grad is None or not close(grad, torch.full_like(bias, x.shape[0])):
             fail("the bias must receive a gradient like a plain addition: d(sum of tokens)/d(bias) = B for every "
@@ -214,9 +227,10 @@ MISTAKES = (
 
 
 def _check_pool(pool, pooling, frames, lengths, gen) -> None:
+    # everything under no_grad: nn.MultiheadAttention takes another (fused) code path with and without autograd
     with torch.no_grad():
         expected = pooling(frames, lengths).pooled
-    got = _student(pool, pooling, frames, lengths)
+        got = _student(pool, pooling, frames, lengths)
     got = as_tensor(got, "pool", tuple(expected.shape))
     case = f"B = {frames.shape[0]}, T = {frames.shape[1]}, lengths = {show(lengths)}, " \
            f"{len(pooling.layers)} layer(s), d_model = {pooling.d_model}"
@@ -229,7 +243,8 @@ def _check_pool(pool, pooling, frames, lengths, gen) -> None:
              f"got {show(got, 3)}")
     valid = reference_mask(lengths, frames.shape[1])
     perturbed = _perturb_padding(frames, valid, gen)
-    again = as_tensor(_student(pool, pooling, perturbed, lengths), "pool")
+    with torch.no_grad():
+        again = as_tensor(_student(pool, pooling, perturbed, lengths), "pool")
     if not close(again.detach(), expected, atol=1e-6, rtol=1e-5):
         fail(f"the values of padded frames changed your pooled output: mask them in the global token and in "
              f"attention\n  case: {case}")
