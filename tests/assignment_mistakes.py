@@ -168,19 +168,20 @@ def effective_negatives(loss_fn, sim):
 MISTAKES = [
     Mistake("01_metrics", "map-no-cutoff", {"map": MAP_WITHOUT_CUTOFF}, frozenset({"test_map_single", "test_map_multi"}),
             "counts a relevant item outside the top 10"),
-    Mistake("01_metrics", "map-divides-by-hits", {"map": MAP_NORMALISED_BY_HITS}, frozenset({"test_map_multi"}, nbgrader=False),
-            "not by the number found in the top k"),
+    Mistake("01_metrics", "map-divides-by-hits", {"map": MAP_NORMALISED_BY_HITS}, frozenset({"test_map_multi"}),
+            "not by the number found in the top k", nbgrader=False),
     Mistake("01_metrics", "optimistic-ties", {"ranks": RANKS_OPTIMISTIC_TIES},
             frozenset({"test_ranks_ties", "test_map_single", "test_map_multi", "test_recall"}),
             "ties are pessimistic"),
-    Mistake("01_metrics", "recall-fraction-found", {"recall": RECALL_FRACTION_FOUND}, frozenset({"test_recall"}, nbgrader=False),
-            "ANY of its relevant items"),
+    Mistake("01_metrics", "recall-fraction-found", {"recall": RECALL_FRACTION_FOUND}, frozenset({"test_recall"}),
+            "ANY of its relevant items", nbgrader=False),
     Mistake("02_losses", "nt-xent-no-mask", {"nt_xent": NT_XENT_WITHOUT_MASK}, frozenset({"test_nt_xent_mask"}),
             "uses captions of the same clip as negatives"),
     Mistake("02_losses", "nt-xent-loop", {"nt_xent": NT_XENT_WITH_LOOP}, frozenset({"test_loop_free"}),
             "must be loop-free"),
     Mistake("02_losses", "triplet-max-no-mask", {"triplet_max": TRIPLET_MAX_WITHOUT_MASK},
-            frozenset({"test_triplet_max_mask"}), "picks a caption of the same clip as the hardest negative"),
+            frozenset({"test_triplet_max_mask"}), "picks a caption of the same clip as the hardest negative",
+            nbgrader=False),
     Mistake("02_losses", "triplet-sum-not-max", {"triplet_max": TRIPLET_SUM_INSTEAD_OF_MAX},
             frozenset({"test_triplet_max", "test_triplet_max_mask"}), "not the sum over all negatives", nbgrader=False),
     Mistake("03_pooling", "mean-counts-padding", {"masked_mean": MEAN_COUNTS_PADDING},
@@ -199,6 +200,7 @@ MISTAKES = [
             frozenset({"test_gains", "test_gain_pp"}), "MINUS the baseline", may_lose=frozenset({"test_retained"})),
     Mistake("06_research_question", "diagonal-as-negative", {"effective_negatives": EFFECTIVE_NEGATIVES_WITH_DIAGONAL},
             frozenset({"test_effective_negatives"}), "exclude the diagonal"),
+
 ]
 
 # every mistake runs in-process (tests/test_assignments.py); these (at least two per implementation exercise)

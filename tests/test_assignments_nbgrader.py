@@ -66,7 +66,8 @@ def graded(tmp_path_factory):
     C.autograde(course)
     autograde_seconds = time.perf_counter() - t0
     C.generate_feedback(course)
-    C.nbgrader(course, "release_feedback", "01_metrics")  # back through the exchange to the student
+    # back through the exchange (only exchange submissions have the secret it needs; the others are placed by hand)
+    C.nbgrader(course, "release_feedback", "01_metrics", "--student", user)
     C.nbgrader(home, "fetch_feedback", "01_metrics", *student_flags)
     grades = C.export(course)
     rows = C.scores(course)
@@ -168,6 +169,13 @@ def test_build_command_with_a_roster(tmp_path, capsys):
     with open(course / "personalised" / "variants.csv") as fh:
         variants = {r["student"]: r for r in csv.DictReader(fh)}
     assert int(variants["bob"]["seed"]) == variant_seed("bob")
+    # alice works in her personal copy and hands it in by hand: it grades like any other submission
+    personal = course / "personalised" / "alice" / "01_metrics" / "01_metrics.ipynb"
+    C.place_submission(course, "alice", "01_metrics", C.student_version(personal, _paths(course, "01_metrics")[1]))
+    C.autograde(course, "01_metrics")
+    assert C.totals(C.scores(course))[("01_metrics", "alice")] == (10.0, 10.0)
+    graded_copy = (course / "autograded" / "alice" / "01_metrics" / "01_metrics.ipynb").read_text()
+    assert f"your variant: SEED = {variant_seed('alice')}" in graded_copy
     assert commands.main(["build", "--course", str(course), "--only", "99"]) == 2
     assert "error: no exercise matches ['99']" in capsys.readouterr().out
 

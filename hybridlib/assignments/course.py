@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import ast
 import csv
-import json
 import os
 import shutil
 import subprocess
@@ -275,8 +274,3 @@ def set_manual_score(root: str | Path, assignment: str, notebook: str, student: 
         grade.manual_score = float(score)
         gb.db.commit()
 
-
-def write_json(path: Path, payload) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(payload, indent=2, default=str))
-    return path

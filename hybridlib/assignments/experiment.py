@@ -13,10 +13,11 @@ three trainings repeated with ``BAND_SEEDS`` consecutive training seeds starting
 the range of the reference's values widened by half of that range on each side, so it contains the value of
 every reference seed and its width is the reference's own seed-to-seed spread (nothing is typed in).
 
-CPU budget (2-core CPU, features cached): one training of the teaching configs with ``EPOCHS`` = 6 takes about
-5 s plus about 5 s to read the cached features; a student's curve (baseline + 5 fractions) about 1 min; the
-reference band (3 seeds x 3 trainings) about 1 min per variant, cached in ``<cache>/assignments/``. With
-``smoke=True`` (the 32/16/16-clip smoke set) everything takes seconds.
+CPU budget (measured on a shared 2-core CPU, features cached): one training of the teaching configs with
+``EPOCHS`` = 6 takes 5 s on a quiet machine (the configs' 12 epochs: 11 s), plus about 5 s to load the encoders
+and read the cached features; a student's curve (baseline + 5 fractions) took 91 s, the reference band
+(3 trainings x 3 seeds, computed once per variant and cached in ``<cache>/assignments/``) 75 s. With
+``smoke=True`` (the 32/16/16-clip smoke set) a training takes under a second.
 
 :func:`run_training` is the one place where this package calls into training.
 """
