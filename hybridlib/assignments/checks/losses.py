@@ -251,7 +251,7 @@ def hidden_triplet_max_masked(triplet_max, seed: int = 0) -> None:
 
 
 # ------------------------------------------------------------------------------------------- loop-free
-def hidden_loop_free(*fns) -> None:
+def visible_loop_free(*fns) -> None:
     for fn in fns:
         loops = python_loops(fn)
         if loops is None:
