@@ -144,6 +144,8 @@ def test_manual_grades_and_export(graded):
     with open(graded.grades) as fh:
         rows = {(r["assignment"], r["student_id"]): r for r in csv.DictReader(fh)}
     assert float(rows[("06_research_question", "solution")]["score"]) == 9.0
+    regraded = _cells(SimpleNamespace(rows=C.scores(graded.course)), "06_research_question", "solution", kind="manual")
+    assert regraded.keys() == manual.keys() and not any(c["needs_manual_grade"] for c in regraded.values())
     print(f"\n[assignments] nbgrader course: {len(graded.totals)} graded submissions in {graded.seconds:.0f} s "
           f"(autograde {graded.autograde_seconds:.0f} s)")
 

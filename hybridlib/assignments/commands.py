@@ -109,10 +109,11 @@ def show_scores(course: Path) -> int:
     auto = C.totals(rows, autograded_only=True)
     every = C.totals(rows, autograded_only=False)
     pending = {(r["assignment"], r["student"]) for r in rows if r["needs_manual_grade"]}
-    print(f"{'assignment':24s} {'student':16s} {'autograded':>11s} {'total':>11s}  manual grading")
+    width = max([16, *(len(k[1]) for k in every)])
+    print(f"{'assignment':24s} {'student':{width}s} {'autograded':>11s} {'total':>11s}  manual grading")
     for key in sorted(every):
         a, s = auto.get(key, (0.0, 0.0)), every[key]
-        print(f"{key[0]:24s} {key[1]:16s} {a[0]:>5g}/{a[1]:<5g} {s[0]:>5g}/{s[1]:<5g}  "
+        print(f"{key[0]:24s} {key[1]:{width}s} {a[0]:>5g}/{a[1]:<5g} {s[0]:>5g}/{s[1]:<5g}  "
               f"{'pending' if key in pending else 'done'}")
     return 0
 

@@ -272,5 +272,6 @@ def set_manual_score(root: str | Path, assignment: str, notebook: str, student: 
     with Gradebook(db_url(root)) as gb:
         grade = gb.find_grade(cell, notebook, assignment, student)
         grade.manual_score = float(score)
+        grade.needs_manual_grade = False  # as Formgrader's grade API does
         gb.db.commit()
 
