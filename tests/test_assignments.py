@@ -78,7 +78,7 @@ def test_conventions_and_nbgrader_metadata(path):
         points += float(meta.get("points", 0) if meta.get("grade") else 0)
     stated = re.search(r"\*\*Points:\*\*\s*(\d+)", first.source)
     assert stated and float(stated.group(1)) == points, "the stated points add up"
-    assert nb.metadata["kernelspec"]["name"] == "python3"
+    assert nb.metadata["kernelspec"]["name"] == "hybrid-retrieval"  # the project kernel, as the tutorials
 
 
 def _exec_cell(source: str, namespace: dict, name: str) -> None:
