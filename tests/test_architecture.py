@@ -28,7 +28,7 @@ LAYERS = [
     ("experiments", ["hybridlib.experiments"]),
     ("leaves", ["hybridlib.viz", "hybridlib.nbutils", "hybridlib.runner", "hybridlib.paper",
                 "hybridlib.notebook_parameters", "hybridlib.notebook_html", "hybridlib.results_table",
-                "hybridlib.toy_embeddings", "hybridlib.info"]),
+                "hybridlib.toy_embeddings", "hybridlib.info", "hybridlib.notebook_format", "hybridlib.assignments"]),
     ("cli", ["hybridlib.cli", "hybridlib.__main__", "hybridlib"]),
 ]
 

@@ -3,7 +3,7 @@ the same papermill examples) is run (as written, or in a named cheaper variant t
 in a scratch copy of the project, or skipped for a stated reason; a command the table below does not know
 fails the test, so a new README command must be classified.
 Commands quoted inline in the text call the project's environment (``.venv/bin/...``), never a bare
-``python``, except in the Conda section (where ``conda activate`` comes first)."""
+``python``, except in sections whose commands activate an environment first (Conda, the course guide)."""
 
 from __future__ import annotations
 
@@ -55,6 +55,20 @@ SKIPPED = {
         "needs the dataset host (several GB); tests/test_data_download.py runs the flow against a local HTTP server",
     ".venv/bin/python -m hybridlib download weights panns-cnn14":
         "needs the model host; tests/test_audio_weights.py checks the download with a local file",
+    # the course workflow (instructor guide): tests/test_assignments_nbgrader.py builds the course, goes through
+    # the exchange, autogrades, gives feedback, exports and scores it
+    "make assignments": "make would set up .venv in the scratch copy; the build is `assignments build`, tested by "
+                        "tests/test_assignments_nbgrader.py::test_build_command_with_a_roster",
+    "make assignments ROSTER=students.csv": "needs the instructor's roster; tests/test_assignments_nbgrader.py "
+                                            "builds with a roster",
+    "source .venv/bin/activate && cd runs/assignments/course": "enters a built course (see the nbgrader tests)",
+    "nbgrader generate_feedback 01_metrics": "needs graded submissions: tests/test_assignments_nbgrader.py",
+    "nbgrader release_feedback 01_metrics": "needs graded submissions: tests/test_assignments_nbgrader.py",
+    "nbgrader export": "needs a gradebook: tests/test_assignments_nbgrader.py::test_manual_grades_and_export",
+    "python -m hybridlib assignments scores --course runs/assignments/course":
+        "needs a gradebook: tests/test_assignments_nbgrader.py::test_scores_command",
+    ".venv/bin/python -m hybridlib assignments build --course runs/assignments/course":
+        "builds the nbgrader course (minutes): tests/test_assignments_nbgrader.py",
     "conda env create -f environment.yml && conda activate hybrid-retrieval": "no conda on the CI machine",
     "pip install --no-deps aisfx==0.1.2 && pip install --no-deps -e .": "conda set-up (installs into the conda env)",
     'python -m ipykernel install --user --name hybrid-retrieval --display-name "Python (hybrid-retrieval)"':
@@ -113,16 +127,21 @@ def test_every_readme_command_is_classified():
     assert not stale, f"classified commands no longer in the README: {stale}"
 
 
+ACTIVATION = re.compile(r"```bash\n[^`]*(source \.venv/bin/activate|conda activate)", re.S)
+
+
 def test_inline_commands_use_the_project_environment():
     for title, body in sections(README.read_text()).items():
-        if title == "Conda":
-            continue
+        if ACTIVATION.search(body):
+            continue  # the section activates an environment in its commands first (Conda, the course guide)
         prose = re.sub(r"```.*?```", "", body, flags=re.S)
         bare = [span for span in re.findall(r"`([^`]+)`", prose) if BARE.match(span)]
         bare = [b for b in bare if b != "python"]  # "type plain `python` after activating"
         assert not bare, f"section {title!r}: commands without .venv/bin/: {bare}"
+    activated = {title for title, body in sections(README.read_text()).items() if ACTIVATION.search(body)}
+    exempt = {c for title in activated for c in readme_commands(sections(README.read_text())[title])}
     for command in documented_commands():
-        if command not in SKIPPED:
+        if command not in exempt:
             assert not BARE.match(command), command
 
 
