@@ -51,6 +51,11 @@ CASES = [
     ("run-notebooks-misspelt-parameter", ["run-notebooks", "--params", "{bad_params}"],
      "unknown parameter EPOCH (did you mean EPOCHS?)"),
     ("format-notebooks-missing", ["format-notebooks", "{tmp}/nope.ipynb"], "no such notebook or folder"),
+    ("results-table-missing-run", ["results-table", "{tmp}/nope"], "no such folder"),
+    ("assignments-build-missing-roster", ["assignments", "build", "--course", "{tmp}/course", "--roster",
+                                          "{tmp}/nope.csv"], "--roster"),
+    ("assignments-scores-no-gradebook", ["assignments", "scores", "--course", "{tmp}"], "no gradebook in"),
+    ("assignments-band-nothing-given", ["assignments", "band"], "give --experiment JSON or --roster CSV"),
 ]
 if not CUDA:
     CASES += [
@@ -84,3 +89,4 @@ def test_error_is_one_line_exit_2(args, expected, tmp_path):
     assert len(errors) == 1 and expected in errors[0], lines
     made = sorted(p.name for p in data.iterdir())
     assert made == [], made  # nothing downloaded or generated (weights, teaching set) before the inputs were checked
+    assert not (tmp_path / "course").exists()  # nor a course built before its roster was found

@@ -48,6 +48,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     band.add_argument("--seeds", type=int, default=None, help="reference seeds (default: experiment.BAND_SEEDS)")
 
 
+def _existing(path: str, option: str) -> str:
+    """``path`` when it is a file, else an error naming the option (before any work starts)."""
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"{option} {path}: no such file (a CSV with an 'id' column, one row per student)")
+    return path
+
+
 def default_course() -> Path:
     from hybridlib.paths import runs_dir
 
@@ -58,13 +65,13 @@ def build(course: Path, course_id: str, roster: str | None, exchange: str | None
     from hybridlib.assignments import course as C
 
     start = time.perf_counter()
+    students = C.read_roster(_existing(roster, "--roster")) if roster else None  # inputs first, then the build
     notebooks = C.exercise_notebooks(only=only)
     C.init_course(course, notebooks, course_id=course_id, exchange=exchange, parameters={"SMOKE": True} if smoke else None)
     C.generate(course)
     print(f"[assignments] source (instructor version): {course / 'source'}")
     print(f"[assignments] release (student version):   {course / 'release'}  ({len(notebooks)} assignments)")
-    if roster:
-        students = C.read_roster(roster)
+    if students is not None:
         C.nbgrader(course, "db", "student", "import", str(Path(roster).resolve()))
         out = C.personalise(course, students)
         print(f"[assignments] {len(students)} students imported; personal copies and variants.csv: {out}")
@@ -103,7 +110,7 @@ def show_scores(course: Path) -> int:
     from hybridlib.assignments import course as C
 
     if not (course / "gradebook.db").is_file():
-        print(f"error: no gradebook in {course}; run nbgrader autograde there first")
+        print(f"error: no gradebook in {course}; run nbgrader autograde there first", file=sys.stderr)
         return 2
     rows = C.scores(course)
     auto = C.totals(rows, autograded_only=True)
@@ -127,9 +134,9 @@ def bands(experiment: str | None, roster: str | None, smoke: bool, seeds: int | 
     if experiment:
         exps = [X.experiment_from_json(experiment)]
     elif roster:
-        exps = [X.experiment_for(variant_seed(s), smoke=smoke) for s in read_roster(roster)]
+        exps = [X.experiment_for(variant_seed(s), smoke=smoke) for s in read_roster(_existing(roster, "--roster"))]
     else:
-        print("error: give --experiment JSON or --roster CSV")
+        print("error: give --experiment JSON or --roster CSV", file=sys.stderr)
         return 2
     for exp in exps:
         if X.band_path(exp, n_seeds).is_file():
