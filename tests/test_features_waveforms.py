@@ -15,9 +15,10 @@ from conftest import require_shared
 from training_helpers import synthetic_split
 
 from hybridlib.data import Item, load_audio
+from hybridlib.data.audio_io import crop_window
 from hybridlib.features.loader import TrainingLoader
 from hybridlib.features.splits import crop_seed, encode_split, epoch_seed
-from hybridlib.features.waveform_cache import WaveformCache, crop_window, read_waveform
+from hybridlib.features.waveform_cache import WaveformCache, read_waveform
 
 RATE = 16000
 BANK_FILES = [  # (rate, channels, seconds) in the manifest: 44.1 kHz stereo and mono, 48 kHz, 22.05 kHz

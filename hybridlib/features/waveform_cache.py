@@ -13,9 +13,10 @@ stored array is exactly what :func:`hybridlib.data.audio_io.load_audio` returns,
 samples whether the cache is cold, warm or switched off (``TrainConfig.waveform_cache``). Disk use: 4 bytes
 x rate x seconds (a 30-s clip at 32 kHz: 3.8 MB; Clotho's 3839 development clips at 32 kHz: about 11 GB).
 
-Crops (training): :func:`crop_window` draws the offset of a ``length``-sample window from a seed given per
-example (``None``: torch's global generator), so a crop depends only on that seed, never on which process
-reads the clip or in what order; a cached entry is read through a slice (only the window's bytes).
+Crops (training): :func:`~hybridlib.data.audio_io.crop_window` draws the offset of a ``length``-sample
+window from a seed given per example (``None``: torch's global generator), so a crop depends only on that
+seed, never on which process reads the clip or in what order; a cached entry is read through a slice (only
+the window's bytes).
 
 Bad clips: :func:`readable_items` runs before a split is built. With a cache it fills it (every clip decoded
 once, ``num_workers`` DataLoader workers in parallel) and excludes the clips that fail to decode (missing,
@@ -31,28 +32,12 @@ from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
-import numpy as np
 import torch
 
-from hybridlib.data.audio_io import AudioError, load_audio, validate_items
+from hybridlib.data.audio_io import AudioError, crop_window, load_audio, validate_items
 from hybridlib.util.files import file_stamp
 
 WAVEFORM_CACHE_VERSION = 1  # bump when the meaning of a stored waveform changes
-
-
-def crop_window(n: int, length: int | None, seed=None) -> tuple[int, int]:
-    """``(start, stop)`` of a random ``length``-sample window of ``n`` samples (whole clip when not longer).
-
-    ``seed``: an int or a sequence of ints (numpy ``SeedSequence`` entropy) fixing the offset; ``None`` draws
-    it from torch's global generator.
-    """
-    if not length or n <= length:
-        return 0, n
-    if seed is None:
-        start = int(torch.randint(0, n - length + 1, (1,)))
-    else:
-        start = int(np.random.default_rng(seed).integers(0, n - length + 1))
-    return start, start + length
 
 
 class WaveformCache:
@@ -75,7 +60,7 @@ class WaveformCache:
 
     def load(self, audio_path: str | Path, sample_rate: int, crop_length: int | None = None,
              crop_seed=None) -> torch.Tensor:
-        """float32 ``[N]`` at ``sample_rate`` (or the window :func:`crop_window` picks), from the cache when
+        """float32 ``[N]`` at ``sample_rate`` (or the window ``crop_window`` picks), from the cache when
         the entry is current, else decoded, resampled and stored."""
         from safetensors import safe_open
 
@@ -169,7 +154,7 @@ def as_is(sample):
 
 def read_waveform(audio_path: str | Path, sample_rate: int, cache: WaveformCache | None = None,
                   crop_length: int | None = None, crop_seed=None) -> torch.Tensor:
-    """A clip's waveform at ``sample_rate`` (optionally the window :func:`crop_window` picks), through
+    """A clip's waveform at ``sample_rate`` (optionally the window ``crop_window`` picks), through
     ``cache`` when given, else decoded and resampled now; the samples are identical either way."""
     if cache is not None:
         return cache.load(audio_path, sample_rate, crop_length, crop_seed)
