@@ -168,6 +168,24 @@ def test_loader_ddp_slices_and_cold_cache(bank, tmp_path):
     assert_same_batches(first, glob)
 
 
+@pytest.mark.parametrize("workers", [0, 2])
+def test_a_clip_broken_after_the_check_stops_training_with_one_line(bank, tmp_path, workers):
+    """Without a cache only headers are checked: a clip whose body cannot be decoded stops the epoch with an
+    AudioError naming the file (from a worker too: its traceback is not the message)."""
+    from hybridlib.data.audio_io import AudioError
+
+    clips = []
+    for item in bank:
+        shutil.copy(item.audio_path, tmp_path / item.clip_id)
+        clips.append(dataclasses.replace(item, audio_path=tmp_path / item.clip_id))
+    split = waveform_split(clips, None)
+    (tmp_path / clips[0].clip_id).write_bytes(b"OggS" + bytes(300))
+    with pytest.raises(AudioError) as info:
+        list(TrainingLoader(split, 2, seed=0, num_workers=workers).epoch(1))
+    message = str(info.value)
+    assert "\n" not in message and message.startswith(str(tmp_path / clips[0].clip_id)), message
+
+
 def test_cached_frames_stay_in_process():
     split = synthetic_split("s", 10, caps=3)
     loader = TrainingLoader(split, 4, seed=1, num_workers=2, captions_per_clip=2)

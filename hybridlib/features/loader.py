@@ -29,6 +29,7 @@ from collections.abc import Iterator
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from hybridlib.data.audio_io import AudioError
 from hybridlib.features.splits import EncodedSplit
 from hybridlib.features.waveform_cache import as_is
 
@@ -91,7 +92,13 @@ class TrainingLoader:
     def epoch(self, epoch: int) -> Iterator[dict]:
         """The batches of ``epoch`` (1-based, as in the training loop), in order."""
         self.sampler.epoch = int(epoch)
-        for batch, counts in self.loader:
-            self.stats.update(counts)
-            if batch is not None:  # a rank's empty slice of a short last batch
-                yield batch
+        try:
+            for batch, counts in self.loader:
+                self.stats.update(counts)
+                if batch is not None:  # a rank's empty slice of a short last batch
+                    yield batch
+        except AudioError as exc:  # from a worker: the message carries the worker's traceback
+            lines = str(exc).strip().splitlines()
+            if len(lines) > 1 and lines[0].startswith("Caught "):
+                raise AudioError(lines[-1].split(": ", 1)[-1]) from None
+            raise
