@@ -93,6 +93,10 @@ class TrainConfig:
     device: str = "auto"                  # auto | cpu | cuda | cuda:N
     amp: bool = True                      # mixed precision on CUDA (ignored on CPU)
     num_threads: int | None = None        # torch CPU threads during train() (None: leave torch's setting)
+    # trainable backbone: DataLoader worker processes that read training waveforms (0: in the training
+    # process; a GPU run wants several); batches are identical for every value (hybridlib.features.loader)
+    num_workers: int = 0
+    waveform_cache: bool = True           # trainable backbone: decode and resample each clip once, then read arrays
     tensorboard: bool = True
     stop_after_epoch: int | None = None   # end this invocation after that epoch (resume continues)
     notes: str = ""
@@ -154,6 +158,10 @@ class TrainConfig:
             bad("captions_per_clip", "must be a positive integer or null")
         if self.num_threads is not None and (not isinstance(self.num_threads, int) or self.num_threads < 1):
             bad("num_threads", "must be a positive integer or null")
+        if not isinstance(self.num_workers, int) or isinstance(self.num_workers, bool) or self.num_workers < 0:
+            bad("num_workers", "must be a non-negative integer")
+        if not isinstance(self.waveform_cache, bool):
+            bad("waveform_cache", "must be true or false")
         if not isinstance(self.frame_stride, int) or self.frame_stride < 1:
             bad("frame_stride", "must be a positive integer")
         if self.stop_after_epoch is not None and (not isinstance(self.stop_after_epoch, int)

@@ -42,7 +42,8 @@ BEST = "best"
 # TrainConfig fields that do not change the trained model: a resumed run or an aggregate may differ in them
 # (eval_split only chooses the split the best model is finally scored on)
 RUNTIME_FIELDS = frozenset({"name", "description", "notes", "paper_row", "seeds", "device", "num_threads",
-                            "tensorboard", "stop_after_epoch", "cache_dir", "eval_split"})
+                            "tensorboard", "stop_after_epoch", "cache_dir", "eval_split", "num_workers",
+                            "waveform_cache"})
 
 
 class CheckpointDamaged(UserError):

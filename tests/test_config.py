@@ -43,3 +43,16 @@ def test_metadata_degradation_config_is_validated():
         C.TrainConfig(metadata_degradation={"remove": 0.5}).validate()
     with pytest.raises(C.ConfigError, match="remove_metadata must be a fraction"):
         C.TrainConfig(metadata_degradation={"remove_metadata": 1.5}).validate()
+
+
+def test_input_pipeline_fields_are_validated_and_do_not_block_a_resume():
+    from hybridlib.runs import config_differences
+
+    cfg = C.load_config(overrides=["num_workers=2", "waveform_cache=false"])
+    assert cfg.num_workers == 2 and cfg.waveform_cache is False
+    assert C.TrainConfig().num_workers == 0 and C.TrainConfig().waveform_cache is True  # CPU-sensible defaults
+    for bad in (["num_workers=-1"], ["num_workers=1.5"], ["num_workers=true"], ["waveform_cache=3"]):
+        with pytest.raises(C.ConfigError, match=bad[0].split("=")[0]):
+            C.load_config(overrides=bad)
+    # the batches are the same for any value, so a run may resume with other values
+    assert config_differences(C.TrainConfig().to_dict(), cfg.to_dict()) == []

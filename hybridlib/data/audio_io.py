@@ -8,12 +8,15 @@ Validation: a file that cannot be decoded, has no samples, contains NaN/Inf, or 
 :func:`validate_items` first so a bad file is excluded and reported before training, never a crash deep
 inside a batch.
 
-Crop/pad policy (used by :mod:`hybridlib.data.torch_datasets`):
+Crop/pad policy (training batches: :mod:`hybridlib.features.splits` and
+:mod:`hybridlib.features.waveform_cache`):
 
-* **training**: clips longer than ``max_seconds`` are randomly cropped (a fresh offset each time the clip is
-  drawn, from the dataset's generator); shorter clips are kept whole;
-* **evaluation**: the whole clip, never cropped (``max_seconds=None``), or the first ``max_seconds``
-  (``mode="start"``) when a cap is asked for;
+* **training**: clips longer than ``max_audio_seconds`` are cropped to a window whose offset
+  :func:`crop_window` draws from a seed given per example (the training batches derive it from the run's
+  seed, the epoch and the caption, so any process reading the clip picks the same window); shorter clips are
+  kept whole;
+* **evaluation**: the whole clip, never cropped (:func:`crop_or_pad` with ``mode="start"`` caps a clip when
+  a fixed length is wanted);
 * **batching**: waveforms are right-padded with zeros to the longest clip of the batch and the true
   lengths are returned, so models can mask padding (:func:`hybridlib.util.tensors.pad_sequences`).
 """
@@ -88,6 +91,21 @@ def load_audio(path: str | Path, sample_rate: int, mono: bool = True, silence_th
     return wave.to(torch.float32).contiguous()
 
 
+def crop_window(n: int, length: int | None, seed=None) -> tuple[int, int]:
+    """``(start, stop)`` of a random ``length``-sample window of ``n`` samples (all of them when not longer).
+
+    ``seed``: an int or a sequence of ints (numpy ``SeedSequence`` entropy: the offset depends on nothing
+    else), a ``torch.Generator``, or ``None`` (torch's global generator).
+    """
+    if not length or n <= length:
+        return 0, n
+    if seed is None or isinstance(seed, torch.Generator):
+        start = int(torch.randint(0, n - length + 1, (1,), generator=seed))
+    else:
+        start = int(np.random.default_rng(seed).integers(0, n - length + 1))
+    return start, start + length
+
+
 def crop_or_pad(waveform: torch.Tensor, length: int, mode: str = "random",
                 generator: torch.Generator | None = None) -> tuple[torch.Tensor, int]:
     """Return ``(waveform of exactly length samples, valid length)``.
@@ -100,7 +118,7 @@ def crop_or_pad(waveform: torch.Tensor, length: int, mode: str = "random",
     n = waveform.shape[-1]
     if n >= length:
         if mode == "random":
-            offset = int(torch.randint(0, n - length + 1, (1,), generator=generator))
+            offset = crop_window(n, length, generator)[0]
         elif mode == "start":
             offset = 0
         elif mode == "center":

@@ -31,7 +31,7 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from hybridlib.util.files import atomic_path
+from hybridlib.util.files import atomic_path, file_stamp
 
 CACHE_VERSION = 2  # bump when the meaning of cached features changes
 _SAFE = re.compile(r"[^A-Za-z0-9._-]+")
@@ -77,11 +77,6 @@ def save_tensors(tensors: dict, path: Path, metadata: dict[str, str]) -> None:
 
     with atomic_path(path) as tmp:
         save_file({k: v.contiguous() for k, v in tensors.items()}, str(tmp), metadata=metadata)
-
-
-def _file_stamp(path: Path) -> dict[str, str]:
-    st = path.stat()
-    return {"source": str(path.resolve()), "size": str(st.st_size), "mtime_ns": str(st.st_mtime_ns)}
 
 
 class FeatureCache:
@@ -149,7 +144,7 @@ class FeatureCache:
             audio_path = Path(item.audio_path)
             if not audio_path.is_file():
                 raise ValueError(f"clip {item.clip_id!r}: audio file not found: {audio_path}")
-            stamp = _file_stamp(audio_path)
+            stamp = file_stamp(audio_path)
             path = self.clip_path(item, backbone_dir)
             frames = self._read_clip(path, stamp) if path.is_file() else None
             if frames is not None:

@@ -111,16 +111,30 @@ def prepare_data(cfg: TrainConfig, progress: bool = True, cache=None, roles=ROLE
         from hybridlib.features.cache import FeatureCache
 
         cache = FeatureCache(cfg.cache_dir)
+    waveform_cache = None
+    if not audio_cached and cfg.waveform_cache:
+        from hybridlib.features.waveform_cache import WaveformCache
 
-    reports = []
+        waveform_cache = WaveformCache(cfg.cache_dir)
+
+    reports, excluded = [], {}
 
     def encoded(dataset: str, split: str) -> EncodedSplit:
         items = load_items(cfg, dataset, split, progress)
-        reports.append(items.report.as_dict())
         out = encode_split(items, split, metadata_kind=metadata_kind_for(cfg, dataset), cache=cache,
                            backbone=backbone, text_encoder=text_encoder, audio_cached=audio_cached,
                            text_cached=text_cached, sample_rate=getattr(backbone, "sample_rate", None),
-                           max_audio_seconds=cfg.max_audio_seconds, progress=progress)
+                           max_audio_seconds=cfg.max_audio_seconds, progress=progress,
+                           waveform_cache=waveform_cache, num_workers=cfg.num_workers)
+        report = items.report.as_dict()
+        if out.excluded:  # unreadable audio (trainable backbone): left out and counted
+            report["excluded"] += len(out.excluded)
+            report["notes"] = [*report["notes"], f"{len(out.excluded)} clips excluded, audio unreadable: "
+                               + "; ".join(list(out.excluded.values())[:3])]
+            excluded[f"{dataset}/{split}"] = dict(out.excluded)
+            if progress:
+                print(f"[data] {dataset}/{split}: {report['notes'][-1]}", flush=True)
+        reports.append(report)
         return out.with_frame_stride(cfg.frame_stride)
 
     _, val_name, test_name = cfg.splits()
@@ -132,5 +146,5 @@ def prepare_data(cfg: TrainConfig, progress: bool = True, cache=None, roles=ROLE
             "splits": dict(zip(ROLES, cfg.splits())), "roles": list(roles),
             "clips": {k: v.n_clips for k, v in splits.items() if v is not None},
             "captions": {k: v.n_captions for k, v in splits.items() if v is not None},
-            "load_reports": reports, "settings": data_settings(cfg)}
+            "load_reports": reports, "excluded_audio": excluded, "settings": data_settings(cfg)}
     return TrainingData(train, val, test, data_fingerprint(cfg), info)
