@@ -5,6 +5,7 @@ One seed's folder (``train`` writes it; ``<out>/seed-<n>/`` when several seeds r
     config.yaml                 the TrainConfig in effect
     checkpoint.pt               last epoch (model, optimiser, scheduler, RNG, history); atomic
     checkpoint.prev.pt          the epoch before (kept so a damaged checkpoint costs one epoch, not the run)
+    data_report.json            the data trained on: clips per split, load reports, clips excluded and why
     log.csv, tb/                one row per epoch; TensorBoard
     best/model.safetensors      best epoch on validation (+ model_config.json, train_config.json)
     metrics-<split>.json        metrics of the best model on <split> (training writes the evaluation split;
@@ -38,6 +39,7 @@ CONFIG = "config.yaml"
 CHECKPOINT = "checkpoint.pt"
 PREVIOUS_CHECKPOINT = "checkpoint.prev.pt"
 LOG = "log.csv"
+DATA_REPORT = "data_report.json"
 BEST = "best"
 # TrainConfig fields that do not change the trained model: a resumed run or an aggregate may differ in them
 # (eval_split only chooses the split the best model is finally scored on)
@@ -188,6 +190,14 @@ def load_trained(seed_dir: str | Path, device="cpu"):
     model = RetrievalModel(ModelConfig.from_dict(json.loads((best / "model_config.json").read_text())))
     load_model_weights(model, best)
     return model.to(device).eval(), cfg
+
+
+# ---------------------------------------------------------------------------------------------------- data
+def write_data_report(run_dir: str | Path, info: dict, split: str | None = None) -> Path:
+    """Save the prepared data's ``info`` (load reports, excluded clips with their reasons) in the run folder:
+    ``data_report.json``, or ``data_report-<split>.json`` for the data of one evaluation."""
+    name = DATA_REPORT if split is None else f"data_report-{split}.json"
+    return atomic_write_json(Path(run_dir) / name, json.loads(json.dumps(info, default=str)))
 
 
 # ---------------------------------------------------------------------------------------------------- logs

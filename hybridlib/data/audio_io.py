@@ -24,11 +24,15 @@ import functools
 from collections.abc import Sequence
 from pathlib import Path
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import soundfile as sf
-import torch
 
 from hybridlib.util.errors import UserError
+
+if TYPE_CHECKING:  # torch is imported where it is used, so configs can name the check policies cheaply
+    import torch
 
 
 class AudioError(UserError):
@@ -81,6 +85,8 @@ def load_audio(path: str | Path, sample_rate: int, mono: bool = True, silence_th
     peak = float(np.abs(data).max())
     if peak < silence_threshold and not allow_silent:
         raise AudioError(f"{path}: audio is silent (peak {peak:.2e} < {silence_threshold:.0e})")
+    import torch
+
     wave = torch.from_numpy(np.ascontiguousarray(data.T))  # [C, N]
     if mono:
         wave = wave.mean(dim=0)
@@ -95,6 +101,8 @@ def crop_or_pad(waveform: torch.Tensor, length: int, mode: str = "random",
     Longer input is cropped (``mode``: ``"random"`` offset drawn from ``generator``, ``"start"``, or
     ``"center"``); shorter input is right-padded with zeros and the valid length is the original length.
     """
+    import torch
+
     if length <= 0:
         raise ValueError(f"length must be positive, got {length}")
     n = waveform.shape[-1]
