@@ -122,6 +122,7 @@ def crop_or_pad(waveform: torch.Tensor, length: int, mode: str = "random",
 
 AUDIO_CHECKS = ("header", "full")
 BAD_AUDIO_POLICIES = ("exclude", "error")
+AUDIO_CHECK_MEMO = "audio-checks"  # folder below the cache root remembering full checks
 _BLOCK_FRAMES = 1 << 18  # frames decoded at a time by the full check (bounded memory for hour-long files)
 
 
@@ -252,15 +253,22 @@ def _short_reason(reason: str) -> str:
 
 
 def screen_audio(items, *, check: str = "full", on_bad: str = "exclude", progress: bool = True,
-                 where: str = "", memo_dir: str | Path | None = None):
+                 where: str = "", memo_dir: str | Path | None | bool = True):
     """:func:`validate_items` plus a policy: the usable clips as a :class:`~hybridlib.data.items.ClipSet`.
 
     ``on_bad="exclude"``: unusable clips are dropped and recorded in the returned set's
     ``report.bad_audio`` (``{clip_id: reason}``) and ``report.excluded``; ``"error"``: raise
-    :class:`BadAudioError` listing them all (one line) instead.
+    :class:`BadAudioError` listing them all (one line) instead. ``memo_dir``: see :func:`validate_items`;
+    ``True`` (default) remembers full checks below the feature cache (``<cache>/audio-checks``), None or False
+    never remembers.
     """
     from hybridlib.data.items import ClipSet
 
+    if memo_dir is True:
+        from hybridlib.paths import cache_dir
+
+        memo_dir = cache_dir() / AUDIO_CHECK_MEMO
+    memo_dir = memo_dir or None
     if on_bad not in BAD_AUDIO_POLICIES:
         raise ValueError(f"on_bad must be one of {BAD_AUDIO_POLICIES}, got {on_bad!r}")
     clips = items if isinstance(items, ClipSet) else ClipSet(items)

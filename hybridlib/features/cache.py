@@ -151,7 +151,9 @@ class FeatureCache:
     @property
     def audio_check_dir(self) -> Path:
         """Where :func:`hybridlib.data.audio_io.validate_items` remembers full checks (``memo_dir``)."""
-        return self.root / "audio-checks"
+        from hybridlib.data.audio_io import AUDIO_CHECK_MEMO
+
+        return self.root / AUDIO_CHECK_MEMO
 
     # ---------------------------------------------------------------- audio
     def audio_fingerprint(self, backbone) -> str:
@@ -419,7 +421,7 @@ class FeatureCache:
         """Delete everything below ``root`` that this cache wrote."""
         import shutil
 
-        for sub in ("audio", "text", "audio-checks"):
+        for sub in ("audio", "text", self.audio_check_dir.name):
             shutil.rmtree(self.root / sub, ignore_errors=True)
 
 

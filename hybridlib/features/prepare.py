@@ -122,22 +122,22 @@ def load_items(cfg: TrainConfig, dataset: str, split: str, progress: bool = True
 
 
 def data_report_line(info: dict) -> str:
-    """One line summing up a :class:`TrainingData`'s ``info``: clips per split, clips excluded and why."""
-    parts = [f"{r['dataset']}/{r['split']} {r['clips']} clips" for r in info.get("load_reports", [])]
-    excluded = {f"{where}:{clip}": reason for where, bad in info.get("excluded", {}).items()
-                for clip, reason in bad.items()}
-    line = "[data] " + ", ".join(parts)
+    """One line summing up a :class:`TrainingData`'s ``info``: each split's load report (clips, captions,
+    missing metadata, missing audio, exclusions, loader notes) and the clips excluded with their reasons."""
+    from hybridlib.data import LoadReport
+
+    reports = [LoadReport(**r) for r in info.get("load_reports", [])]
+    line = "[data] " + "; ".join(str(r) for r in reports)
+    excluded = {clip: reason for bad in info.get("excluded", {}).values() for clip, reason in bad.items()}
     if excluded:
         from hybridlib.data.audio_io import describe_bad_audio
 
-        names = {key.split(":", 1)[1]: reason for key, reason in excluded.items()}
-        line += "; excluded " + describe_bad_audio(names, limit=8)
-        line += " (all listed in data_report.json)"
+        line += " | excluded " + describe_bad_audio(excluded, limit=8) + " (all listed in data_report.json)"
     else:
-        line += "; no clip excluded"
-    notes = [n for r in info.get("load_reports", []) for n in r.get("notes", [])]
+        line += " | no clip excluded"
+    notes = [n for r in reports for n in r.notes]
     if notes:
-        line += f"; {len(notes)} loader note(s): " + " | ".join(notes[:3]) + (" ..." if len(notes) > 3 else "")
+        line += f" | {len(notes)} loader note(s): " + "; ".join(notes[:3]) + (" ..." if len(notes) > 3 else "")
     return line
 
 

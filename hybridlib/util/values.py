@@ -26,17 +26,18 @@ def describe_value(value: Any) -> str:
 
 def value_problem(value: Any, kind: str, *, minimum: float | None = None, maximum: float | None = None,
                   exclusive_min: bool = False, allow_none: bool = False,
-                  choices: Sequence | None = None) -> str | None:
+                  choices: Sequence | None = None, none_name: str = "null") -> str | None:
     """What is wrong with ``value`` for a field of ``kind`` (see :data:`KINDS`), or None if nothing.
 
     ``minimum``/``maximum`` bound numbers (``exclusive_min``: strictly above ``minimum``); ``choices``
-    lists the allowed values; ``allow_none`` accepts None (an "unset" field).
+    lists the allowed values; ``allow_none`` accepts None (an "unset" field, spelt ``none_name`` in messages:
+    ``null`` in YAML, ``None`` in notebooks).
     """
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
     if value is None:
         return None if allow_none else f"must be set ({_expected(kind, minimum, maximum, exclusive_min)})"
-    or_none = " or null" if allow_none else ""
+    or_none = f" or {none_name}" if allow_none else ""
     if kind in ("int", "number"):
         if isinstance(value, bool):
             return f"must be {_expected(kind, minimum, maximum, exclusive_min)}{or_none}, not a boolean"
