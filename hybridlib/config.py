@@ -240,7 +240,7 @@ def read_config_dict(path: str | Path, _seen: tuple = ()) -> dict:
     try:
         values = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+        raise ConfigError(f"{path}: not valid YAML: {' '.join(str(exc).split())}") from None
     if not isinstance(values, dict):
         raise ConfigError(f"{path}: a config must be a mapping of fields")
     parent = values.pop("extends", None)

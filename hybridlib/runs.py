@@ -32,7 +32,7 @@ from pathlib import Path
 import torch
 
 from hybridlib.config import ConfigError, TrainConfig, config_to_yaml, read_config_dict
-from hybridlib.util.errors import UserError
+from hybridlib.util.errors import UserError, one_line
 from hybridlib.util.files import atomic_path, atomic_write_json, atomic_write_text
 
 CONFIG = "config.yaml"
@@ -103,7 +103,7 @@ def read_checkpoint_file(path: str | Path) -> dict:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # truncated zip, garbled bytes, or a pickle asking for a non-allow-listed global
         raise CheckpointDamaged(f"{path} is damaged or not a plain-data checkpoint and was not loaded "
-                                f"({type(exc).__name__}: {str(exc).splitlines()[0][:200]})") from None
+                                f"({one_line(exc)})") from None
     if not isinstance(state, dict) or "epoch" not in state:
         raise CheckpointDamaged(f"{path} is not a hybridlib training checkpoint (no epoch)")
     return state
@@ -168,13 +168,36 @@ def save_model(model: torch.nn.Module, folder: str | Path, cfg: TrainConfig | No
 
 
 def load_model_weights(model: torch.nn.Module, folder: str | Path) -> torch.nn.Module:
+    """Load ``folder/model.safetensors`` into ``model``; a damaged file raises :class:`CheckpointDamaged`
+    naming it (safetensors never executes code, but a truncated file must not end in a raw traceback)."""
+    from safetensors import SafetensorError
     from safetensors.torch import load_file
 
     path = Path(folder) / "model.safetensors"
     if not path.is_file():
         raise FileNotFoundError(f"no saved model at {path}")
-    model.load_state_dict(load_file(str(path)))
+    try:
+        state = load_file(str(path))
+    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
+        raise CheckpointDamaged(f"{path} is damaged and was not loaded ({type(exc).__name__}: "
+                                f"{one_line(exc)}); train again or restore the file") from None
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as exc:
+        raise CheckpointDamaged(f"{path} does not fit the model of {Path(folder) / 'model_config.json'} "
+                                f"({one_line(exc)})") from None
     return model
+
+
+def _read_json_file(path: Path) -> dict:
+    try:
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, OSError) as exc:
+        raise CheckpointDamaged(f"{path} is damaged and was not read ({one_line(exc)})"
+                                ) from None
+    if not isinstance(value, dict):
+        raise CheckpointDamaged(f"{path} is damaged: expected a JSON object, found {type(value).__name__}")
+    return value
 
 
 def load_trained(seed_dir: str | Path, device="cpu"):
@@ -186,8 +209,14 @@ def load_trained(seed_dir: str | Path, device="cpu"):
     for name in ("model.safetensors", "model_config.json", "train_config.json"):
         if not (best / name).is_file():
             raise UserError(f"{best / name} missing: not a finished training run")
-    cfg = TrainConfig.from_dict(json.loads((best / "train_config.json").read_text()), source=str(best))
-    model = RetrievalModel(ModelConfig.from_dict(json.loads((best / "model_config.json").read_text())))
+    cfg = TrainConfig.from_dict(_read_json_file(best / "train_config.json"), source=str(best / "train_config.json"))
+    try:
+        model_cfg = ModelConfig.from_dict(_read_json_file(best / "model_config.json"))
+    except (TypeError, ValueError) as exc:
+        if isinstance(exc, UserError):
+            raise
+        raise CheckpointDamaged(f"{best / 'model_config.json'} is damaged: {one_line(exc)}") from None
+    model = RetrievalModel(model_cfg)
     load_model_weights(model, best)
     return model.to(device).eval(), cfg
 

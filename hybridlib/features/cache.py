@@ -113,7 +113,9 @@ def read_verified(path: Path, name: str):
             meta = f.metadata() or {}
             tensor = f.get_tensor(name)
     except (OSError, ValueError, RuntimeError, SafetensorError) as exc:
-        return None, f"unreadable ({type(exc).__name__}: {str(exc).splitlines()[0][:120] if str(exc) else ''})"
+        from hybridlib.util.errors import one_line
+
+        return None, f"unreadable ({one_line(exc, 120)})"
     want = meta.get(f"sha256:{name}")
     if want is None:
         return None, "no checksum"
