@@ -276,7 +276,7 @@ def read_metrics(run_dir: str | Path, split: str) -> dict:
     path = metrics_path(run_dir, split)
     if not path.is_file():
         raise FileNotFoundError(f"no {path.name} in {run_dir}")
-    return json.loads(path.read_text())
+    return _read_json_file(path)
 
 
 def aggregate(per_seed: list[dict]) -> dict[str, dict]:
@@ -329,8 +329,12 @@ def write_run_metrics(run_dir: str | Path, split: str, cfg: TrainConfig | None =
                 changed = config_differences(cfg.replace(seed=other.seed).to_dict(), other.to_dict())
                 excluded[str(seed)] = "another config (" + ", ".join(changed) + ")"
                 continue
-        payload = json.loads(path.read_text())
-        per_seed[str(payload["seed"])] = payload["metrics"]
+        try:
+            payload = _read_json_file(path)
+            per_seed[str(payload["seed"])] = payload["metrics"]
+        except (CheckpointDamaged, KeyError) as exc:
+            excluded[str(seed)] = f"unreadable metrics: {exc}"
+            continue
         info = info or payload
     if not per_seed:
         raise FileNotFoundError(f"no seed-*/{metrics_path('.', split).name} of this config in {run_dir}")
