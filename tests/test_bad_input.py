@@ -68,6 +68,8 @@ def test_train_and_evaluate_exclude_bad_clips_and_report_them_all(damaged_set, t
     assert "teach_val_0000.wav (cannot read audio header" in capsys.readouterr().out
     assert "teach_val_0000.wav" in json.loads((out / "data_report-validation.json").read_text())["excluded"][
         "teaching/validation"]
+    assert main(["evaluate", "--run", str(out), "--split", "validation", "--bad-audio", "error", "--no-progress"]) == 2
+    assert "teach_val_0000.wav" in capsys.readouterr().err
     # the policy that turns exclusion into a hard error names every bad clip at once, in one line
     assert _train(tmp_path / "strict", damaged_set, "--bad-audio", "error") == 2
     err = capsys.readouterr().err.strip()
@@ -87,6 +89,12 @@ def test_extract_excludes_bad_clips_reports_them_and_policy_errors(damaged_set, 
     assert main([*args, "--bad-audio", "error"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and all(name in err for name in BAD)
+    # the header check is fast but cannot hear silence: only the deleted clip is left out
+    assert main([*args, "--splits", "development", "--audio-check", "header", "--chunk-seconds", "4",
+                 "--max-batch-seconds", "20"]) == 0
+    assert "excluded 1 clip(s) with unusable audio: development/teach_dev_0001.wav" in capsys.readouterr().out
+    report = json.loads(report.read_text())
+    assert report["audio_check"] == "header" and list(report["excluded"]) == ["development/teach_dev_0001.wav"]
 
 
 def test_a_data_root_that_does_not_exist_is_an_error(tmp_path, capsys):

@@ -7,9 +7,8 @@ import pytest
 import soundfile as sf
 
 from hybridlib.data import DatasetError, load_clotho
-from hybridlib.data.audio_io import screen_audio
 from hybridlib.data.audiocaps import load_audiocaps
-from hybridlib.data.tables import decode_bytes, read_csv_rows
+from hybridlib.data.tables import read_csv_rows
 
 COLS = "file_name,caption_1,caption_2,caption_3,caption_4,caption_5"
 
@@ -38,6 +37,8 @@ def test_windows_1252_quotes_and_latin1_accents_decode_and_are_reported(tmp_path
     clips = load_clotho(tmp_path, "development")
     assert clips[0].keywords == ["\u201cquoted\u201d", "caf\u00e9", "en\u2013dash"]  # not C1 control characters
     assert any("windows-1252" in note for note in clips.report.notes)
+    from hybridlib.data.tables import decode_bytes
+
     assert decode_bytes("caf\u00e9".encode("iso-8859-1")) == ("caf\u00e9", "windows-1252")
 
 
@@ -84,6 +85,8 @@ def test_file_name_case_mismatch_is_matched_and_reported_not_a_crash(tmp_path):
     assert by_id["Rain.wav"].audio_path.name == "rain.wav" and by_id["Wind.WAV"].audio_path.name == "wind.wav"
     assert any("2 file name(s) matched on disk only ignoring letter case" in n for n in clips.report.notes)
     assert by_id["Dup.wav"].audio_path is None  # ambiguous: two case variants
+    from hybridlib.data.audio_io import screen_audio
+
     kept = screen_audio(clips, progress=False)
     assert [it.clip_id for it in kept] == ["Rain.wav", "Wind.WAV"]
     assert "DUP.wav, dup.WAV" in kept.report.bad_audio["Dup.wav"]
