@@ -210,3 +210,19 @@ def test_planted_text_model_weights_are_refused_naming_the_file(tmp_path):
     message = str(info.value)
     assert str(folder / "pytorch_model.bin") in message and "not a plain-data checkpoint" in message
     assert "\n" not in message and "weights_only=False" not in message
+
+
+def test_a_split_whose_every_clip_is_bad_is_named(tmp_path):
+    from hybridlib.config import teaching_config
+    from hybridlib.data import DatasetError
+    from hybridlib.features.prepare import prepare_data
+
+    source = ensure_teaching_set(smoke=True, progress=False)
+    root = tmp_path / "teaching"
+    shutil.copytree(source, root, ignore=shutil.ignore_patterns("*.wav"))  # CSVs without any audio
+    cfg = teaching_config("baseline", smoke=True, data_root=str(root))
+    with pytest.raises(DatasetError, match=r"^no usable clip in teaching/development, teaching/validation, "
+                                           r"teaching/evaluation: 64 clip\(s\) with unusable audio: teach_dev_0000.wav "
+                                           r"\(no audio file on disk\).*and 59 more$") as info:
+        prepare_data(cfg, progress=False)
+    assert "\n" not in str(info.value)

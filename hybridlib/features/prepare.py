@@ -166,6 +166,14 @@ def prepare_data(cfg: TrainConfig, progress: bool = True, cache=None, roles=ROLE
         every = {clip: reason for bad in excluded.values() for clip, reason in bad.items()}
         raise BadAudioError(describe_bad_audio(every, ", ".join(excluded), limit=50)
                             + " (bad_audio: error; with bad_audio: exclude they are left out and listed)")
+    empty = [f"{d}/{s}" for (d, s), items in loaded.items() if not items]
+    if empty:
+        from hybridlib.data import DatasetError
+        from hybridlib.data.audio_io import describe_bad_audio
+
+        bad = {clip: why for key in empty for clip, why in excluded.get(key, {}).items()}
+        raise DatasetError(f"no usable clip in {', '.join(empty)}"
+                           + (f": {describe_bad_audio(bad, limit=5)}" if bad else ""))
 
     # built even for a trainable backbone: the waveform path needs its sample rate
     from hybridlib.models.audio import build_audio_backbone
