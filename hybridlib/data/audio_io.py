@@ -89,7 +89,7 @@ def load_audio(path: str | Path, sample_rate: int, mono: bool = True, silence_th
 
     wave = torch.from_numpy(np.ascontiguousarray(data.T))  # [C, N]
     if mono:
-        wave = wave.mean(dim=0)
+        wave = wave[0] if wave.shape[0] == 1 else wave.mean(dim=0)  # one channel: no copy (same values)
     wave = resample(wave, rate, sample_rate)
     return wave.to(torch.float32).contiguous()
 

@@ -63,9 +63,10 @@ def encode_long(backbone, waveform: torch.Tensor, chunk_seconds: float = DEFAULT
     margin = 0 if context is None else math.ceil(int(context) / hop)
     frontend = getattr(backbone, "frontend", None)
     renormalise = bool(getattr(frontend, "peak_normalise", False))
-    if renormalise:  # scale the whole clip by its peak once, as whole-clip encoding does
-        peak = waveform.abs().max()
-        waveform = waveform / peak if float(peak) > 0 else waveform
+    peak = None
+    if renormalise:  # scale by the whole clip's peak, as whole-clip encoding does (piece by piece: no copy)
+        peak = torch.maximum(waveform.max(), -waveform.min())  # = abs().amax(), without a copy of the clip
+        peak = peak if float(peak) > 0 else None
         frontend.peak_normalise = False
     pieces = []
     try:
@@ -74,6 +75,8 @@ def encode_long(backbone, waveform: torch.Tensor, chunk_seconds: float = DEFAULT
             start = max(0, c0 - margin) * hop
             stop = n if c1 == total else min(n, (c1 + margin) * hop)
             segment = waveform[start:stop][None]
+            if peak is not None:
+                segment = segment / peak
             frames, lengths = backbone(segment, torch.tensor([stop - start], device=device))
             first = c0 - start // hop
             got = frames[0, first:first + (c1 - c0)]
