@@ -3,6 +3,8 @@
 The notebooks' ``parameters`` cell sets ``OUT_DIR``; the runner (:mod:`hybridlib.runner`) points it at
 ``runs/<timestamp>/<notebook>/``. Run interactively with ``OUT_DIR = None``, outputs go to
 ``runs/interactive/<notebook>/``.
+
+Parameters are checked by :func:`hybridlib.notebook_parameters.check_parameters`.
 """
 
 from __future__ import annotations

@@ -1,4 +1,9 @@
-"""Notebook parameters: the one cell tagged ``parameters``, read without running it, and names checked.
+"""Notebook parameters: the one cell tagged ``parameters``, read without running it; names and values checked.
+
+Each notebook calls :func:`check_parameters` (``check_parameters(globals(), "<notebook>")``) in the first code
+cell after its parameters (and after the cell papermill injects): a misspelt name or a value that cannot work
+stops the notebook at once with one line, before anything runs.
+
 
 Every notebook of the series has one code cell tagged ``parameters`` holding ``NAME = value  # comment`` lines
 (UPPER_CASE names). papermill runs a notebook with other values by inserting a cell of assignments after it.
@@ -16,8 +21,8 @@ Two ways a parameter used to vanish without a word, both closed here:
   instead, and :func:`format_problems` names the lines papermill cannot read, so the committed notebooks
   keep a format both understand (``tests/test_notebooks.py`` checks it).
 
-Values (types, ranges, NaN) are checked by :func:`hybridlib.nbutils.check_parameter_values` (issue 11); this
-module only knows names.
+Values: :data:`PARAMETER_RULES` (by parameter name, shared by every notebook) and
+:func:`check_parameter_values` (booleans are not integers, NaN is named, seeds are non-negative, folders exist).
 """
 
 from __future__ import annotations
@@ -26,8 +31,10 @@ import ast
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from hybridlib.util.errors import UserError
+from hybridlib.util.values import describe_value, value_problem
 
 PARAMETERS_TAG = "parameters"
 # papermill starts the cell it injects with this comment (papermill.translators.PythonTranslator.codify)
@@ -160,3 +167,113 @@ def check_parameter_names(namespace: Mapping, notebook: str) -> None:
     unknown = unknown_names(injected, declared)
     if unknown:
         raise ParameterNameError(_unknown_message(notebook, unknown, declared))
+
+
+class ParameterError(UserError):
+    """A notebook parameter has a value it cannot take; the message names the parameter (one line)."""
+
+
+def _rule(kind: str, **rule) -> dict:
+    return {"kind": kind, **rule}
+
+
+_COUNT = _rule("int", minimum=1)
+_MAYBE_COUNT = _rule("int", minimum=1, allow_none=True)
+_NAME = _rule("str")
+_NAMES = _rule("list", items=_rule("str"), nonempty=True)
+_FOLDER = _rule("path", allow_none=True, exists=True)
+_FRACTIONS = _rule("list", items=_rule("number", minimum=0, maximum=1), nonempty=True)
+
+# parameter -> rule: kind (see hybridlib.util.values.KINDS, plus "path"), value_problem's options, and for lists
+# "items" (a rule for each element) and "nonempty"; "exists" for paths; "choices_from" names a package constant.
+PARAMETER_RULES: dict[str, dict] = {
+    "SMOKE": _rule("bool"), "COMPARE": _rule("bool"),
+    "SEED": _rule("int", minimum=0), "OUT_DIR": _rule("path", allow_none=True),
+    "DATA": {**_FOLDER, "teaching_default": True}, "CLOTHO_ROOT": _FOLDER, "CHECKPOINT": _FOLDER,
+    "EPOCHS": _MAYBE_COUNT, "BATCH_SIZE": _rule("int", minimum=2, allow_none=True),
+    "POOL_EPOCHS": _COUNT, "POOL_CLIPS": _COUNT, "N_EXAMPLES": _COUNT, "N_SEEDS": _COUNT, "LOSS_SEEDS": _COUNT,
+    "N_TRAIN": _COUNT, "N_TEST": _COUNT, "PLAYER_RATE": _COUNT, "D_MODEL": _COUNT,
+    "REAL_CLIPS": _rule("int", minimum=0), "COMPARE_D_MODEL": _MAYBE_COUNT, "COMPARE_LAYERS": _MAYBE_COUNT,
+    "WORKERS": _MAYBE_COUNT,
+    "LR": _rule("number", minimum=0, exclusive_min=True, allow_none=True),
+    "MARGIN": _rule("number", minimum=0), "TAU": _rule("number", minimum=0, exclusive_min=True),
+    "OFFSET": _rule("number", minimum=0),
+    "BATCH_SIZES": _rule("list", items=_rule("int", minimum=2), nonempty=True),
+    "LOSS_BATCH_SIZES": _rule("list", items=_rule("int", minimum=2), nonempty=True),
+    "STRENGTHS": _FRACTIONS, "SWEEP_REMOVE": _FRACTIONS, "SWEEP_DROP_TAGS": _rule("list", items=_rule(
+        "number", minimum=0, maximum=1)),
+    "BACKBONE": _NAME, "TEXT_ENCODER": _NAME, "BASELINE": _NAME, "HYBRID": _NAME,
+    "METADATA_KIND": _rule("str", choices_from="hybridlib.models.config.METADATA_KINDS"),
+    "SPLIT": _rule("str", choices=("development", "validation", "evaluation")),
+    "CONFIGS": _NAMES, "FS_CONFIGS": _rule("list", items=_rule("str")), "LOSS_CONFIGS": _rule("list", items=_rule("str")),
+    "FUSIONS": _rule("list", items=_rule("str", choices_from="hybridlib.models.config.FUSIONS"), nonempty=True),
+    "LOSSES": _rule("list", items=_rule("str", choices_from="hybridlib.losses.LOSSES"), nonempty=True),
+    "SWEEP_POLICIES": _rule("list", items=_rule("str", choices_from="hybridlib.models.config.MISSING_METADATA_MODES"),
+                            nonempty=True),
+}
+
+
+def parameter_problem(name: str, value: Any, values: dict | None = None) -> str | None:
+    """What is wrong with ``value`` for parameter ``name`` (None: fine, or no rule for that name)."""
+    rule = PARAMETER_RULES.get(name)
+    return None if rule is None else _check(value, rule, values or {})
+
+
+def _check(value: Any, rule: dict, values: dict) -> str | None:
+    kind = rule["kind"]
+    if kind == "path":
+        if value is None:
+            return None if rule.get("allow_none") else "must be a path"
+        if not isinstance(value, (str, Path)) or not str(value):
+            return "must be a path (a string) or None" if rule.get("allow_none") else "must be a path (a string)"
+        if rule.get("exists") and not Path(value).exists():
+            if rule.get("teaching_default"):
+                from hybridlib.paths import teaching_dir
+
+                if Path(value).resolve() == teaching_dir(bool(values.get("SMOKE"))).resolve():
+                    return None  # the teaching set's own folder: generated there
+            return "is a path that does not exist"
+        return None
+    choices = rule.get("choices")
+    if "choices_from" in rule:
+        import importlib
+
+        module, attr = rule["choices_from"].rsplit(".", 1)
+        choices = tuple(getattr(importlib.import_module(module), attr))
+    options = {k: rule[k] for k in ("minimum", "maximum", "exclusive_min", "allow_none") if k in rule}
+    problem = value_problem(value, kind, choices=choices if kind != "list" else None, none_name="None", **options)
+    if problem or kind != "list" or value is None:
+        return problem
+    if rule.get("nonempty") and not value:
+        return "must not be empty"
+    for i, element in enumerate(value):
+        problem = _check(element, rule["items"], values)
+        if problem:
+            return f"item {i} {problem} (got {describe_value(element)})"
+    return None
+
+
+def check_parameter_values(values: dict) -> None:
+    """Refuse notebook parameter values that should not pass, all in one line (:class:`ParameterError`).
+
+    ``values``: the notebook's ``globals()`` (or any mapping of parameter names to values); every name with
+    a rule in :data:`PARAMETER_RULES` is checked (booleans are not integers, NaN is named, seeds are
+    non-negative, folders must exist - the teaching set's default folder excepted, it is generated).
+    """
+    __tracebackhide__ = True  # IPython: show the message, not this function's frame
+    problems = []
+    for name in PARAMETER_RULES:
+        if name in values:
+            problem = parameter_problem(name, values[name], values)
+            if problem:
+                problems.append(f"{name}: {problem} (got {describe_value(values[name])})")
+    if problems:
+        raise ParameterError("; ".join(problems))
+
+
+def check_parameters(namespace: Mapping, notebook: str) -> None:
+    """In a notebook: :func:`check_parameter_names` (papermill's injected names), then
+    :func:`check_parameter_values` (every value with a rule); each raises a one-line :class:`UserError`."""
+    __tracebackhide__ = True  # IPython: show the message, not this function's frame
+    check_parameter_names(namespace, notebook)
+    check_parameter_values(namespace)

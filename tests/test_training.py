@@ -275,7 +275,7 @@ def test_trainable_backbone_on_waveforms_same_for_any_worker_count_and_after_res
                           num_threads=1)
     data = prepare_data(cfg, progress=False)
     assert data.train.frames is None and data.train.waveform_cache is not None
-    assert set(data.info["excluded_audio"]["teaching/development"]) == {p.name for p in broken}
+    assert set(data.info["excluded"]["teaching/development"]) == {p.name for p in broken}
     assert data.info["load_reports"][0]["excluded"] == 2 and data.train.n_clips == 30
     from hybridlib.data.audio_io import audio_info
 

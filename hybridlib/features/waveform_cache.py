@@ -102,7 +102,8 @@ class WaveformCache:
         non-finite); the hit/computed counts of all processes are added to ``stats``.
         """
         from torch.utils.data import DataLoader
-        from tqdm.auto import tqdm
+
+        from hybridlib.util.progress import progress_bar as tqdm
 
         items = list(items)
         loader = DataLoader(_FillJobs(self, items, sample_rate), batch_size=None, num_workers=num_workers,

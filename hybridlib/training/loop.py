@@ -116,6 +116,8 @@ def _train_one_seed(cfg, out_dir: Path, data, model, resume: bool, progress: boo
     if data is None:
         data = prepare_data(cfg, progress=progress and is_main)
     check_data(cfg, data)
+    if is_main:
+        runs.write_data_report(out_dir, data.info)
     if model is None:
         seed_everything(cfg.seed)  # model init independent of what data preparation consumed
         model = build_model(cfg)

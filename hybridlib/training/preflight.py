@@ -56,9 +56,9 @@ def check_datasets(cfg: TrainConfig, source: str) -> None:
             continue
         root = Path(cfg.data_root or paths.data_dir())
         if not root.exists():
-            raise PreflightError(f"{source}: data folder {root} does not exist (dataset {dataset}); "
-                                 "set data_root or HYBRIDLIB_DATA, or download the dataset first "
-                                 "(python -m hybridlib download clotho)")
+            hint = ("leave data_root unset to use (and generate) the teaching set" if dataset == "teaching" else
+                    "set data_root or HYBRIDLIB_DATA, or download the dataset first (python -m hybridlib download clotho)")
+            raise PreflightError(f"{source}: data folder {root} does not exist (dataset {dataset}); {hint}")
         try:
             load_split(dataset, root, split)
         except UserError as exc:
