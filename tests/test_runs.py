@@ -115,3 +115,14 @@ def test_paired_gap_uses_the_shared_seeds():
     assert gap["std"] == pytest.approx(0.5 ** 0.5)
     with pytest.raises(ValueError, match="no seed"):
         runs.paired_gap(a, {"seeds": {"7": {"m": 1.0}}}, "m")
+
+
+def test_damaged_metrics_file_of_one_seed_is_left_out_and_named(tmp_path):
+    cfg = TrainConfig(name="n")
+    for seed, val in ((0, 10.0), (1, 12.0)):
+        _seed(tmp_path, seed, val, cfg)
+    runs.metrics_path(runs.seed_dir(tmp_path, 1), "evaluation").write_text('{"seed": 1, "metr')
+    summary = runs.write_run_metrics(tmp_path, "evaluation", cfg=cfg)
+    assert summary["seeds_run"] == [0] and "is damaged" in summary["excluded"]["1"]
+    with pytest.raises(runs.CheckpointDamaged, match=r"seed-1/metrics-evaluation\.json is damaged"):
+        runs.read_metrics(runs.seed_dir(tmp_path, 1), "evaluation")

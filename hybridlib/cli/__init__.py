@@ -26,6 +26,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "extract": ("hybridlib.cli.extract", "fill the feature cache for a dataset and a frozen backbone"),
     "train": ("hybridlib.cli.train", "train (and evaluate) a retrieval model from a config file"),
     "evaluate": ("hybridlib.cli.evaluate", "evaluate a trained run on a split (metrics-<split>.json)"),
+    "results-table": ("hybridlib.cli.results_table", "the README's results block from a `make demo` run"),
+    "assignments": ("hybridlib.cli.assignments", "build, check and grade the nbgrader exercise course"),
     "search": ("hybridlib.cli.search", "the top-k clips of a trained run for a typed query, as a table"),
 }
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
 
+from hybridlib.util.values import describe_value, value_problem
+
 FUSIONS = ("none", "metadata-only", "late", "mid", "mei")
 METADATA_KINDS = ("os", "cs", "fs")
 POOLINGS = ("transformer", "mean", "max-mean")
@@ -92,19 +94,23 @@ class ModelConfig:
             if getattr(self, name) not in allowed:
                 raise ValueError(f"ModelConfig.{name} must be one of {allowed}, got {getattr(self, name)!r}")
         for name in ("audio_dim", "text_dim", "retrieval_dim", "num_layers", "num_heads", "mlp_hidden_mult",
-                     "text_max_tokens"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"ModelConfig.{name} must be a positive integer, got {value!r}")
-        if not isinstance(self.text_tune_layers, int) or self.text_tune_layers < 0:
-            raise ValueError(f"ModelConfig.text_tune_layers must be a non-negative integer, got {self.text_tune_layers!r}")
+                     "text_max_tokens", "d_model"):
+            problem = value_problem(getattr(self, name), "int", minimum=1, allow_none=name == "d_model")
+            if problem:
+                raise ValueError(f"ModelConfig.{name} {problem}, got {describe_value(getattr(self, name))}")
+        for name in ("audio_trainable", "text_trainable", "share_text_encoder", "share_projection",
+                     "gate_batch_norm", "normalize"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"ModelConfig.{name} must be true or false, got {getattr(self, name)!r}")
+        problem = value_problem(self.dropout, "number", minimum=0, maximum=1)
+        if problem or self.dropout == 1:
+            raise ValueError(f"ModelConfig.dropout must be a number in [0, 1), got {describe_value(self.dropout)}")
+        problem = value_problem(self.text_tune_layers, "int", minimum=0)
+        if problem:
+            raise ValueError(f"ModelConfig.text_tune_layers {problem}, got {describe_value(self.text_tune_layers)}")
         if self.text_tune_layers and self.text_trainable:
             raise ValueError("ModelConfig.text_tune_layers fine-tunes the top layers on cached states and "
                              "text_trainable every layer on strings: set one of them")
-        if self.d_model is not None and (not isinstance(self.d_model, int) or self.d_model < 1):
-            raise ValueError(f"ModelConfig.d_model must be None or a positive integer, got {self.d_model!r}")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"ModelConfig.dropout must be in [0, 1), got {self.dropout!r}")
         if self.fusion == "mid" and self.pooling != "transformer":
             raise ValueError("ModelConfig.pooling must be 'transformer' for fusion='mid' (the metadata token "
                              f"is processed by the transformer layers), got {self.pooling!r}")
