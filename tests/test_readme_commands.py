@@ -45,6 +45,7 @@ RUN_AS_WRITTEN = {
     ".venv/bin/python -m hybridlib info",
     ".venv/bin/python -m hybridlib run-notebooks --smoke --only 00 --out runs/smoke",
     ".venv/bin/python -m hybridlib evaluate --run runs/late",
+    '.venv/bin/python -m hybridlib search --run runs/late "a dog barks twice"',
 }
 SKIPPED = {
     "make demo": "the whole series on the full teaching set (8+ min); `make test` runs every notebook in SMOKE mode",
