@@ -270,16 +270,18 @@ def clotho_tables():
 
 def output_noise(nb) -> list[str]:
     """What a reader should not meet in an executed copy: stderr boxes (warnings, log lines), ``PosixPath(...)``
-    reprs of returned paths, widget outputs that freeze as text (progress bars)."""
+    reprs of returned paths, widget outputs that freeze as text (progress bars). A cell tagged
+    ``interactive-widget`` (notebook 08's search box) shows a widget on purpose: its widget output is no noise."""
     noise = []
     for index, cell in enumerate(nb.cells):
+        wanted_widget = "interactive-widget" in cell.get("metadata", {}).get("tags", [])
         for out in cell.get("outputs", []):
             if out.get("output_type") == "stream" and out.get("name") == "stderr":
                 noise.append(f"cell {index}: stderr {out['text'][:200]!r}")
             data = out.get("data", {})
             if "PosixPath(" in data.get("text/plain", ""):
                 noise.append(f"cell {index}: {data['text/plain'][:120]}")
-            if "application/vnd.jupyter.widget-view+json" in data:
+            if "application/vnd.jupyter.widget-view+json" in data and not wanted_widget:
                 noise.append(f"cell {index}: widget output {data.get('text/plain', '')[:80]!r}")
     return noise
 
