@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
 
+from hybridlib.util.text import TEXT_MODES
+
 FUSIONS = ("none", "metadata-only", "late", "mid", "mei")
 METADATA_KINDS = ("os", "cs", "fs")
 POOLINGS = ("transformer", "mean", "max-mean")
@@ -15,6 +17,7 @@ MISSING_METADATA_MODES = ("learned", "audio-only")
 PROJECTIONS = ("linear", "mlp")
 USES_AUDIO = ("none", "late", "mid", "mei")
 USES_METADATA = ("metadata-only", "late", "mid")
+FROZEN_MODES = ("eval", "train")
 
 
 @dataclass
@@ -26,10 +29,26 @@ class ModelConfig:
         the architecture is the same for all three.
     audio_backbone, audio_dim: backbone name for :func:`hybridlib.models.audio.build_audio_backbone` and
         its frame width (sfx-cnn: 512; PANNs Cnn14/ResNet38: 2048; EfficientAT mn40: 3840).
+    audio_checkpoint: an official-format weights file for the backbone (see
+        :mod:`hybridlib.models.audio.checkpoints`); None: the published pretrained file at
+        :func:`hybridlib.models.audio.weights.weights_path` (downloaded when missing). The rehearsal points
+        it at random-initialised stand-ins.
     audio_trainable: the model owns (and fine-tunes) the backbone and accepts ``waveform`` batches.
-    text_encoder, text_dim, text_max_tokens, text_pooling: arguments of
-        :func:`hybridlib.models.text.build_text_encoder` (minilm: 384-d; bert-base: 768-d).
+    text_encoder, text_dim, text_max_tokens, text_pooling, text_mode: arguments of
+        :func:`hybridlib.models.text.build_text_encoder` (minilm: 384-d; bert-base: 768-d; a local model
+        folder works too). ``text_max_tokens=None``: no truncation below the model's own limit (512 for BERT;
+        Mei et al.'s code does not truncate); ``text_mode``: the caption preprocessing of
+        :func:`hybridlib.util.text.normalize_text` (``hybrid``: the hybrid paper's; ``mei``: Mei et al.'s).
+    text_dropout: dropout of the text transformer (hidden and attention probabilities); None keeps the
+        model's own configuration (0.1 for BERT); Mei et al. set 0.2.
     text_trainable: the model owns (and fine-tunes) the text encoder and accepts strings.
+    frozen_mode: what "frozen" means for an encoder that is not trainable. ``eval`` (default, our choice):
+        the encoder runs in eval mode (no dropout, BatchNorm running statistics fixed, no SpecAugment), so
+        its outputs never change and are computed once and cached (:mod:`hybridlib.features.cache`).
+        ``train``: as in Mei et al.'s released code, the weights are frozen but the encoder stays in train
+        mode with the rest of the model (BatchNorm statistics update, dropout and SpecAugment active), so it
+        runs on every batch (waveforms and strings, nothing cached) and its BatchNorm buffers are part of the
+        saved model.
     share_text_encoder: one text encoder for queries and metadata (hybrid paper, section V-E); False gives
         metadata its own copy. With frozen encoders both choices compute the same embeddings.
     pooling: ``transformer`` (hybrid paper) | ``mean`` | ``max-mean`` (``mid`` needs ``transformer``;
@@ -52,12 +71,16 @@ class ModelConfig:
     metadata_kind: str = "os"
     audio_backbone: str = "sfx-cnn"
     audio_dim: int = 512
+    audio_checkpoint: str | None = None
     audio_trainable: bool = False
     text_encoder: str = "minilm"
     text_dim: int = 384
-    text_max_tokens: int = 32
+    text_max_tokens: int | None = 32
     text_pooling: str = "cls"
+    text_mode: str = "hybrid"
+    text_dropout: float | None = None
     text_trainable: bool = False
+    frozen_mode: str = "eval"
     share_text_encoder: bool = True
     pooling: str = "transformer"
     d_model: int | None = None
@@ -77,18 +100,41 @@ class ModelConfig:
         """The pooling width (``d_model``, defaulting to ``text_dim``)."""
         return self.d_model or self.text_dim
 
+    @property
+    def uses_audio(self) -> bool:
+        return self.fusion in USES_AUDIO
+
+    @property
+    def audio_cached(self) -> bool:
+        """Audio frames come from the feature cache (a frozen backbone in eval mode)."""
+        return not self.audio_trainable and self.frozen_mode == "eval"
+
+    @property
+    def text_cached(self) -> bool:
+        """Caption and metadata embeddings come from the feature cache (a frozen text encoder in eval mode)."""
+        return not self.text_trainable and self.frozen_mode == "eval"
+
     def validate(self) -> ModelConfig:
         """Raise ``ValueError`` naming the offending field; return self."""
         choices = {"fusion": FUSIONS, "metadata_kind": METADATA_KINDS, "pooling": POOLINGS,
-                   "missing_metadata": MISSING_METADATA_MODES, "projection": PROJECTIONS}
+                   "missing_metadata": MISSING_METADATA_MODES, "projection": PROJECTIONS,
+                   "text_mode": TEXT_MODES, "frozen_mode": FROZEN_MODES}
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise ValueError(f"ModelConfig.{name} must be one of {allowed}, got {getattr(self, name)!r}")
-        for name in ("audio_dim", "text_dim", "retrieval_dim", "num_layers", "num_heads", "mlp_hidden_mult",
-                     "text_max_tokens"):
+        for name in ("audio_dim", "text_dim", "retrieval_dim", "num_layers", "num_heads", "mlp_hidden_mult"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"ModelConfig.{name} must be a positive integer, got {value!r}")
+        if self.text_max_tokens is not None and (not isinstance(self.text_max_tokens, int)
+                                                 or self.text_max_tokens < 2):
+            raise ValueError("ModelConfig.text_max_tokens must be an integer >= 2 ([CLS] and [SEP]) or None "
+                             f"(no truncation), got {self.text_max_tokens!r}")
+        if self.text_dropout is not None and (not isinstance(self.text_dropout, (int, float))
+                                              or not 0.0 <= self.text_dropout < 1.0):
+            raise ValueError(f"ModelConfig.text_dropout must be None or in [0, 1), got {self.text_dropout!r}")
+        if self.audio_checkpoint is not None and not isinstance(self.audio_checkpoint, str):
+            raise ValueError(f"ModelConfig.audio_checkpoint must be a path or None, got {self.audio_checkpoint!r}")
         if self.d_model is not None and (not isinstance(self.d_model, int) or self.d_model < 1):
             raise ValueError(f"ModelConfig.d_model must be None or a positive integer, got {self.d_model!r}")
         if not 0.0 <= self.dropout < 1.0:
