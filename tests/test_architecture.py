@@ -27,7 +27,7 @@ LAYERS = [
     ("training", ["hybridlib.training"]),
     ("experiments", ["hybridlib.experiments"]),
     ("leaves", ["hybridlib.viz", "hybridlib.nbutils", "hybridlib.runner", "hybridlib.paper",
-                "hybridlib.toy_embeddings", "hybridlib.info"]),
+                "hybridlib.toy_embeddings", "hybridlib.info", "hybridlib.reproduce", "hybridlib.gpu_plan"]),
     ("cli", ["hybridlib.cli", "hybridlib.__main__", "hybridlib"]),
 ]
 

@@ -23,9 +23,11 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "format-notebooks": ("hybridlib.cli.notebook_format", "put notebooks in the form JupyterLab saves"),
     "download": ("hybridlib.cli.download", "download datasets (clotho) or official model weights"),
     "make-teaching-set": ("hybridlib.cli.teaching", "generate the embedded teaching dataset"),
+    "make-rehearsal": ("hybridlib.cli.rehearsal", "miniature real-audio datasets + random-weight stand-ins"),
     "extract": ("hybridlib.cli.extract", "fill the feature cache for a dataset and a frozen backbone"),
     "train": ("hybridlib.cli.train", "train (and evaluate) a retrieval model from a config file"),
     "evaluate": ("hybridlib.cli.evaluate", "evaluate a trained run on a split (metrics-<split>.json)"),
+    "reproduce": ("hybridlib.cli.reproduce", "train every row and seed of a paper table, compare with the paper"),
 }
 
 
