@@ -66,6 +66,29 @@ def shared_data():
     return require_shared
 
 
+@pytest.fixture(scope="session")
+def rehearsal_root() -> Path:
+    """The rehearsal (:func:`hybridlib.reproduce.make_rehearsal`: miniature real-audio datasets in the official
+    layouts and random-weight stand-ins of the papers' architectures), built once per test session below the
+    session folder; parallel workers wait for the one that builds it (a file lock)."""
+    import fcntl
+
+    for part in (("soundbank-modsounds",), ("clotho", "v1"), ("clotho", "v2.1"), ("clotho", "audio"),
+                 ("audiocaps", "v1"), ("audioset",)):
+        require_shared(*part)
+    base = Path(os.environ["HYBRIDLIB_TEST_ROOT"])
+    base.mkdir(parents=True, exist_ok=True)
+    root, done = base / "rehearsal", base / "rehearsal.complete"
+    with open(base / "rehearsal.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not done.is_file():
+            from hybridlib.reproduce import make_rehearsal
+
+            make_rehearsal(root)
+            done.write_text("ok\n")
+    return root
+
+
 @pytest.fixture(autouse=True)
 def _deterministic_torch():
     try:
