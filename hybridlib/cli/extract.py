@@ -5,12 +5,13 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from hybridlib.data.splits import DATASET_SPLITS
+from hybridlib.data.splits import DATASET_SPLITS, dataset_splits
 
 
 def add_arguments(parser) -> None:
     parser.add_argument("--data", default=None, help="dataset root (default: the teaching set, generated if missing)")
-    parser.add_argument("--dataset", choices=["clotho", "audiocaps"], default="clotho", help="layout of --data")
+    parser.add_argument("--dataset", choices=sorted(set(DATASET_SPLITS) - {"teaching"}), default="clotho",
+                        help="layout of --data")
     parser.add_argument("--backbone", default="sfx-cnn", help="audio backbone name (default sfx-cnn)")
     parser.add_argument("--checkpoint", default=None, help="official weights file for the backbone")
     parser.add_argument("--splits", nargs="+", default=None, help="splits (default: all of the dataset)")
@@ -38,7 +39,7 @@ def run(args) -> int:
     else:
         root = Path(args.data)
     items = []
-    for split in args.splits or DATASET_SPLITS[args.dataset]:
+    for split in args.splits or dataset_splits(args.dataset):
         clips = load_split(args.dataset, root, split)
         with_audio = [it for it in clips if it.audio_path is not None]
         if len(with_audio) < len(clips):
