@@ -19,7 +19,8 @@ text-to-audio mAP@10 (its main metric, ``select_metric="mAP@10"``), ties keeping
 assumption. With cached frozen frames the backbone never sees a spectrogram, so
 ``spec_augment`` then masks random time steps and channels of the cached frame sequence
 (``frame_time_mask``/``frame_channel_mask``) - a feature-level analogue documented as such; with a trainable
-backbone the backbone's own SpecAugment runs in train mode.
+backbone (or ``model.frozen_mode: train``) the backbone's own SpecAugment runs in train mode, where its authors
+apply it, and ``spec_augment: false`` switches it off (:func:`hybridlib.models.audio.frontends.set_spec_augment`).
 
 The model section (``model:``) holds :class:`hybridlib.models.config.ModelConfig` fields.
 """

@@ -244,8 +244,7 @@ def reproduce(table: str, seeds: list[int] | None = None, out: str | Path | None
             except HybridlibError as exc:
                 status.errors[seed] = f"{type(exc).__name__}: {exc}"
                 status.seeds[seed] = "failed"
-                if progress:
-                    print(f"[reproduce] {entry.row} seed {seed} failed: {exc}", file=file, flush=True)
+                print(f"[reproduce] {entry.row} seed {seed} failed: {exc}", file=file, flush=True)
     result = collect(table, entries, out, seeds, overrides, rehearsal, file=file, show=show)
     result["rows"] = statuses
     failed = {s.name: s.errors for s in statuses if s.errors}
