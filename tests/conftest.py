@@ -81,10 +81,10 @@ def rehearsal_root() -> Path:
     root, done = base / "rehearsal", base / "rehearsal.complete"
     with open(base / "rehearsal.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        if not done.is_file():
-            from hybridlib.reproduce import make_rehearsal
+        if not done.is_file():  # through the command a user runs
+            from hybridlib.cli import main
 
-            make_rehearsal(root)
+            assert main(["make-rehearsal", "--out", str(root)]) == 0
             done.write_text("ok\n")
     return root
 
