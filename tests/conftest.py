@@ -43,6 +43,23 @@ def pytest_configure(config):
     config.hybridlib_test_root = root
 
 
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(config, items):
+    """``--dist loadgroup`` (``make test``): give each test marked ``xdist_group(NAME)`` the node id suffix
+    ``@NAME`` the scheduler groups by. pytest-xdist 3.8 does this by assigning ``item._nodeid``, which pytest 9
+    no longer reads (its node ids live in ``item._id``): without this hook every group is silently ignored."""
+    if not getattr(config.option, "loadgroup", False):  # set in xdist's workers under --dist loadgroup
+        return
+    from _pytest.nodeid import coerce_node_id
+
+    for item in items:
+        names = sorted({str(m.args[0] if m.args else m.kwargs.get("name", "default"))
+                        for m in item.iter_markers("xdist_group")})
+        suffix = "@" + "_".join(names)
+        if names and not item.nodeid.endswith(suffix) and hasattr(item, "_id"):
+            item._id = coerce_node_id(item.nodeid + suffix)
+
+
 def pytest_unconfigure(config):
     root = getattr(config, "hybridlib_test_root", None)
     if root is not None and not os.environ.get("HYBRIDLIB_TEST_DATA"):
