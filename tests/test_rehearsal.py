@@ -1,6 +1,9 @@
 """The rehearsal: miniature real-audio datasets in the official layouts, random-weight stand-ins of the papers'
 architectures, and every paper config run end to end on them (interrupted, resumed, evaluated), with each
-config's declared ingredients checked in its ingredient report; the reproduce command on a whole table."""
+config's declared ingredients checked in its ingredient report; the reproduce command on a whole table.
+
+One test per config; the configs are split into two lanes (xdist groups, tests/rehearsal_helpers.py), which
+``make test`` (``-n 2 --dist loadgroup``) runs in its two worker processes side by side."""
 
 from __future__ import annotations
 
@@ -9,10 +12,9 @@ import json
 import os
 import subprocess
 import sys
-import time
-from concurrent.futures import ProcessPoolExecutor
 
 import pytest
+import rehearsal_helpers as H
 import soundfile as sf
 
 from hybridlib import runs
@@ -79,6 +81,17 @@ def test_rehearsal_has_real_rows_and_audio_in_the_official_layouts(rehearsal_roo
 
 
 @pytest.mark.slow
+def test_extract_fills_the_cache_for_every_rehearsal_dataset(rehearsal_root, tmp_path, capsys):
+    from hybridlib.cli import main
+
+    for dataset in ("clotho", "audiocaps", "wavcaps-fs"):
+        assert main(["extract", "--data", str(rehearsal_root), "--dataset", dataset, "--backbone", "sfx-cnn",
+                     "--text-encoder", "none", "--cache", str(tmp_path / "cache"), "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "sfx-cnn: 11 clips" in out and "sfx-cnn: 12 clips" in out and "sfx-cnn: 6 clips" in out
+
+
+@pytest.mark.slow
 def test_stand_ins_are_the_architectures_loaded_through_the_user_path(rehearsal_root):
     from transformers import AutoTokenizer
 
@@ -103,6 +116,71 @@ def test_stand_ins_are_the_architectures_loaded_through_the_user_path(rehearsal_
         assert (config.hidden_size, config.num_hidden_layers, config.vocab_size) == (hidden, layers, 30522)
         assert encoder.tokenizer(captions)["input_ids"] == reference(captions)["input_ids"]
         assert encoder(captions).shape == (2, hidden)
+
+
+def _lanes():
+    """Every paper config's name, with the xdist group of its lane (:func:`rehearsal_helpers.plan_lanes`)."""
+    from hybridlib.reproduce import table_entries
+
+    entries = table_entries("all")
+    plan, extra = H.plan_lanes(entries, {e.name: load_config(e.config) for e in entries}, extra=H.EXTRA_COSTS)
+    return plan, {name: pytest.mark.xdist_group(f"rehearsal-lane-{lane}") for name, lane in extra.items()}
+
+
+LANES, EXTRA_GROUP = _lanes()
+ROWS = [pytest.param(name, id=name, marks=pytest.mark.xdist_group(f"rehearsal-lane-{i}"))
+        for i, rows in enumerate(LANES) for name in rows]
+
+
+@pytest.mark.xdist_group("rehearsal-plan")
+def test_the_rehearsal_runs_every_paper_config_once_and_bert_large_rows_one_at_a_time(request):
+    from hybridlib.reproduce import paper_configs, table_entries
+
+    if getattr(request.config.option, "loadgroup", False):  # an xdist worker under --dist loadgroup: groups hold
+        assert request.node.nodeid.endswith("@rehearsal-plan"), request.node.nodeid
+
+    names = [name for lane in LANES for name in lane]
+    assert len(paper_configs()) == 40 and sorted(names) == sorted(e.name for e in table_entries("all"))
+    large = [e.name for e in table_entries("all") if "large" in load_config(e.config).model_config().text_encoder]
+    assert len(large) == 5 and LANES[0][:5] == large  # lane 0 runs them first, the other lane never does
+
+
+@pytest.mark.slow
+@EXTRA_GROUP["reproduce_command"]
+def test_reproduce_command_runs_a_whole_table_on_the_rehearsal(rehearsal_root, tmp_path):
+    """``python -m hybridlib reproduce mei-table-2 --seeds 0 1``: a shard interrupted, the whole table resumed and
+    finished, a second call skips everything; our numbers are printed and saved beside the paper's."""
+    out = tmp_path / "reproduce"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+
+    def cli(*args):
+        proc = subprocess.run([sys.executable, "-m", "hybridlib", "reproduce", "mei-table-2", "--rehearsal",
+                               str(rehearsal_root), "--out", str(out), "--seeds", "0", "1", "--no-progress", *args],
+                              capture_output=True, text=True, env=env, timeout=1800)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        return proc.stdout
+
+    listed = subprocess.run([sys.executable, "-m", "hybridlib", "reproduce", "mei-table-2", "--list", "--shard", "1/2"],
+                            capture_output=True, text=True, env=env, check=True).stdout.splitlines()
+    assert len(listed) == 4 and listed[0].startswith("mei/audiocaps/frozen/triplet-sum/bs32")
+    first = cli("--shard", "1/2", "--set", "stop_after_epoch=1")
+    assert first.count("0: stopped, 1: stopped") == 4
+    interrupted = sorted(p.parent.parent.name for p in out.glob("*/seed-*/checkpoint.pt"))
+    assert len(interrupted) == 2 * 4
+    second = cli()
+    assert second.count("0: finished, 1: finished") == 8 and "ingredients differ" not in second
+    assert "mei/audiocaps/frozen/nt-xent/bs128 t2a_R@1" in second and "diff [pp]" in second
+    assert not list(out.glob("*/seed-*/checkpoint*.pt"))  # finished seeds keep best/ and metrics only
+    third = cli("--report")
+    assert third.count("0: skipped, 1: skipped") == 8
+    comparison = json.loads((out / "mei-table-2-comparison.json").read_text())
+    assert len(comparison["rows_finished"]) == 8
+    rows = {(r["row"], r["metric"]) for r in comparison["comparison"]}
+    assert ("mei/audiocaps/frozen/triplet-max/bs128", "t2a_R@1") in rows
+    with open(out / "mei-table-2-comparison.csv") as fh:
+        assert {"row", "metric", "paper", "ours", "diff"} <= set(next(csv.reader(fh)))
+    aggregate = json.loads((out / "mei-audiocaps-frozen-nt-xent" / "metrics-test.json").read_text())
+    assert aggregate["seeds_run"] == [0, 1] and aggregate["aggregate"]["t2a_R@1"]["n"] == 2
 
 
 def _check_row(cfg, result: dict) -> None:
@@ -159,39 +237,21 @@ def _check_row(cfg, result: dict) -> None:
 
 
 @pytest.mark.slow
-def test_every_paper_config_runs_end_to_end_on_the_rehearsal(rehearsal_root, tmp_path, capsys):
-    """Every config of experiments/hybrid and experiments/mei: two optimisation steps (interrupted after the first,
-    resumed), validation, checkpoint, test evaluation, metrics files, and its declared ingredients; CPU, two lanes."""
-    import multiprocessing as mp
+@pytest.mark.parametrize("name", ROWS)
+def test_paper_config_runs_end_to_end_on_the_rehearsal(name, rehearsal_root, tmp_path):
+    """One config of experiments/hybrid or experiments/mei: two optimisation steps (interrupted after the first,
+    resumed), validation, checkpoint, test evaluation, metrics files, and its declared ingredients; CPU."""
+    from hybridlib.reproduce import table_entries
 
-    import rehearsal_helpers as H
-
-    from hybridlib.reproduce import row_config, table_entries
-
-    entries = table_entries("all")
-    assert len(entries) == 40
-    configs = {e.name: row_config(e, rehearsal=rehearsal_root) for e in entries}
-    plan = H.plan_lanes(entries, configs, lanes=2)
-    start = time.perf_counter()
-    with ProcessPoolExecutor(len(plan), mp_context=mp.get_context("spawn")) as pool:
-        futures = [pool.submit(H.run_lane, rows, str(rehearsal_root), str(tmp_path / "runs")) for rows in plan]
-        results = {k: v for f in futures for k, v in f.result().items()}
-    wall = time.perf_counter() - start
-    assert sorted(results) == sorted(configs)
-    errors = {name: r["error"] for name, r in results.items() if "error" in r}
-    assert not errors, errors
-    declared = {e.name: load_config(e.config) for e in entries}
-    for name, result in results.items():
-        _check_row(declared[name], result)
-    with capsys.disabled():  # the figures the report quotes
-        cpu = sum(r["cpu_seconds"] for r in results.values())
-        print(f"\n[rehearsal] {len(results)} configs in {wall:.0f} s wall, {cpu:.0f} s CPU in the lanes, "
-              f"peak RSS {max(r['peak_rss_gb'] for r in results.values()):.1f} GB; load average {os.getloadavg()}")
-        for name, r in sorted(results.items(), key=lambda kv: -kv[1]["cpu_seconds"]):
-            print(f"[rehearsal]   {name:<44} {r['wall_seconds']:>6.1f} s wall {r['cpu_seconds']:>6.1f} s CPU")
+    entry = next(e for e in table_entries("all") if e.name == name)
+    result = H.run_row(name, rehearsal_root, tmp_path / "runs")
+    print(f"[rehearsal] {name}: {result['wall_seconds']} s wall {result['cpu_seconds']} s CPU, "
+          f"peak RSS {result['peak_rss_gb']} GB (process)")
+    _check_row(load_config(entry.config), result)
 
 
 @pytest.mark.slow
+@EXTRA_GROUP["frozen_as_upstream"]
 def test_frozen_as_upstream_keeps_frozen_encoders_in_train_mode(rehearsal_root, tmp_path):
     """``model.frozen_mode=train`` (Mei et al.'s "frozen"): nothing cached, no trainable encoder parameter, but
     the backbone's BatchNorm statistics move, its SpecAugment and the text encoder's dropout are active."""
@@ -215,40 +275,3 @@ def test_frozen_as_upstream_keeps_frozen_encoders_in_train_mode(rehearsal_root, 
     initial, _ = read_checkpoint(read_manifest(rehearsal_root)["weights"]["panns-resnet38"])
     assert not saved["audio_backbone.bn0.running_mean"].equal(initial["bn0.running_mean"])  # statistics updated
     assert saved["audio_backbone.conv_block1.conv1.weight"].equal(initial["conv_block1.conv1.weight"])  # frozen
-
-
-@pytest.mark.slow
-def test_reproduce_command_runs_a_whole_table_on_the_rehearsal(rehearsal_root, tmp_path):
-    """``python -m hybridlib reproduce mei-table-2 --seeds 0 1``: a shard interrupted, the whole table resumed and
-    finished, a second call skips everything; our numbers are printed and saved beside the paper's."""
-    out = tmp_path / "reproduce"
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-
-    def cli(*args):
-        proc = subprocess.run([sys.executable, "-m", "hybridlib", "reproduce", "mei-table-2", "--rehearsal",
-                               str(rehearsal_root), "--out", str(out), "--seeds", "0", "1", "--no-progress", *args],
-                              capture_output=True, text=True, env=env, timeout=1800)
-        assert proc.returncode == 0, proc.stderr[-3000:]
-        return proc.stdout
-
-    listed = subprocess.run([sys.executable, "-m", "hybridlib", "reproduce", "mei-table-2", "--list", "--shard", "1/2"],
-                            capture_output=True, text=True, env=env, check=True).stdout.splitlines()
-    assert len(listed) == 4 and listed[0].startswith("mei/audiocaps/frozen/triplet-sum/bs32")
-    first = cli("--shard", "1/2", "--set", "stop_after_epoch=1")
-    assert first.count("0: stopped, 1: stopped") == 4
-    interrupted = sorted(p.parent.parent.name for p in out.glob("*/seed-*/checkpoint.pt"))
-    assert len(interrupted) == 2 * 4
-    second = cli()
-    assert second.count("0: finished, 1: finished") == 8 and "ingredients differ" not in second
-    assert "mei/audiocaps/frozen/nt-xent/bs128 t2a_R@1" in second and "diff [pp]" in second
-    assert not list(out.glob("*/seed-*/checkpoint*.pt"))  # finished seeds keep best/ and metrics only
-    third = cli("--report")
-    assert third.count("0: skipped, 1: skipped") == 8
-    comparison = json.loads((out / "mei-table-2-comparison.json").read_text())
-    assert len(comparison["rows_finished"]) == 8
-    rows = {(r["row"], r["metric"]) for r in comparison["comparison"]}
-    assert ("mei/audiocaps/frozen/triplet-max/bs128", "t2a_R@1") in rows
-    with open(out / "mei-table-2-comparison.csv") as fh:
-        assert {"row", "metric", "paper", "ours", "diff"} <= set(next(csv.reader(fh)))
-    aggregate = json.loads((out / "mei-audiocaps-frozen-nt-xent" / "metrics-test.json").read_text())
-    assert aggregate["seeds_run"] == [0, 1] and aggregate["aggregate"]["t2a_R@1"]["n"] == 2
