@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.hybrid-retrieval-installed
 KERNEL := hybrid-retrieval
 SMOKE_RUN := runs/test-smoke
 
-.PHONY: demo test test-fast lab bench clean env browser
+.PHONY: demo test test-fast lab bench clean env browser assignments
 
 demo: $(STAMP)
 	$(PY) -m hybridlib run-notebooks
@@ -36,6 +36,13 @@ LAB_URL  := /lab/tree/notebooks/00_setup_and_tour.ipynb
 LAB_ARGS ?=
 lab: $(STAMP)
 	$(VENV)/bin/jupyter lab --ServerApp.root_dir=. --LabApp.default_url=$(LAB_URL) $(if $(filter 0,$(shell id -u)),--allow-root) $(LAB_ARGS)
+
+# Course assignments (notebooks/exercises) as an nbgrader course: source/ (instructor) and release/ (students);
+# ROSTER=students.csv also imports the students and writes personal copies with their variant seeds.
+COURSE ?= runs/assignments/course
+ROSTER ?=
+assignments: $(STAMP)
+	$(PY) -m hybridlib assignments build --course $(COURSE) $(if $(ROSTER),--roster $(ROSTER))
 
 bench: $(STAMP)
 	$(PY) benchmarks/bench_retrieval_math.py

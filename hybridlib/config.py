@@ -27,16 +27,48 @@ The model section (``model:``) holds :class:`hybridlib.models.config.ModelConfig
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from hybridlib.data.audio_io import AUDIO_CHECKS, BAD_AUDIO_POLICIES
 from hybridlib.data.splits import DATASET_SPLITS
 from hybridlib.util.errors import UserError
+from hybridlib.util.values import describe_value, value_problem
 
 SCHEDULES = ("warmup-cosine", "step", "constant")
 SELECT_METRICS = ("mAP@10", "R-sum", "t2a_R-sum")
 SELECT_TIES = ("earlier", "later")
+
+
+# field -> (kind, rule) for hybridlib.util.values.value_problem; checked before anything else
+FIELD_RULES: dict[str, tuple[str, dict]] = {
+    "name": ("str", {}), "description": ("str", {}), "notes": ("str", {}), "dataset": ("str", {}),
+    "paper_row": ("str", {"allow_none": True}), "eval_dataset": ("str", {"allow_none": True}),
+    "metadata_by_dataset": ("dict", {}), "data_root": ("str", {"allow_none": True}), "smoke": ("bool", {}),
+    "train_split": ("str", {"allow_none": True}), "val_split": ("str", {"allow_none": True}),
+    "eval_split": ("str", {"allow_none": True}), "fs_seed": ("int", {"minimum": 0}),
+    "cache_dir": ("str", {"allow_none": True}),
+    "max_audio_seconds": ("number", {"minimum": 0, "exclusive_min": True, "allow_none": True}),
+    "audio_check": ("str", {"choices": AUDIO_CHECKS}), "bad_audio": ("str", {"choices": BAD_AUDIO_POLICIES}),
+    "metadata_degradation": ("dict", {}), "model": ("dict", {}), "loss": ("str", {}), "loss_kwargs": ("dict", {}),
+    "epochs": ("int", {"minimum": 1}), "batch_size": ("int", {"minimum": 1}),
+    "lr": ("number", {"minimum": 0, "exclusive_min": True}), "lr_min": ("number", {"minimum": 0}),
+    "weight_decay": ("number", {"minimum": 0}), "schedule": ("str", {"choices": SCHEDULES}),
+    "warmup_epochs": ("number", {"minimum": 0}), "step_size": ("int", {"minimum": 1}),
+    "gamma": ("number", {"minimum": 0, "exclusive_min": True}),
+    "grad_clip": ("number", {"minimum": 0, "exclusive_min": True, "allow_none": True}),
+    "captions_per_clip": ("int", {"minimum": 1, "allow_none": True}), "frame_stride": ("int", {"minimum": 1}),
+    "spec_augment": ("bool", {}), "frame_time_mask": ("int", {"minimum": 0}),
+    "frame_channel_mask": ("int", {"minimum": 0}), "select_metric": ("str", {"choices": SELECT_METRICS}),
+    "select_on_tie": ("str", {"choices": SELECT_TIES}), "audioset_labels": ("str", {"allow_none": True}),
+    "min_metadata_coverage": ("number", {"minimum": 0, "maximum": 1}),
+    "eval_batch_size": ("int", {"minimum": 1}), "seed": ("int", {"minimum": 0}), "seeds": ("list", {}),
+    "device": ("str", {}), "amp": ("bool", {}), "num_threads": ("int", {"minimum": 1, "allow_none": True}),
+    "tensorboard": ("bool", {}), "stop_after_epoch": ("int", {"minimum": 1, "allow_none": True}),
+    "num_workers": ("int", {"minimum": 0}), "waveform_cache": ("bool", {}),
+}
 
 
 class ConfigError(UserError):
@@ -70,6 +102,11 @@ class TrainConfig:
     min_metadata_coverage: float = 0.1    # a metadata row stops when a split has fewer clips with metadata
     cache_dir: str | None = None          # None: hybridlib.paths.cache_dir()
     max_audio_seconds: float | None = None  # crop of training waveforms when the backbone is trained
+    # audio screening before anything is encoded (hybridlib.data.audio_io.screen_audio): "full" decodes every
+    # file once (silent, NaN, undecodable files found; the outcome is remembered), "header" only reads headers;
+    # bad clips are excluded and listed in the run's data_report.json, or stop the run with bad_audio: error
+    audio_check: str = "full"
+    bad_audio: str = "exclude"
     # noisier or missing metadata in every split, e.g. {remove_metadata: 0.5, drop_tags: 0.3, seed: 0}: the knobs
     # of hybridlib.data.degrade_metadata (the hybrid paper's future work: how robust is the hybrid advantage?)
     metadata_degradation: dict = field(default_factory=dict)
@@ -104,6 +141,10 @@ class TrainConfig:
     device: str = "auto"                  # auto | cpu | cuda | cuda:N
     amp: bool = True                      # mixed precision on CUDA (ignored on CPU)
     num_threads: int | None = None        # torch CPU threads during train() (None: leave torch's setting)
+    # trainable backbone: DataLoader worker processes that read training waveforms (0: in the training
+    # process; a GPU run wants several); batches are identical for every value (hybridlib.features.loader)
+    num_workers: int = 0
+    waveform_cache: bool = True           # trainable backbone: decode and resample each clip once, then read arrays
     tensorboard: bool = True
     stop_after_epoch: int | None = None   # end this invocation after that epoch (resume continues)
     notes: str = ""
@@ -127,8 +168,13 @@ class TrainConfig:
 
     def validate(self, source: str = "<config>") -> None:
         def bad(name, why):
-            raise ConfigError(f"{source}: field {name!r} {why} (got {getattr(self, name)!r})")
+            raise ConfigError(f"{source}: field {name!r} {why} (got {describe_value(getattr(self, name))})")
 
+        # types and ranges first (booleans are not integers, NaN is named in the field holding it)
+        for name, (kind, rule) in FIELD_RULES.items():
+            problem = value_problem(getattr(self, name), kind, **rule)
+            if problem:
+                bad(name, problem)
         if not self.dataset or any(d not in DATASET_SPLITS for d in self.dataset.split("+")):
             bad("dataset", f"must be one of {sorted(DATASET_SPLITS)} or several joined with '+'")
         if self.eval_dataset is not None and self.eval_dataset not in DATASET_SPLITS:
@@ -136,57 +182,35 @@ class TrainConfig:
         if None in DATASET_SPLITS.get(self.benchmark, ())[1:]:
             bad("eval_dataset", f"must name a benchmark with validation and evaluation splits ({self.benchmark} "
                 "has only a training split; the hybrid paper evaluates WavCaps-trained models on clotho)")
-        if not isinstance(self.metadata_by_dataset, dict) or not set(self.metadata_by_dataset) <= set(
-                self.dataset.split("+")):
+        if not set(self.metadata_by_dataset) <= set(self.dataset.split("+")):
             bad("metadata_by_dataset", "must map training datasets to a metadata kind (os, cs, fs)")
-        if self.schedule not in SCHEDULES:
-            bad("schedule", f"must be one of {SCHEDULES}")
-        if self.select_metric not in SELECT_METRICS:
-            bad("select_metric", f"must be one of {SELECT_METRICS}")
-        if self.select_on_tie not in SELECT_TIES:
-            bad("select_on_tie", f"must be one of {SELECT_TIES}")
-        if not isinstance(self.min_metadata_coverage, (int, float)) or not 0 <= self.min_metadata_coverage <= 1:
-            bad("min_metadata_coverage", "must be a fraction in [0, 1]")
-        if self.audioset_labels is not None and not isinstance(self.audioset_labels, str):
-            bad("audioset_labels", "must be a folder path or null")
-        for name in ("epochs", "batch_size", "eval_batch_size", "step_size"):
-            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
-                bad(name, "must be a positive integer")
         if self.batch_size < 2:
             bad("batch_size", "must be at least 2 (in-batch negatives)")
-        for name in ("lr", "gamma"):
-            if not isinstance(getattr(self, name), (int, float)) or getattr(self, name) <= 0:
-                bad(name, "must be a positive number")
-        if not isinstance(self.lr_min, (int, float)) or not 0 <= self.lr_min <= self.lr:
-            bad("lr_min", "must be a number between 0 and lr")
-        if not isinstance(self.warmup_epochs, (int, float)) or self.warmup_epochs < 0:
-            bad("warmup_epochs", "must be >= 0")
-        if self.grad_clip is not None and (not isinstance(self.grad_clip, (int, float)) or self.grad_clip <= 0):
-            bad("grad_clip", "must be a positive number or null")
-        if not isinstance(self.model, dict):
-            bad("model", "must be a mapping of ModelConfig fields")
-        if not isinstance(self.loss_kwargs, dict):
-            bad("loss_kwargs", "must be a mapping")
-        if not isinstance(self.seeds, list) or not all(isinstance(s, int) for s in self.seeds) or not self.seeds:
-            bad("seeds", "must be a non-empty list of integers")
-        if self.captions_per_clip is not None and (not isinstance(self.captions_per_clip, int)
-                                                   or self.captions_per_clip < 1):
-            bad("captions_per_clip", "must be a positive integer or null")
-        if self.num_threads is not None and (not isinstance(self.num_threads, int) or self.num_threads < 1):
-            bad("num_threads", "must be a positive integer or null")
-        if not isinstance(self.frame_stride, int) or self.frame_stride < 1:
-            bad("frame_stride", "must be a positive integer")
-        if self.stop_after_epoch is not None and (not isinstance(self.stop_after_epoch, int)
-                                                  or self.stop_after_epoch < 1):
-            bad("stop_after_epoch", "must be a positive integer or null")
+        if self.lr_min > self.lr:
+            bad("lr_min", f"must be a number between 0 and lr ({describe_value(self.lr)})")
+        for i, seed in enumerate(self.seeds):
+            problem = value_problem(seed, "int", minimum=0)
+            if problem:
+                raise ConfigError(f"{source}: field 'seeds' item {i} {problem} (got {describe_value(seed)})")
+        if not self.seeds:
+            bad("seeds", "must be a non-empty list of non-negative integers")
+        for key, value in self.loss_kwargs.items():
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ConfigError(f"{source}: field 'loss_kwargs.{key}' is {describe_value(value)}; "
+                                  "it must be a finite number")
         knobs = {"drop_tags", "add_distractors", "swap_synonyms", "remove_metadata", "seed"}
-        if not isinstance(self.metadata_degradation, dict) or not set(self.metadata_degradation) <= knobs:
+        if not set(self.metadata_degradation) <= knobs:
             bad("metadata_degradation", f"must be a mapping with keys from {sorted(knobs)}")
         for knob, value in self.metadata_degradation.items():
-            if knob == "seed" and not isinstance(value, int):
-                bad("metadata_degradation", "needs an integer seed")
-            if knob != "seed" and (not isinstance(value, (int, float)) or not 0 <= value <= 1):
-                bad("metadata_degradation", f"{knob} must be a fraction in [0, 1]")
+            problem = (value_problem(value, "int", minimum=0) if knob == "seed"
+                       else value_problem(value, "number", minimum=0, maximum=1) and "must be a fraction in [0, 1]")
+            if problem:
+                raise ConfigError(f"{source}: field 'metadata_degradation': {knob} {problem} "
+                                  f"(got {describe_value(value)})")
+        try:
+            self.model_config()
+        except ConfigError as exc:
+            raise ConfigError(f"{source}: {exc}") from None
 
     @property
     def datasets(self) -> list[str]:
@@ -237,7 +261,7 @@ def read_config_dict(path: str | Path, _seen: tuple = ()) -> dict:
     try:
         values = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+        raise ConfigError(f"{path}: not valid YAML: {' '.join(str(exc).split())}") from None
     if not isinstance(values, dict):
         raise ConfigError(f"{path}: a config must be a mapping of fields")
     parent = values.pop("extends", None)

@@ -84,15 +84,25 @@ def retrieval_examples(sims: dict[str, torch.Tensor], split: EncodedSplit, by: s
 
     ``sims``: ``{model label: [Q, A] similarity}`` on ``split``; every model's rank of the correct clip and
     its top retrieved clips are listed. Good queries are the first ``n_good`` captions (in caption order)
-    ranked first; bad ones the ``n_bad`` worst ranked.
+    ranked first; bad ones the ``n_bad`` worst ranked; each example is a different clip (two captions of one
+    clip would show the same audio twice).
     """
     import pandas as pd
 
     target = split.caption_clip
     ranks = {label: caption_ranks(sim, target) for label, sim in sims.items()}
     r = ranks[by]
-    good = [int(q) for q in torch.nonzero(r == 1).flatten()[:n_good]]
-    bad = [int(q) for q in torch.argsort(-r, stable=True)[:n_bad]]
+
+    def distinct_clips(candidates, n):
+        chosen, clips = [], set()
+        for q in candidates:
+            if int(target[q]) not in clips and len(chosen) < n:
+                chosen.append(int(q))
+                clips.add(int(target[q]))
+        return chosen
+
+    good = distinct_clips(torch.nonzero(r == 1).flatten().tolist(), n_good)
+    bad = distinct_clips(torch.argsort(-r, stable=True).tolist(), n_bad)
     rows = []
     for kind, queries in (("good", good), ("bad", bad)):
         for q in queries:

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from hybridlib import runs
 from hybridlib.config import TrainConfig
-from hybridlib.util.errors import HybridlibError
+from hybridlib.util.errors import HybridlibError, UserError
 
 KNOBS = ("remove_metadata", "drop_tags", "add_distractors", "swap_synonyms")
 
@@ -68,11 +68,16 @@ def _data_for(cfg: TrainConfig, data=None):
 
 
 def run_job(job: TrainingJob, data=None, progress: bool = False) -> JobOutcome:
-    """Train one job in this process; a failure the package reports (e.g. divergence) becomes ``error``."""
+    """Train one job in this process; a failure of the work itself (e.g. divergence) becomes ``error``, so the
+    other jobs go on. Bad input (a :class:`~hybridlib.util.errors.UserError`: a damaged checkpoint, a config
+    that changed since the checkpoint, bad audio under ``bad_audio: error``) is raised as it is: the command
+    line then names it in one line with exit code 2."""
     from hybridlib.training import train
 
     try:
         result = train(job.cfg, job.out_dir, data=_data_for(job.cfg, data), resume=job.resume, progress=progress)
+    except UserError:
+        raise
     except HybridlibError as exc:
         return JobOutcome(job, error=f"{type(exc).__name__}: {exc}")
     return JobOutcome(job, result.finished, result.test_metrics, result.best_epoch, result.seconds)
@@ -82,7 +87,7 @@ def run_trainings(jobs: Sequence[TrainingJob], workers: int | None = None, data=
                   progress: bool = True) -> list[JobOutcome]:
     """Run ``jobs`` (in their order) on ``workers`` processes (default :func:`default_workers`; 1: in this
     process, using ``data`` when it fits a job's config). Returns one outcome per job, in job order."""
-    from tqdm.auto import tqdm
+    from hybridlib.util.progress import progress_bar as tqdm
 
     jobs = list(jobs)
     if not jobs:

@@ -148,7 +148,7 @@ def reproduction_rows(table: str = "all") -> list[dict]:
         rel = entry.config.relative_to(entry.config.parents[2])
         rows.append({
             "row": entry.row, "config": str(rel), "name": cfg.name,
-            "command": f"python -m hybridlib reproduce {table_of(entry.row) if table == 'all' else table} "
+            "command": f".venv/bin/python -m hybridlib reproduce {table_of(entry.row) if table == 'all' else table} "
                        f"--rows {cfg.name} --seeds {seeds}",
             "epochs": cfg.epochs, "data": data, "gpu_hours": est["gpu_hours"], "memory_gb": est["memory_gb"],
             "seeds": len(cfg.seeds),

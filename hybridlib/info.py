@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.metadata as md
+import os
 import platform
 import sys
 
@@ -48,11 +49,28 @@ def collect() -> dict:
     return {
         "python": sys.version.split()[0],
         "platform": platform.platform(),
+        "machine": machine(device["cuda_devices"]),
         "versions": versions,
         "device": device,
         "models": models,
         "datasets": datasets,
     }
+
+
+def machine(gpus: list[str] | None = None) -> dict:
+    """CPU cores and model, memory and GPUs: the machine that measured the numbers a run reports."""
+    cpu = platform.processor() or ""
+    try:
+        with open("/proc/cpuinfo") as fh:
+            cpu = next((line.split(":", 1)[1].strip() for line in fh if line.startswith("model name")), cpu)
+    except OSError:
+        pass
+    try:
+        memory_gib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    except (ValueError, OSError, AttributeError):
+        memory_gib = None
+    return {"cpu_cores": os.cpu_count(), "cpu": cpu, "memory_gib": memory_gib, "gpus": list(gpus or []),
+            "platform": platform.platform()}
 
 
 def _exists(path) -> dict:

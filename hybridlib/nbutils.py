@@ -3,6 +3,8 @@
 The notebooks' ``parameters`` cell sets ``OUT_DIR``; the runner (:mod:`hybridlib.runner`) points it at
 ``runs/<timestamp>/<notebook>/``. Run interactively with ``OUT_DIR = None``, outputs go to
 ``runs/interactive/<notebook>/``.
+
+Parameters are checked by :func:`hybridlib.notebook_parameters.check_parameters`.
 """
 
 from __future__ import annotations
@@ -44,18 +46,18 @@ def to_jsonable(value: Any) -> Any:
     return value
 
 
-def save_results(out_dir: str | Path, results: dict | None = None, **more: Any) -> Path:
+def save_results(out_dir: str | Path, results: dict | None = None, **more: Any) -> None:
     """Merge ``results`` (and keyword values) into ``<out_dir>/results.json`` (started afresh by
-    :func:`prepare_out_dir` each run); return its path."""
+    :func:`prepare_out_dir` each run). Returns nothing, so a cell ending with it prints no path."""
     path = Path(out_dir) / "results.json"
     current = json.loads(path.read_text()) if path.exists() else {}
     current.update(to_jsonable({**(results or {}), **more}))
-    return atomic_write_text(path, json.dumps(current, indent=2, sort_keys=True))
+    atomic_write_text(path, json.dumps(current, indent=2, sort_keys=True))
 
 
-def save_figure(fig, out_dir: str | Path, name: str, dpi: int = 110) -> Path:
-    """Save a matplotlib figure as ``<out_dir>/<name>.png`` and return the path."""
+def save_figure(fig, out_dir: str | Path, name: str, dpi: int = 110) -> None:
+    """Save a matplotlib figure as ``<out_dir>/<name>.png``. Returns nothing, so a cell ending with it shows
+    the figure and no ``PosixPath(...)`` line."""
     path = Path(out_dir) / f"{name}.png"
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=dpi, bbox_inches="tight")
-    return path

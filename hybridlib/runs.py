@@ -7,6 +7,7 @@ One seed's folder (``train`` writes it; ``<out>/seed-<n>/`` when several seeds r
                                 FS counts, SpecAugment, trainable parameters, text preprocessing, schedule, ...
     checkpoint.pt               last epoch (model, optimiser, scheduler, RNG, history); atomic
     checkpoint.prev.pt          the epoch before (kept so a damaged checkpoint costs one epoch, not the run)
+    data_report.json            the data trained on: clips per split, load reports, clips excluded and why
     log.csv, tb/                one row per epoch; TensorBoard
     best/model.safetensors      best epoch on validation (+ model_config.json, train_config.json)
     metrics-<split>.json        metrics of the best model on <split> (training writes the evaluation split;
@@ -33,7 +34,7 @@ from pathlib import Path
 import torch
 
 from hybridlib.config import ConfigError, TrainConfig, config_to_yaml, read_config_dict
-from hybridlib.util.errors import UserError
+from hybridlib.util.errors import UserError, one_line
 from hybridlib.util.files import atomic_path, atomic_write_json, atomic_write_text
 
 CONFIG = "config.yaml"
@@ -41,11 +42,13 @@ INGREDIENTS = "ingredients.json"
 CHECKPOINT = "checkpoint.pt"
 PREVIOUS_CHECKPOINT = "checkpoint.prev.pt"
 LOG = "log.csv"
+DATA_REPORT = "data_report.json"
 BEST = "best"
 # TrainConfig fields that do not change the trained model: a resumed run or an aggregate may differ in them
 # (eval_split only chooses the split the best model is finally scored on)
 RUNTIME_FIELDS = frozenset({"name", "description", "notes", "paper_row", "seeds", "device", "num_threads",
-                            "tensorboard", "stop_after_epoch", "cache_dir", "eval_split"})
+                            "tensorboard", "stop_after_epoch", "cache_dir", "eval_split", "num_workers",
+                            "waveform_cache"})
 
 
 class CheckpointDamaged(UserError):
@@ -128,7 +131,7 @@ def read_checkpoint_file(path: str | Path) -> dict:
         state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
     except Exception as exc:  # truncated zip, garbled bytes, or a pickle asking for a non-allow-listed global
         raise CheckpointDamaged(f"{path} is damaged or not a plain-data checkpoint and was not loaded "
-                                f"({type(exc).__name__}: {str(exc).splitlines()[0][:200]})") from None
+                                f"({one_line(exc)})") from None
     if not isinstance(state, dict) or "epoch" not in state:
         raise CheckpointDamaged(f"{path} is not a hybridlib training checkpoint (no epoch)")
     return state
@@ -193,13 +196,36 @@ def save_model(model: torch.nn.Module, folder: str | Path, cfg: TrainConfig | No
 
 
 def load_model_weights(model: torch.nn.Module, folder: str | Path) -> torch.nn.Module:
+    """Load ``folder/model.safetensors`` into ``model``; a damaged file raises :class:`CheckpointDamaged`
+    naming it (safetensors never executes code, but a truncated file must not end in a raw traceback)."""
+    from safetensors import SafetensorError
     from safetensors.torch import load_file
 
     path = Path(folder) / "model.safetensors"
     if not path.is_file():
         raise FileNotFoundError(f"no saved model at {path}")
-    model.load_state_dict(load_file(str(path)))
+    try:
+        state = load_file(str(path))
+    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
+        raise CheckpointDamaged(f"{path} is damaged and was not loaded ({type(exc).__name__}: "
+                                f"{one_line(exc)}); train again or restore the file") from None
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as exc:
+        raise CheckpointDamaged(f"{path} does not fit the model of {Path(folder) / 'model_config.json'} "
+                                f"({one_line(exc)})") from None
     return model
+
+
+def _read_json_file(path: Path) -> dict:
+    try:
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, OSError) as exc:
+        raise CheckpointDamaged(f"{path} is damaged and was not read ({one_line(exc)})"
+                                ) from None
+    if not isinstance(value, dict):
+        raise CheckpointDamaged(f"{path} is damaged: expected a JSON object, found {type(value).__name__}")
+    return value
 
 
 def load_trained(seed_dir: str | Path, device="cpu"):
@@ -211,10 +237,24 @@ def load_trained(seed_dir: str | Path, device="cpu"):
     for name in ("model.safetensors", "model_config.json", "train_config.json"):
         if not (best / name).is_file():
             raise UserError(f"{best / name} missing: not a finished training run")
-    cfg = TrainConfig.from_dict(json.loads((best / "train_config.json").read_text()), source=str(best))
-    model = RetrievalModel(ModelConfig.from_dict(json.loads((best / "model_config.json").read_text())))
+    cfg = TrainConfig.from_dict(_read_json_file(best / "train_config.json"), source=str(best / "train_config.json"))
+    try:
+        model_cfg = ModelConfig.from_dict(_read_json_file(best / "model_config.json"))
+    except (TypeError, ValueError) as exc:
+        if isinstance(exc, UserError):
+            raise
+        raise CheckpointDamaged(f"{best / 'model_config.json'} is damaged: {one_line(exc)}") from None
+    model = RetrievalModel(model_cfg)
     load_model_weights(model, best)
     return model.to(device).eval(), cfg
+
+
+# ---------------------------------------------------------------------------------------------------- data
+def write_data_report(run_dir: str | Path, info: dict, split: str | None = None) -> Path:
+    """Save the prepared data's ``info`` (load reports, excluded clips with their reasons) in the run folder:
+    ``data_report.json``, or ``data_report-<split>.json`` for the data of one evaluation."""
+    name = DATA_REPORT if split is None else f"data_report-{split}.json"
+    return atomic_write_json(Path(run_dir) / name, json.loads(json.dumps(info, default=str)))
 
 
 # ---------------------------------------------------------------------------------------------------- logs
@@ -264,7 +304,7 @@ def read_metrics(run_dir: str | Path, split: str) -> dict:
     path = metrics_path(run_dir, split)
     if not path.is_file():
         raise FileNotFoundError(f"no {path.name} in {run_dir}")
-    return json.loads(path.read_text())
+    return _read_json_file(path)
 
 
 def aggregate(per_seed: list[dict]) -> dict[str, dict]:
@@ -317,8 +357,12 @@ def write_run_metrics(run_dir: str | Path, split: str, cfg: TrainConfig | None =
                 changed = config_differences(cfg.replace(seed=other.seed).to_dict(), other.to_dict())
                 excluded[str(seed)] = "another config (" + ", ".join(changed) + ")"
                 continue
-        payload = json.loads(path.read_text())
-        per_seed[str(payload["seed"])] = payload["metrics"]
+        try:
+            payload = _read_json_file(path)
+            per_seed[str(payload["seed"])] = payload["metrics"]
+        except (CheckpointDamaged, KeyError) as exc:
+            excluded[str(seed)] = f"unreadable metrics: {exc}"
+            continue
         info = info or payload
     if not per_seed:
         raise FileNotFoundError(f"no seed-*/{metrics_path('.', split).name} of this config in {run_dir}")

@@ -267,7 +267,8 @@ def batch_size_sweep(
     to the trained :class:`ProjectionHeads`.
     """
     import pandas as pd
-    from tqdm.auto import tqdm
+
+    from hybridlib.util.progress import progress_bar as tqdm
 
     combos = [(loss, b, s) for b in batch_sizes for loss in losses for s in seeds]
     rows, hist, models = [], [], {}

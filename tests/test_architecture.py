@@ -27,7 +27,9 @@ LAYERS = [
     ("training", ["hybridlib.training"]),
     ("experiments", ["hybridlib.experiments"]),
     ("leaves", ["hybridlib.viz", "hybridlib.nbutils", "hybridlib.runner", "hybridlib.paper",
-                "hybridlib.toy_embeddings", "hybridlib.info", "hybridlib.reproduce", "hybridlib.gpu_plan"]),
+                "hybridlib.notebook_parameters", "hybridlib.notebook_html", "hybridlib.results_table",
+                "hybridlib.toy_embeddings", "hybridlib.info", "hybridlib.notebook_format", "hybridlib.assignments",
+                "hybridlib.reproduce", "hybridlib.gpu_plan"]),
     ("cli", ["hybridlib.cli", "hybridlib.__main__", "hybridlib"]),
 ]
 

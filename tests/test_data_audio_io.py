@@ -86,3 +86,64 @@ def test_crop_or_pad_policy():
         crop_or_pad(x, 4, mode="middle")
     batch, lengths = pad_sequences([torch.ones(3), torch.ones(5)])
     assert batch.shape == (2, 5) and lengths.tolist() == [3, 5] and batch[0, 3:].sum() == 0
+
+
+def _bad_folder(tmp_path):
+    """One good clip and one of each kind of bad audio; returns the items."""
+    from hybridlib.data import Item
+
+    sr = 16000
+    sf.write(tmp_path / "good.wav", 0.1 * np.sin(np.arange(sr) / 3.0), sr, subtype="PCM_16")
+    sf.write(tmp_path / "silent.wav", np.zeros(sr), sr, subtype="PCM_16")
+    sf.write(tmp_path / "empty.wav", np.zeros(0), sr)
+    sf.write(tmp_path / "nan.wav", np.full(100, np.nan, dtype=np.float32), sr, subtype="FLOAT")
+    (tmp_path / "corrupt.wav").write_bytes(b"RIFF\x00\x00\x00\x00WAVEjunkjunkjunk")
+    good = (tmp_path / "good.wav").read_bytes()
+    (tmp_path / "truncated.wav").write_bytes(good[:44] + b"\x01")  # header claims more data than there is
+    names = ["good", "silent", "empty", "nan", "corrupt", "truncated", "missing"]
+    items = [Item(n, tmp_path / f"{n}.wav", ["a caption"]) for n in names]
+    return items + [Item("no-path", None, ["c"])]
+
+
+def test_full_check_finds_every_kind_of_bad_audio_at_once(tmp_path):
+    items = _bad_folder(tmp_path)
+    good, problems = validate_items(items, progress=False, check="full")
+    assert [it.clip_id for it in good] == ["good"]
+    assert set(problems) == {"silent", "empty", "nan", "corrupt", "truncated", "missing", "no-path"}
+    assert "silent" in problems["silent"] and "NaN" in problems["nan"] and "not found" in problems["missing"]
+    # the header check is fast and catches what the header shows; silence and NaN need the full check
+    _, header = validate_items(items, progress=False, check="header")
+    assert set(header) == {"empty", "corrupt", "truncated", "missing", "no-path"}
+    assert validate_items(items, 16000, progress=False)[1].keys() == problems.keys()  # older call form
+
+
+def test_screen_audio_excludes_and_reports_or_raises_listing_all(tmp_path):
+    from hybridlib.data import ClipSet, LoadReport
+    from hybridlib.data.audio_io import BadAudioError, screen_audio
+
+    items = ClipSet(_bad_folder(tmp_path), LoadReport(dataset="d", split="s", clips=8, missing_audio=1))
+    kept = screen_audio(items, progress=False)
+    assert [it.clip_id for it in kept] == ["good"]
+    assert kept.report.excluded == 7 and set(kept.report.bad_audio) == set(items.by_id()) - {"good"}
+    assert kept.report.missing_audio == 1 and kept.report.clips == 1
+    assert "7 for missing or unusable audio" in str(kept.report)
+    with pytest.raises(BadAudioError) as info:
+        screen_audio(items, on_bad="error", progress=False, where="d/s")
+    message = str(info.value)
+    assert message.startswith("7 clip(s) with unusable audio in d/s: silent (audio is silent)") and "\n" not in message
+    for name in ("empty", "nan", "corrupt", "truncated", "missing", "no-path"):
+        assert name in message
+
+
+def test_full_check_result_is_remembered_until_a_file_changes(tmp_path, monkeypatch):
+    from hybridlib.data import audio_io
+
+    items = _bad_folder(tmp_path)
+    memo = tmp_path / "memo"
+    first = validate_items(items, progress=False, check="full", memo_dir=memo)[1]
+    calls = []
+    monkeypatch.setattr(audio_io, "check_audio_file", lambda *a, **k: calls.append(a))
+    assert validate_items(items, progress=False, check="full", memo_dir=memo)[1] == first and not calls
+    sf.write(tmp_path / "silent.wav", 0.2 * np.ones(800), 16000, subtype="PCM_16")  # fixed: checked again
+    validate_items(items, progress=False, check="full", memo_dir=memo)
+    assert len(calls) == 6  # every file on disk, checked again because one changed

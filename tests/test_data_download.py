@@ -185,5 +185,41 @@ def test_cli_audiocaps_and_weights(capsys, monkeypatch, tmp_path):
                         or tmp_path / f"{name}.pth")
     args = Namespace(what="weights", name="panns-cnn14", dest=str(tmp_path), no_progress=True)
     assert cli_download.run(args) == 0 and calls == [("panns-cnn14", str(tmp_path))]
-    assert cli_download.run(Namespace(what="weights", name=None, dest=None, no_progress=True)) == 2
-    assert "panns-cnn14" in capsys.readouterr().out  # the valid names are listed
+    from hybridlib.util.errors import UserError
+
+    with pytest.raises(UserError, match="needs a NAME, one of .*panns-cnn14"):  # the valid names are listed
+        cli_download.run(Namespace(what="weights", name=None, dest=None, no_progress=True))
+
+
+def test_download_clotho_csv_only(server, tmp_path, shared_data, monkeypatch, capsys):
+    """`download clotho --csv-only`: the six tables, md5-checked (real v2.1 caption CSVs with their official
+    md5s; stand-in metadata CSVs), no audio archive requested; load_clotho reads the result."""
+    import functools
+
+    from hybridlib.cli import download as cli_download
+
+    _, url = server
+    v21 = shared_data("clotho", "v2.1")
+    for split in dl.CLOTHO_SPLITS:
+        captions = (v21 / f"clotho_captions_{split}.csv").read_bytes()
+        metadata = f"file_name,keywords\nclip_{split}.wav,a;b\n".encode()
+        _Handler.files[f"/clotho_captions_{split}.csv"] = captions
+        _Handler.files[f"/clotho_metadata_{split}.csv"] = metadata
+        monkeypatch.setitem(dl.CLOTHO_FILES, f"clotho_metadata_{split}.csv", hashlib.md5(metadata).hexdigest())
+    monkeypatch.setattr(dl, "download_clotho", functools.partial(dl.download_clotho, base_url=url))
+    args = Namespace(what="clotho", name=None, root=str(tmp_path / "data"), splits=list(dl.CLOTHO_SPLITS),
+                     keep_archives=False, no_progress=True, csv_only=True)
+    assert cli_download.run(args) == 0
+    assert "caption and metadata tables ready in" in capsys.readouterr().out
+    assert sorted(entry["path"] for entry in _Handler.log) == sorted(_Handler.files)  # no .7z asked for
+    csv_dir = dl.clotho_csv_dir(tmp_path / "data")
+    assert sorted(p.name for p in csv_dir.iterdir()) == sorted(n.lstrip("/") for n in _Handler.files)
+    assert not (tmp_path / "data" / "CLOTHO_v2.1" / "clotho_audio_files").exists()
+    dev = load_clotho(tmp_path / "data", "development")
+    assert len(dev) == 3839 and dev.report.missing_audio == 3839 and dev.report.metadata_without_clip == 1
+    n = len(_Handler.log)
+    assert cli_download.run(args) == 0 and len(_Handler.log) == n  # verified in place, nothing fetched again
+    _Handler.files["/clotho_captions_validation.csv"] = b"tampered"
+    (csv_dir / "clotho_captions_validation.csv").unlink()
+    with pytest.raises(DownloadError, match="md5 mismatch for clotho_captions_validation.csv"):
+        cli_download.run(args)

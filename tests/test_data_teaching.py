@@ -198,3 +198,79 @@ def test_twins_share_their_audio():
         assert np.array_equal(x, y)  # same recipe and seed: identical audio ...
         assert not set(by_name[a].keywords) & set(by_name[b].keywords)  # ... different words
         assert by_name[a].label != by_name[b].label
+
+
+@pytest.fixture
+def bad_bank(shared_data, tmp_path):
+    """Three real sound effects plus a silent placeholder, an unreadable file and a file listed but absent."""
+    import shutil
+
+    import soundfile as sf
+
+    real = shared_data("soundbank-modsounds")
+    bank = tmp_path / "bank"
+    (bank / "sounds").mkdir(parents=True)
+    rows = ["file,label,license"]
+    for name, label in (("sounds_airplane_prop.ogg", "airplane"), ("sounds_apple_bite.ogg", "apple bite"),
+                        ("sounds_ar_burst_01.ogg", "gunshot")):
+        shutil.copy(real / "sounds" / name, bank / "sounds" / name)
+        rows.append(f"sounds/{name},{label},CC0")
+    sf.write(bank / "sounds" / "placeholder.wav", np.zeros(22050), 44100, subtype="PCM_16")
+    (bank / "sounds" / "broken.ogg").write_bytes(b"OggS\x00\x02garbage")
+    rows += ["sounds/placeholder.wav,door,CC0", "sounds/broken.ogg,door,CC0", "sounds/gone.ogg,dog,CC0"]
+    (bank / "manifest.csv").write_text("\n".join(rows) + "\n")
+    return bank
+
+
+def test_folder_bank_excludes_and_reports_every_bad_file_at_once(bad_bank, tmp_path):
+    root = make_teaching_set(tmp_path / "set", seed=0, n_clips=(4, 1, 1), bank=bad_bank, progress=False)
+    info = json.loads((root / "teaching.json").read_text())
+    excluded = info["bank_excluded"]
+    assert set(excluded) == {"sounds/placeholder.wav", "sounds/broken.ogg", "sounds/gone.ogg"}
+    assert "silent" in excluded["sounds/placeholder.wav"] and "not found" in excluded["sounds/gone.ogg"]
+    assert set(info["classes"]) == {"airplane", "apple bite", "gunshot"}  # labels with no usable file dropped
+    assert len(load_clotho(root, "development")) == 4
+
+
+def test_folder_bank_error_policy_names_all_and_leaves_nothing(bad_bank, tmp_path):
+    from hybridlib.data.audio_io import BadAudioError
+
+    out = tmp_path / "set"
+    with pytest.raises(BadAudioError) as info:
+        make_teaching_set(out, n_clips=(2, 1, 1), bank=bad_bank, progress=False, bad_audio="error")
+    assert "3 clip(s) with unusable audio" in str(info.value) and "gone.ogg" in str(info.value)
+    assert not out.exists() and not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+def test_failed_generation_leaves_nothing_half_made(tmp_path, monkeypatch):
+    from hybridlib.data import teaching
+
+    written = []
+    real_write = teaching.sf.write
+
+    def flaky_write(path, *args, **kwargs):
+        if len(written) == 3:
+            raise OSError("disk full")
+        written.append(path)
+        return real_write(path, *args, **kwargs)
+
+    monkeypatch.setattr(teaching.sf, "write", flaky_write)
+    out = tmp_path / "set"
+    with pytest.raises(OSError, match="disk full"):
+        make_teaching_set(out, n_clips=(4, 1, 1), progress=False)
+    assert not out.exists() and list(tmp_path.iterdir()) == []  # no partial folder, no temp folder
+    monkeypatch.undo()
+    assert len(load_clotho(make_teaching_set(out, n_clips=(4, 1, 1), progress=False), "development")) == 4
+
+
+def test_cli_make_teaching_set_reports_excluded_bank_files(bad_bank, tmp_path, capsys):
+    from hybridlib.cli import main
+
+    out = tmp_path / "cli"
+    assert main(["make-teaching-set", "--out", str(out), "--clips", "2", "1", "1", "--bank", str(bad_bank),
+                 "--no-progress"]) == 0
+    lines = [ln for ln in capsys.readouterr().out.splitlines() if "excluded" in ln]
+    assert len(lines) == 1 and "3 clip(s) with unusable audio" in lines[0] and "placeholder.wav" in lines[0]
+    assert main(["make-teaching-set", "--out", str(tmp_path / "strict"), "--clips", "2", "1", "1",
+                 "--bank", str(bad_bank), "--bad-audio", "error", "--no-progress"]) == 2
+    assert "broken.ogg" in capsys.readouterr().err and not (tmp_path / "strict").exists()

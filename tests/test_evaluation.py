@@ -64,3 +64,6 @@ def test_retrieval_examples_good_and_bad():
     assert list(df.kind) == ["good", "good", "bad"]
     assert df["rank (hybrid)"].tolist()[:2] == [1, 1] and df["rank (baseline)"].tolist()[0] == 4
     assert df["top 2 (hybrid)"][0][0] == df["clip"][0]
+    assert df["clip"][0] != df["clip"][1]  # captions 0 and 1 share clip 0: the second example is another clip
+    df = E.retrieval_examples({"hybrid": bad}, split, by="hybrid", n_good=0, n_bad=3)
+    assert df["clip"].nunique() == 3 and (df["rank (hybrid)"] == 4).all()

@@ -53,7 +53,8 @@ def bank_items(shared_data, tmp_path):
 def test_audio_frames_computed_once_then_reused(sfx, bank_items, tmp_path):
     cache = FeatureCache(tmp_path / "cache")
     first = cache.audio_frames(bank_items, sfx, batch_size=2, progress=False)
-    assert cache.stats == {"audio_hits": 0, "audio_computed": 3, "text_hits": 0, "text_computed": 0}
+    assert cache.stats == {"audio_hits": 0, "audio_computed": 3, "audio_damaged": 0, "text_hits": 0,
+                           "text_computed": 0, "text_damaged": 0}
     assert list(first) and set(first) == {it.clip_id for it in bank_items}
     with torch.inference_mode():
         for item in bank_items:  # equal to running the backbone on the clip alone
@@ -65,7 +66,7 @@ def test_audio_frames_computed_once_then_reused(sfx, bank_items, tmp_path):
     files = sorted((tmp_path / "cache").rglob("*.safetensors"))
     assert len(files) == 3 and not list((tmp_path / "cache").rglob("*.tmp"))
     with safe_open(str(files[0]), framework="pt") as f:
-        assert set(f.keys()) == {"frames"} and f.metadata()["backbone"] == "sfx-cnn"
+        assert set(f.keys()) == {"frames"} and f.metadata()["backbone"] == "sfx-cnn" and "sha256:frames" in f.metadata()
     again = FeatureCache(tmp_path / "cache")
     second = again.audio_frames(bank_items, sfx, progress=False)
     assert again.stats["audio_hits"] == 3 and again.stats["audio_computed"] == 0
@@ -100,12 +101,21 @@ def test_audio_cache_invalidated_by_file_settings_and_weights(sfx, bank_items, t
     assert cache.audio_fingerprint(random_net) != fp
 
 
-def test_audio_without_file_is_a_clear_error(sfx, tmp_path):
-    cache = FeatureCache(tmp_path)
-    with pytest.raises(ValueError, match="'gone.wav'.*no audio"):
-        cache.audio_frames([Item("gone.wav", None, ["x"])], sfx, progress=False)
-    with pytest.raises(ValueError, match="not found"):
-        cache.audio_frames([Item("gone.wav", tmp_path / "gone.wav", ["x"])], sfx, progress=False)
+def test_unreadable_clips_are_named_together_after_the_others_are_cached(sfx, bank_items, tmp_path):
+    from hybridlib.data.audio_io import BadAudioError
+
+    cache = FeatureCache(tmp_path / "cache")
+    (tmp_path / "corrupt.wav").write_bytes(b"RIFF\x00\x00\x00\x00WAVEjunk")
+    items = [Item("gone.wav", None, ["x"]), bank_items[0], Item("deleted.wav", tmp_path / "deleted.wav", ["x"]),
+             Item("corrupt.wav", tmp_path / "corrupt.wav", ["x"])]
+    with pytest.raises(BadAudioError) as info:
+        cache.audio_frames(items, sfx, progress=False)
+    message = str(info.value)
+    assert message.startswith("3 clip(s) with unusable audio: gone.wav (no audio file on disk), deleted.wav")
+    assert "corrupt.wav" in message and "\n" not in message
+    again = FeatureCache(tmp_path / "cache")
+    again.audio_frames(bank_items[:1], sfx, progress=False)
+    assert again.stats["audio_hits"] == 1  # the good clip was computed and stored before the error
 
 
 def test_text_embeddings_cached_by_text(minilm, tmp_path):
@@ -188,3 +198,87 @@ def test_cli_extract_fills_the_cache(shared_data, tmp_path, capsys):
     assert len(list((tmp_path / "cache" / "audio").rglob("*.safetensors"))) == 3
     assert main(argv) == 0
     assert "(0 computed, 3 cached)" in capsys.readouterr().out
+
+
+def _noise_wav(path, seconds, sr=44100, seed=0):
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sf.write(path, (0.1 * rng.standard_normal(int(seconds * sr))).astype("float32"), sr, subtype="FLOAT")
+    return Item(path.name, path, ["x"], dataset="noise")
+
+
+def test_damaged_audio_entries_are_verified_recomputed_and_named(sfx, tmp_path, capsys):
+    items = [_noise_wav(tmp_path / f"n{i}.wav", 1.5 + i, seed=i) for i in range(3)]
+    cache = FeatureCache(tmp_path / "cache")
+    first = cache.audio_frames(items, sfx, progress=False)
+    files = {f.name.split("-")[0]: f for f in (tmp_path / "cache").rglob("*.safetensors")}
+    data = files["n0.wav"].read_bytes()
+    files["n0.wav"].write_bytes(data[: len(data) // 2])  # truncated: SafetensorError on read
+    data = bytearray(files["n1.wav"].read_bytes())
+    data[-40:-20] = bytes(20)  # same size, garbled frames: only the checksum can tell
+    files["n1.wav"].write_bytes(bytes(data))
+    data = bytearray(files["n2.wav"].read_bytes())
+    data[8:20] = b"{{{{{{{{{{{{"  # garbled header
+    files["n2.wav"].write_bytes(bytes(data))
+    again = FeatureCache(tmp_path / "cache")
+    second = again.audio_frames(items, sfx, progress=False)
+    assert again.stats["audio_damaged"] == 3 and again.stats["audio_computed"] == 3
+    for key in first:
+        assert torch.equal(first[key], second[key])
+    err = capsys.readouterr().err
+    assert "[cache] 3 damaged audio cache entries recomputed" in err
+    assert "checksum mismatch" in err and "SafetensorError" in err
+    third = FeatureCache(tmp_path / "cache")
+    third.audio_frames(items, sfx, progress=False)
+    assert third.stats["audio_hits"] == 3 and third.stats["audio_damaged"] == 0
+
+
+def test_damaged_text_shard_is_recomputed_and_named(minilm, tmp_path, capsys):
+    cache = FeatureCache(tmp_path)
+    texts = ["a dog barks", "rain on a roof"]
+    first = cache.text_embeddings(texts, minilm, progress=False)
+    (shard,) = cache.text_dir(minilm).glob("shard-*.safetensors")
+    data = bytearray(shard.read_bytes())
+    data[-8:] = bytes(8)
+    shard.write_bytes(bytes(data))
+    again = FeatureCache(tmp_path)
+    second = again.text_embeddings(texts, minilm, progress=False)
+    assert again.stats["text_damaged"] == 1 and again.stats["text_computed"] == 2
+    assert torch.equal(first, second) and not shard.exists()
+    assert "[cache] 1 damaged text cache entry recomputed" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_long_clip_is_encoded_in_chunks_with_bounded_input_and_identical_frames(sfx, tmp_path):
+    """Peak memory follows the audio each forward call sees: bounded by the batch budget and the chunk."""
+    from hybridlib.models.audio.chunking import encode_long
+
+    items = [_noise_wav(tmp_path / f"short{i}.wav", 2.0, seed=i) for i in range(4)]
+    items.append(_noise_wav(tmp_path / "long.wav", 40.0, seed=9))
+    seen = []
+    original = type(sfx).forward
+
+    def spy(self, waveform, lengths=None):
+        seen.append(tuple(waveform.shape))
+        return original(self, waveform, lengths)
+
+    cache = FeatureCache(tmp_path / "cache")
+    try:
+        type(sfx).forward = spy
+        frames = cache.audio_frames(items, sfx, batch_size=8, max_batch_seconds=4.5, chunk_seconds=10.0,
+                                    progress=False)
+    finally:
+        type(sfx).forward = original
+    budget = int(4.5 * 44100)
+    chunk_input = int((10.0 + 2 * sfx.chunk_context / 44100) * 44100) + sfx.frame_hop
+    assert all(b * n <= max(budget, chunk_input) for b, n in seen), seen
+    assert sum(b for b, n in seen if n <= budget) == 4  # the short clips, two per batch
+    with torch.inference_mode():
+        whole, n = sfx(load_audio(items[-1].audio_path, 44100)[None])
+    assert torch.equal(frames["long.wav"], whole[0, : n[0]])  # exact for sfx-cnn (see models.audio.chunking)
+    with safe_open(str(cache.clip_path(items[-1], cache.audio_dir(sfx))), framework="pt") as f:
+        assert f.metadata()["chunked"].startswith("exact")
+    with torch.inference_mode():
+        assert torch.equal(encode_long(sfx, load_audio(items[-1].audio_path, 44100), 7.0), whole[0, : n[0]])

@@ -122,7 +122,7 @@ def test_readme_reproduction_table_is_generated_from_the_configs():
 
     readme = (project_root() / "README.md").read_text()
     block = readme.split("<!-- reproduction-table:start -->\n")[1].split("<!-- reproduction-table:end -->")[0]
-    assert block == reproduction_table_markdown("all"), "regenerate: python -m hybridlib reproduce all --plan"
+    assert block == reproduction_table_markdown("all"), "regenerate: .venv/bin/python -m hybridlib reproduce all --plan"
     assert block.count("\n| `") == 40
 
 
@@ -136,7 +136,7 @@ def test_gpu_estimates_follow_the_rows_ingredients():
     frozen, tuned = rows["mei-audiocaps-frozen-nt-xent"], rows["mei-audiocaps-finetune-nt-xent"]
     assert frozen["gpu_hours"] < 0.05 * tuned["gpu_hours"] and frozen["memory_gb"] < tuned["memory_gb"]
     assert rows["mei-audiocaps-frozen-nt-xent-bs128"]["memory_gb"] == frozen["memory_gb"]  # heads only
-    assert late["command"] == "python -m hybridlib reproduce hybrid-table-1 --rows hybrid-clotho-late-os --seeds 0 1 2"
+    assert late["command"] == ".venv/bin/python -m hybridlib reproduce hybrid-table-1 --rows hybrid-clotho-late-os --seeds 0 1 2"
     assert late["metrics"] == "runs/reproduce/hybrid-clotho-late-os/metrics-evaluation.json"
     cfg = load_config(next(e.config for e in table_entries("all") if e.name == "hybrid-clotho-late-os"))
     assert estimate(cfg.replace(epochs=50))["gpu_hours"] > 1.9 * estimate(cfg)["gpu_hours"]

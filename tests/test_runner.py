@@ -45,7 +45,9 @@ def series(tmp_path):
 def test_list_notebooks_orders_and_filters(series):
     assert [p.name for p in runner.list_notebooks(series)] == ["00_good.ipynb", "01_bad.ipynb", "02_good.ipynb"]
     assert [p.name for p in runner.list_notebooks(series, ["02", "00_good"])] == ["00_good.ipynb", "02_good.ipynb"]
-    with pytest.raises(FileNotFoundError, match="99"):
+    from hybridlib.util.errors import UserError
+
+    with pytest.raises(UserError, match=r"no notebook matches 99 .*\(the series: 00, 01, 02\)"):
         runner.list_notebooks(series, ["99"])
 
 
@@ -58,18 +60,27 @@ def test_params_global_and_per_notebook(series):
 
 @pytest.mark.slow
 def test_successful_run_writes_executed_copy_and_results(series, tmp_path):
+    from hybridlib.notebook_parameters import ParameterNameError
+
+    _notebook(series / "03_extra.ipynb", GOOD, params="SMOKE = False\nOUT_DIR = None\nVALUE = 1\nEXTRA = 0")
     out = tmp_path / "out"
-    runs = runner.run_notebooks(smoke=True, params={"VALUE": 3, "UNDECLARED": 1}, only=["00"], out=out,
+    with pytest.raises(ParameterNameError, match="UNDECLARED: no notebook of the series declares it"):
+        runner.run_notebooks(params={"UNDECLARED": 1}, only=["00"], out=out, folder=series)
+    runs = runner.run_notebooks(smoke=True, params={"VALUE": 3, "EXTRA": 1}, only=["00"], out=out,
                                 folder=series, echo=lambda *_: None)
     assert len(runs) == 1 and runs[0].ok
     assert (out / "00_good.ipynb").exists()
     results = json.loads((out / "00_good" / "results.json").read_text())
     assert results["value"] == 3 and results["smoke"] is True
     assert results["_run"]["ok"] is True
-    # parameters the notebook does not declare are not injected
-    assert "UNDECLARED" not in results["_run"]["parameters"]
+    # a global parameter that another notebook declares is not injected into one that does not
+    assert "EXTRA" not in results["_run"]["parameters"]
     summary = json.loads((out / "summary.json").read_text())
     assert summary[0]["notebook"] == "00_good.ipynb" and summary[0]["ok"]
+    from hybridlib.notebook_html import remote_references
+
+    page = out / "html" / "00_good.html"  # the offline page of the executed copy
+    assert summary[0]["html"] == str(page) and remote_references(page.read_text()) == []
 
 
 @pytest.mark.slow

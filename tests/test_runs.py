@@ -105,3 +105,14 @@ def test_format_aggregate_shows_spread_only_for_several_seeds():
     assert runs.format_aggregate(several, ["t2a_mAP@10", "missing"]) == "t2a_mAP@10 51.00±1.41"
     single = runs.aggregate([{"t2a_mAP@10": 50.0}])
     assert runs.format_aggregate(single, ["t2a_mAP@10"]) == "t2a_mAP@10 50.00"
+
+
+def test_damaged_metrics_file_of_one_seed_is_left_out_and_named(tmp_path):
+    cfg = TrainConfig(name="n")
+    for seed, val in ((0, 10.0), (1, 12.0)):
+        _seed(tmp_path, seed, val, cfg)
+    runs.metrics_path(runs.seed_dir(tmp_path, 1), "evaluation").write_text('{"seed": 1, "metr')
+    summary = runs.write_run_metrics(tmp_path, "evaluation", cfg=cfg)
+    assert summary["seeds_run"] == [0] and "is damaged" in summary["excluded"]["1"]
+    with pytest.raises(runs.CheckpointDamaged, match=r"seed-1/metrics-evaluation\.json is damaged"):
+        runs.read_metrics(runs.seed_dir(tmp_path, 1), "evaluation")

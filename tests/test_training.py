@@ -253,3 +253,54 @@ def test_metadata_sweep_trains_one_point_per_value_and_policy(tmp_path):
         X.metadata_sweep(cfg, "nonsense", [0.5], tmp_path)
     fig = plot_metadata_sweep(rows, baseline=10.0)
     assert len(fig.axes[0].lines) >= 3
+
+
+@pytest.mark.slow
+def test_trainable_backbone_on_waveforms_same_for_any_worker_count_and_after_resume(tmp_path):
+    """The waveform path end to end: the smoke teaching set with two broken clips, the waveform cache, the
+    DataLoader with 0 or 2 workers, the real RetrievalModel fine-tuning sfx-cnn. Worker count and a resume
+    (cut after epoch 1 with 2 workers, resumed with 0) change nothing."""
+    import shutil
+
+    from hybridlib.config import teaching_config
+    from hybridlib.data import ensure_teaching_set
+
+    root = tmp_path / "teaching"
+    shutil.copytree(ensure_teaching_set(smoke=True, progress=False), root)
+    broken = sorted((root / "CLOTHO_v2.1" / "clotho_audio_files" / "development").glob("*.wav"))[:2]
+    broken[0].write_bytes(b"RIFF nonsense")
+    broken[1].write_bytes(b"")
+    cfg = teaching_config("mei-finetune-nt-xent", smoke=True, data_root=str(root), epochs=2, batch_size=4,
+                          captions_per_clip=1, max_audio_seconds=1.0, eval_batch_size=4, tensorboard=False,
+                          num_threads=1)
+    data = prepare_data(cfg, progress=False)
+    assert data.train.frames is None and data.train.waveform_cache is not None
+    assert set(data.info["excluded"]["teaching/development"]) == {p.name for p in broken}
+    assert data.info["load_reports"][0]["excluded"] == 2 and data.train.n_clips == 30
+    from hybridlib.data.audio_io import audio_info
+
+    def shortest(split, k):  # evaluation runs the CNN on whole clips: keep it short
+        by_length = sorted(range(split.n_clips), key=lambda i: audio_info(split.audio_paths[i])["frames"])
+        return split.subset(sorted(by_length[:k]))
+
+    small = TrainingData(data.train.subset(range(8)), shortest(data.val, 2), shortest(data.test, 2),
+                         data.fingerprint, data.info)
+
+    def run(name, **changes):
+        return L.train(cfg.replace(**changes), tmp_path / name, data=small, progress=False)
+
+    def same(a, b):
+        keep = [{k: v for k, v in h.items() if "seconds" not in k} for h in a.history]
+        assert keep == [{k: v for k, v in h.items() if "seconds" not in k} for h in b.history]
+        assert a.test_metrics == b.test_metrics
+        sa, sb = a.model.state_dict(), b.model.state_dict()
+        assert sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
+
+    in_process = run("w0", num_workers=0)
+    assert any(k.startswith("audio_backbone.") for k in in_process.model.state_dict())  # the CNN trained
+    same(in_process, run("w2", num_workers=2))
+    run("cut", num_workers=2, stop_after_epoch=1)
+    torch.manual_seed(123)
+    resumed = L.train(cfg.replace(num_workers=0), tmp_path / "cut", data=small, resume=True, progress=False)
+    same(in_process, resumed)
+    assert "num_workers: 2" in (tmp_path / "w2" / "config.yaml").read_text()

@@ -28,6 +28,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("hybridlib.cli.train", "train (and evaluate) a retrieval model from a config file"),
     "evaluate": ("hybridlib.cli.evaluate", "evaluate a trained run on a split (metrics-<split>.json)"),
     "reproduce": ("hybridlib.cli.reproduce", "train every row and seed of a paper table, compare with the paper"),
+    "results-table": ("hybridlib.cli.results_table", "the README's results block from a `make demo` run"),
+    "assignments": ("hybridlib.cli.assignments", "build, check and grade the nbgrader exercise course"),
 }
 
 

@@ -1,6 +1,7 @@
 """``hybridlib download``: Clotho v2.1 (md5-checked, resumable), AudioCaps instructions, official model weights.
 
 ``python -m hybridlib download clotho [--root DIR] [--splits development validation evaluation] [--keep-archives]``
+``python -m hybridlib download clotho --csv-only``   only the caption and metadata CSVs (a few MB)
 ``python -m hybridlib download audiocaps``   prints how to obtain AudioCaps audio (not redistributable)
 ``python -m hybridlib download weights NAME [--dest DIR]``   official checkpoints of the audio encoders
 """
@@ -21,24 +22,34 @@ def add_arguments(parser) -> None:
     parser.add_argument("--splits", nargs="+", default=list(DATASET_SPLITS["clotho"]),
                         choices=list(DATASET_SPLITS["clotho"]))
     parser.add_argument("--keep-archives", action="store_true", help="keep the .7z files after extraction")
+    parser.add_argument("--csv-only", action="store_true",
+                        help="clotho: only the caption and metadata CSVs (a few MB, md5-checked), no audio")
     parser.add_argument("--no-progress", action="store_true")
 
 
 def run(args) -> int:
-    from hybridlib.data.download import AUDIOCAPS_HELP, download_clotho
+    from hybridlib.data.download import AUDIOCAPS_HELP, clotho_csv_dir, download_clotho
+    from hybridlib.util.errors import UserError
 
+    if args.what != "weights" and getattr(args, "name", None):
+        raise UserError(f"download {args.what} takes no NAME (got {args.name!r}); NAME is for `download weights`")
     if args.what == "audiocaps":
         print(AUDIOCAPS_HELP)
         return 0
     if args.what == "clotho":
-        root = download_clotho(args.root, args.splits, args.keep_archives, progress=not args.no_progress)
-        print(f"Clotho v2.1 ready below {root / 'CLOTHO_v2.1'}")
+        csv_only = getattr(args, "csv_only", False)
+        root = download_clotho(args.root, args.splits, args.keep_archives, progress=not args.no_progress,
+                               csv_only=csv_only)
+        if csv_only:
+            print(f"Clotho v2.1 caption and metadata tables ready in {clotho_csv_dir(root)} (no audio: "
+                  "run the command without --csv-only for the audio archives)")
+        else:
+            print(f"Clotho v2.1 ready below {root / 'CLOTHO_v2.1'}")
         return 0
     if not args.name:
         from hybridlib.models.audio.weights import WEIGHTS
 
-        print(f"error: download weights needs a NAME, one of {', '.join(sorted(WEIGHTS))}")
-        return 2
+        raise UserError(f"download weights needs a NAME, one of {', '.join(sorted(WEIGHTS))}")
     from hybridlib.models.audio import fetch_weights
 
     print(f"weights saved to {fetch_weights(args.name, args.dest, progress=not args.no_progress)}")

@@ -13,10 +13,13 @@ def add_arguments(parser) -> None:
 def run(args) -> int:
     from hybridlib.notebook_format import check, list_notebooks, normalize
     from hybridlib.paths import notebooks_dir
+    from hybridlib.util.errors import UserError
 
     books: list[Path] = []
     for given in args.paths or [str(notebooks_dir())]:
         path = Path(given)
+        if not path.exists() or (path.is_file() and path.suffix != ".ipynb"):
+            raise UserError(f"{given}: no such notebook or folder")
         books += list_notebooks(path) if path.is_dir() else [path]
     if args.check:
         problems = [p for book in books for p in check(book)]

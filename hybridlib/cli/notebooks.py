@@ -16,6 +16,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--notebooks", help="folder of notebooks (default: the series in notebooks/)")
     parser.add_argument("--keep-going", action="store_true", help="run the remaining notebooks after a failure")
     parser.add_argument("--kernel", help="Jupyter kernel name (default: the notebook's, else python3)")
+    parser.add_argument("--no-html", action="store_true",
+                        help="skip the offline HTML pages of the executed copies (<out>/html/)")
 
 
 def run(args) -> int:
@@ -29,11 +31,14 @@ def run(args) -> int:
             folder=args.notebooks,
             keep_going=args.keep_going,
             kernel_name=args.kernel,
+            html=not args.no_html,
         )
-    except (NotebookFailed, FileNotFoundError) as exc:
+    except NotebookFailed as exc:
         print(f"[run-notebooks] {exc}", file=sys.stderr)
         return 1
     out = runs[0].output.parent if runs else None
     print(f"[run-notebooks] {len(runs)} notebook(s) ok in {time.perf_counter() - start:.1f} s")
     print(f"[run-notebooks] executed notebooks, figures and results.json are in: {out}")
+    if runs and runs[0].html:
+        print(f"[run-notebooks] offline HTML pages (open in any browser, no internet needed): {runs[0].html.parent}")
     return 0

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from hybridlib.cli.audio_options import add_audio_arguments
+
 MAIN_KEYS = ("t2a_mAP@10", "t2a_R@1", "t2a_R@10", "a2t_R@1")
 
 
@@ -18,6 +20,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--smoke", action="store_true", help="use the tiny smoke teaching set")
     parser.add_argument("--workers", type=int, default=1,
                         help="train seeds in parallel worker processes (CPU configs; 0: one per core)")
+    add_audio_arguments(parser)
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
@@ -25,11 +28,18 @@ def run(args) -> int:
     from hybridlib import paths
     from hybridlib.config import load_config
     from hybridlib.experiments import train_seeds
+    from hybridlib.features.prepare import data_report_line, prepare_data
     from hybridlib.runs import format_aggregate, metrics_path
+    from hybridlib.training.preflight import preflight
 
-    cfg = load_config(args.config, overrides=args.overrides, **({"smoke": True} if args.smoke else {}))
+    flags = {"smoke": True} if args.smoke else {}
+    flags.update({k: v for k, v in (("audio_check", args.audio_check), ("bad_audio", args.bad_audio)) if v})
+    cfg = load_config(args.config, overrides=args.overrides, **flags)
+    preflight(cfg, args.config)  # model section, device and datasets, before any download or worker
     out = Path(args.out) if args.out else paths.runs_dir() / "train" / cfg.name
-    summary = train_seeds(cfg, out, seeds=args.seed, resume=args.resume, progress=not args.no_progress,
+    data = prepare_data(cfg, progress=not args.no_progress)  # once for every seed; bad clips reported here
+    print(data_report_line(data.info), flush=True)
+    summary = train_seeds(cfg, out, seeds=args.seed, data=data, resume=args.resume, progress=not args.no_progress,
                           workers=None if args.workers == 0 else args.workers)
     if not summary:
         print(f"[train] stopped early (stop_after_epoch={cfg.stop_after_epoch}); continue with --resume")

@@ -8,12 +8,15 @@ Validation: a file that cannot be decoded, has no samples, contains NaN/Inf, or 
 :func:`validate_items` first so a bad file is excluded and reported before training, never a crash deep
 inside a batch.
 
-Crop/pad policy (used by :mod:`hybridlib.data.torch_datasets`):
+Crop/pad policy (training batches: :mod:`hybridlib.features.splits` and
+:mod:`hybridlib.features.waveform_cache`):
 
-* **training**: clips longer than ``max_seconds`` are randomly cropped (a fresh offset each time the clip is
-  drawn, from the dataset's generator); shorter clips are kept whole;
-* **evaluation**: the whole clip, never cropped (``max_seconds=None``), or the first ``max_seconds``
-  (``mode="start"``) when a cap is asked for;
+* **training**: clips longer than ``max_audio_seconds`` are cropped to a window whose offset
+  :func:`crop_window` draws from a seed given per example (the training batches derive it from the run's
+  seed, the epoch and the caption, so any process reading the clip picks the same window); shorter clips are
+  kept whole;
+* **evaluation**: the whole clip, never cropped (:func:`crop_or_pad` with ``mode="start"`` caps a clip when
+  a fixed length is wanted);
 * **batching**: waveforms are right-padded with zeros to the longest clip of the batch and the true
   lengths are returned, so models can mask padding (:func:`hybridlib.util.tensors.pad_sequences`).
 """
@@ -24,11 +27,15 @@ import functools
 from collections.abc import Sequence
 from pathlib import Path
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import soundfile as sf
-import torch
 
 from hybridlib.util.errors import UserError
+
+if TYPE_CHECKING:  # torch is imported where it is used, so configs can name the check policies cheaply
+    import torch
 
 
 class AudioError(UserError):
@@ -81,11 +88,30 @@ def load_audio(path: str | Path, sample_rate: int, mono: bool = True, silence_th
     peak = float(np.abs(data).max())
     if peak < silence_threshold and not allow_silent:
         raise AudioError(f"{path}: audio is silent (peak {peak:.2e} < {silence_threshold:.0e})")
+    import torch
+
     wave = torch.from_numpy(np.ascontiguousarray(data.T))  # [C, N]
     if mono:
-        wave = wave.mean(dim=0)
+        wave = wave[0] if wave.shape[0] == 1 else wave.mean(dim=0)  # one channel: no copy (same values)
     wave = resample(wave, rate, sample_rate)
     return wave.to(torch.float32).contiguous()
+
+
+def crop_window(n: int, length: int | None, seed=None) -> tuple[int, int]:
+    """``(start, stop)`` of a random ``length``-sample window of ``n`` samples (all of them when not longer).
+
+    ``seed``: an int or a sequence of ints (numpy ``SeedSequence`` entropy: the offset depends on nothing
+    else), a ``torch.Generator``, or ``None`` (torch's global generator).
+    """
+    import torch
+
+    if not length or n <= length:
+        return 0, n
+    if seed is None or isinstance(seed, torch.Generator):
+        start = int(torch.randint(0, n - length + 1, (1,), generator=seed))
+    else:
+        start = int(np.random.default_rng(seed).integers(0, n - length + 1))
+    return start, start + length
 
 
 def crop_or_pad(waveform: torch.Tensor, length: int, mode: str = "random",
@@ -95,12 +121,14 @@ def crop_or_pad(waveform: torch.Tensor, length: int, mode: str = "random",
     Longer input is cropped (``mode``: ``"random"`` offset drawn from ``generator``, ``"start"``, or
     ``"center"``); shorter input is right-padded with zeros and the valid length is the original length.
     """
+    import torch
+
     if length <= 0:
         raise ValueError(f"length must be positive, got {length}")
     n = waveform.shape[-1]
     if n >= length:
         if mode == "random":
-            offset = int(torch.randint(0, n - length + 1, (1,), generator=generator))
+            offset = crop_window(n, length, generator)[0]
         elif mode == "start":
             offset = 0
         elif mode == "center":
@@ -112,28 +140,160 @@ def crop_or_pad(waveform: torch.Tensor, length: int, mode: str = "random",
     return torch.cat([waveform, pad], dim=-1), n
 
 
-def validate_items(items, sample_rate: int | None = None, progress: bool = True):
-    """Check every item's audio; return ``(good_items, problems)`` where problems maps clip_id -> message.
+AUDIO_CHECKS = ("header", "full")
+BAD_AUDIO_POLICIES = ("exclude", "error")
+AUDIO_CHECK_MEMO = "audio-checks"  # folder below the cache root remembering full checks
+_BLOCK_FRAMES = 1 << 18  # frames decoded at a time by the full check (bounded memory for hour-long files)
 
-    Items without an audio path are reported as problems too. With ``sample_rate`` the audio is fully
-    decoded and checked (slow, thorough); without it only the header is read (fast: catches missing,
-    truncated-header and empty files).
+
+class BadAudioError(AudioError):
+    """Clips with unusable audio under the ``error`` policy; the message lists every one of them."""
+
+
+def check_audio_file(path: str | Path, check: str = "full", silence_threshold: float = 1e-6) -> None:
+    """Raise :class:`AudioError` naming ``path`` when it is unusable; return None when it is fine.
+
+    ``check="header"`` reads the header only (missing, unreadable header, no samples: milliseconds per
+    file); ``"full"`` also decodes every sample at the file's own rate, block by block (no resampling,
+    memory bounded whatever the length) and refuses undecodable data, NaN/Inf samples and digital silence
+    (peak below ``silence_threshold``; the README's rule: a silent clip is an error, never a training example).
     """
-    from tqdm.auto import tqdm
+    if check not in AUDIO_CHECKS:
+        raise ValueError(f"check must be one of {AUDIO_CHECKS}, got {check!r}")
+    path = Path(path)
+    if not path.is_file():
+        raise AudioError(f"{path}: audio file not found")
+    if audio_info(path)["frames"] == 0:
+        raise AudioError(f"{path}: audio file has no samples")
+    if check == "header":
+        return
+    peak, frames = 0.0, 0
+    try:
+        for block in sf.blocks(str(path), blocksize=_BLOCK_FRAMES, dtype="float32", always_2d=True):
+            if not np.isfinite(block).all():
+                raise AudioError(f"{path}: audio contains NaN or infinite samples")
+            frames += block.shape[0]
+            if block.size:
+                peak = max(peak, float(np.abs(block).max()))
+    except AudioError:
+        raise
+    except Exception as exc:  # libsndfile errors on damaged data after a good header
+        raise AudioError(f"{path}: cannot decode audio ({exc})") from exc
+    if frames == 0:
+        raise AudioError(f"{path}: audio file has no samples")
+    if peak < silence_threshold:
+        raise AudioError(f"{path}: audio is silent (peak {peak:.2e} < {silence_threshold:.0e})")
 
-    good, problems = [], {}
-    for item in tqdm(list(items), desc="checking audio", disable=not progress):
+
+def _file_key(path: Path) -> str:
+    st = path.stat()
+    return f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}"
+
+
+def validate_items(items, sample_rate: int | None = None, progress: bool = True, *, check: str | None = None,
+                   silence_threshold: float = 1e-6, memo_dir: str | Path | None = None):
+    """Check every item's audio; return ``(good_items, problems)``: the usable items in input order and
+    ``{clip_id: one-line reason naming the file}`` for the others (nothing raised, every clip looked at).
+
+    ``check``: ``"header"`` or ``"full"`` (see :func:`check_audio_file`); None keeps the older call form:
+    ``"full"`` when ``sample_rate`` is given, else ``"header"``. Items without an audio path are problems
+    ("no audio file on disk"); a file that exists only with another letter case is named in the reason.
+
+    ``memo_dir``: a folder where the outcome of a full check is remembered per set of files (keyed by each
+    file's resolved path, size and modification time, the check and the threshold), so a second run over
+    unchanged files reads one small JSON file instead of decoding everything again.
+    """
+    from hybridlib.util.progress import progress_bar as tqdm
+
+    if check is None:
+        check = "full" if sample_rate is not None else "header"
+    if check not in AUDIO_CHECKS:
+        raise ValueError(f"check must be one of {AUDIO_CHECKS}, got {check!r}")
+    items = list(items)
+    problems: dict[str, str] = {}
+    present = []
+    for item in items:
         if item.audio_path is None:
-            problems[item.clip_id] = f"{item.clip_id}: no audio file on disk"
-            continue
-        try:
-            if sample_rate is None:
-                if audio_info(item.audio_path)["frames"] == 0:
-                    raise AudioError(f"{item.audio_path}: audio file has no samples")
-            else:
-                load_audio(item.audio_path, sample_rate)
-        except AudioError as exc:
-            problems[item.clip_id] = str(exc)
-            continue
-        good.append(item)
+            hint = item.extra.get("audio_hint") if isinstance(getattr(item, "extra", None), dict) else None
+            problems[item.clip_id] = f"{item.clip_id}: no audio file on disk" + (f" ({hint})" if hint else "")
+        elif not Path(item.audio_path).is_file():
+            problems[item.clip_id] = f"{item.audio_path}: audio file not found"
+        else:
+            present.append(item)
+
+    memo_path, remembered = None, None
+    if memo_dir is not None and check == "full" and present:
+        import hashlib
+        import json
+
+        blob = json.dumps([check, silence_threshold, sorted(_file_key(Path(it.audio_path)) for it in present)])
+        memo_path = Path(memo_dir) / f"{hashlib.sha1(blob.encode()).hexdigest()[:20]}.json"
+        if memo_path.is_file():
+            try:
+                remembered = json.loads(memo_path.read_text(encoding="utf-8"))["bad_files"]
+            except (ValueError, KeyError, TypeError, OSError):
+                remembered = None  # damaged memo: check again
+    bad_files: dict[str, str] = {}
+    if remembered is not None:
+        bad_files = {str(k): str(v) for k, v in remembered.items()}
+    else:
+        for item in tqdm(present, desc=f"checking audio ({check})", disable=not progress, leave=False):
+            try:
+                check_audio_file(item.audio_path, check, silence_threshold)
+            except AudioError as exc:
+                bad_files[str(item.audio_path)] = str(exc)
+        if memo_path is not None:
+            import json
+
+            from hybridlib.util.files import atomic_write_text
+
+            atomic_write_text(memo_path, json.dumps({"bad_files": bad_files}, indent=1))
+    for item in present:
+        reason = bad_files.get(str(item.audio_path))
+        if reason is not None:
+            problems[item.clip_id] = reason
+    problems = {it.clip_id: problems[it.clip_id] for it in items if it.clip_id in problems}  # input order
+    good = [it for it in items if it.clip_id not in problems]
     return good, problems
+
+
+def describe_bad_audio(problems: dict[str, str], where: str = "", limit: int = 20) -> str:
+    """One line: how many clips are unusable and why (the first ``limit`` named; the rest counted)."""
+    shown = [f"{clip} ({_short_reason(reason)})" for clip, reason in list(problems.items())[:limit]]
+    more = len(problems) - len(shown)
+    place = f" in {where}" if where else ""
+    return (f"{len(problems)} clip(s) with unusable audio{place}: " + ", ".join(shown)
+            + (f", and {more} more" if more > 0 else ""))
+
+
+def _short_reason(reason: str) -> str:
+    """``"/long/path/a.wav: audio is silent (peak ...)"`` -> ``"audio is silent"``."""
+    text = reason.split(": ", 1)[1] if ": " in reason else reason
+    return text.split(" (peak")[0]
+
+
+def screen_audio(items, *, check: str = "full", on_bad: str = "exclude", progress: bool = True,
+                 where: str = "", memo_dir: str | Path | None | bool = True):
+    """:func:`validate_items` plus a policy: the usable clips as a :class:`~hybridlib.data.items.ClipSet`.
+
+    ``on_bad="exclude"``: unusable clips are dropped and recorded in the returned set's
+    ``report.bad_audio`` (``{clip_id: reason}``) and ``report.excluded``; ``"error"``: raise
+    :class:`BadAudioError` listing them all (one line) instead. ``memo_dir``: see :func:`validate_items`;
+    ``True`` (default) remembers full checks below the feature cache (``<cache>/audio-checks``), None or False
+    never remembers.
+    """
+    from hybridlib.data.items import ClipSet
+
+    if memo_dir is True:
+        from hybridlib.paths import cache_dir
+
+        memo_dir = cache_dir() / AUDIO_CHECK_MEMO
+    memo_dir = memo_dir or None
+    if on_bad not in BAD_AUDIO_POLICIES:
+        raise ValueError(f"on_bad must be one of {BAD_AUDIO_POLICIES}, got {on_bad!r}")
+    clips = items if isinstance(items, ClipSet) else ClipSet(items)
+    _, problems = validate_items(clips, progress=progress, check=check, memo_dir=memo_dir)
+    if problems and on_bad == "error":
+        raise BadAudioError(describe_bad_audio(problems, where) + " (bad_audio=error; 'exclude' drops them "
+                            "and lists them in the run's data_report.json)")
+    return clips.exclude(problems, field="bad_audio")

@@ -25,14 +25,12 @@ Clips without an AudioSet row get ``tags=None`` and count as missing metadata.
 
 from __future__ import annotations
 
-import csv
-import io
 from collections.abc import Iterable
 from pathlib import Path
 
 from hybridlib.data.items import ClipSet, DatasetError, Item, LoadReport
 from hybridlib.data.splits import normalize_split
-from hybridlib.data.tables import read_csv_rows, read_text
+from hybridlib.data.tables import csv_records, read_csv_rows, read_text
 
 AUDIO_EXTENSIONS = (".flac", ".wav", ".ogg")
 
@@ -57,8 +55,7 @@ def read_audioset_segments(path: str | Path) -> dict[str, tuple[float, list[str]
     """``YTID -> (start_seconds, [label mids])`` from an AudioSet segments CSV (``#`` header lines)."""
     path = Path(path)
     rows: dict[str, tuple[float, list[str]]] = {}
-    reader = csv.reader(io.StringIO(read_text(path)), skipinitialspace=True)
-    for lineno, values in enumerate(reader, start=1):
+    for lineno, values in csv_records(path, read_text(path)):
         if not values or values[0].startswith("#"):
             continue
         if len(values) != 4:
@@ -102,9 +99,10 @@ def load_audiocaps(root: str | Path, split: str, audioset_labels=None, require_a
     """Load one AudioCaps split (``train|val|test``) as a :class:`ClipSet` (see the module docstring)."""
     where = locate_audiocaps(root, split)
     split = where["split"]
-    rows = read_csv_rows(where["captions"], ["audiocap_id", "youtube_id", "start_time", "caption"])
+    notes: list[str] = []
+    rows = read_csv_rows(where["captions"], ["audiocap_id", "youtube_id", "start_time", "caption"], notes=notes)
     labels = _resolve_labels(audioset_labels)
-    report = LoadReport(dataset="audiocaps", split=split, sources={k: str(v) for k, v in where.items()})
+    report = LoadReport(dataset="audiocaps", split=split, sources={k: str(v) for k, v in where.items()}, notes=notes)
     grouped: dict[str, dict] = {}
     for lineno, row in enumerate(rows, start=2):
         ytid = row["youtube_id"].strip()
@@ -125,19 +123,31 @@ def load_audiocaps(root: str | Path, split: str, audioset_labels=None, require_a
     if not audio_dir.is_dir():
         report.notes.append(f"audio folder {audio_dir} not found (see hybridlib.data.audiocaps for how to get it)")
     items = []
+    by_lower: dict[str, list[str]] | None = None
     for clip_id, entry in grouped.items():
         path = on_disk.get(clip_id)
         if path is None:
             report.missing_audio += 1
+            if by_lower is None:
+                by_lower = {}
+                for stem, p in on_disk.items():
+                    by_lower.setdefault(stem.lower(), []).append(p.name)
+            # YouTube ids are case-sensitive, so a file differing only in case is another video: named, not used
+            variants = by_lower.get(clip_id.lower(), [])
+            hint = f" (on disk only with another letter case: {', '.join(variants)})" if variants else ""
             if require_audio:
                 report.excluded += 1
+                report.bad_audio[clip_id] = f"{audio_dir / clip_id}.flac: audio file not found{hint}"
                 continue
+            if hint:
+                entry["hint"] = hint.strip(" ()")
         tags = labels.get(entry["ytid"]) if labels is not None else None
         if tags is None:
             report.missing_metadata += 1
         items.append(Item(clip_id=clip_id, audio_path=path, captions=entry["captions"], tags=tags, split=split,
                           dataset="audiocaps", extra={"youtube_id": entry["ytid"], "start_time": entry["start"],
-                                                      "audiocap_ids": entry["ids"]}))
+                                                      "audiocap_ids": entry["ids"],
+                                                      **({"audio_hint": entry["hint"]} if "hint" in entry else {})}))
     report.clips = len(items)
     report.captions = sum(len(it.captions) for it in items)
     if require_audio and report.excluded:

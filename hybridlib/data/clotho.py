@@ -20,14 +20,21 @@ class names, ``;``-separated) read into ``Item.tags``.
 Clips without a metadata row are kept with ``keywords=None`` and counted as ``missing_metadata``
 (the real Clotho v1 metadata covers 2893 of the 3839 v2.1 development clips). Clips whose wav is
 not on disk are kept with ``audio_path=None`` and counted as ``missing_audio`` (caption statistics need no
-audio), unless ``require_audio=True``, which excludes them and counts them as ``excluded``.
+audio), unless ``require_audio=True``, which excludes them, counts them as ``excluded`` and names them in
+``bad_audio``. Training screens the clips it uses (:func:`hybridlib.data.audio_io.screen_audio`), so a clip
+without audio is excluded and reported there, never a crash in the feature cache.
+
+File names are matched exactly first; a CSV name whose file exists on disk only with another letter case
+(``Rain.wav`` listed, ``rain.wav`` extracted) is matched to that file and counted in the report's notes, as
+a case-insensitive file system (Windows, macOS) would do; when several files differ from it only in case,
+the clip counts as missing and its reason names them.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from hybridlib.data.items import ClipSet, DatasetError, Item, LoadReport
+from hybridlib.data.items import ClipSet, DatasetError, Item, LoadReport, match_file_case
 from hybridlib.data.splits import normalize_split
 from hybridlib.data.tables import read_csv_rows
 
@@ -73,12 +80,14 @@ def load_clotho(root: str | Path, split: str, require_audio: bool = False,
     if dataset is None:
         dataset = "teaching" if (Path(root) / "teaching.json").is_file() else "clotho"
     where = locate_clotho(root, split)
-    rows = read_csv_rows(where["captions"], ["file_name", *CAPTION_COLUMNS])
-    report = LoadReport(dataset=dataset, split=split, sources={k: str(v) if v else None for k, v in where.items()})
+    report_notes: list[str] = []
+    rows = read_csv_rows(where["captions"], ["file_name", *CAPTION_COLUMNS], notes=report_notes)
+    report = LoadReport(dataset=dataset, split=split, sources={k: str(v) if v else None for k, v in where.items()},
+                        notes=report_notes)
 
     metadata: dict[str, dict] = {}
     if where["metadata"] is not None:
-        for row in read_csv_rows(where["metadata"], ["file_name", "keywords"]):
+        for row in read_csv_rows(where["metadata"], ["file_name", "keywords"], notes=report.notes):
             name = row["file_name"].strip()
             if name in metadata:
                 raise DatasetError(f"{where['metadata']}: duplicate file_name {name!r}")
@@ -89,6 +98,7 @@ def load_clotho(root: str | Path, split: str, require_audio: bool = False,
     items: list[Item] = []
     seen: set[str] = set()
     audio_dir = where["audio_dir"]
+    case_matched: list[str] = []
     for row in rows:
         name = row["file_name"].strip()
         if not name:
@@ -102,23 +112,43 @@ def load_clotho(root: str | Path, split: str, require_audio: bool = False,
             report.notes.append(f"{name}: no captions, excluded")
             continue
         path = audio_dir / name
-        audio_path: Path | None = path if path.is_file() else None
+        audio_path, hint = match_file_case(path)
+        if audio_path is not None and audio_path.name != name:
+            case_matched.append(f"{name} -> {audio_path.name}")
         if audio_path is None:
             report.missing_audio += 1
             if require_audio:
                 report.excluded += 1
+                report.bad_audio[name] = f"{path}: audio file not found" + (f" ({hint})" if hint else "")
                 continue
         meta = metadata.get(name)
         item = Item(clip_id=name, audio_path=audio_path, captions=captions, split=split, dataset=dataset)
+        if hint:
+            item.extra["audio_hint"] = hint
         if meta is None:
             report.missing_metadata += 1
         else:
             item.keywords = split_list(meta.get("keywords"))
             if "tags" in meta:
                 item.tags = split_list(meta.get("tags"))
-            item.extra = {k: meta[k] for k in METADATA_EXTRA if meta.get(k, "") != ""}
+            item.extra.update({k: meta[k] for k in METADATA_EXTRA if meta.get(k, "") != ""})
         items.append(item)
+    if case_matched:
+        report.notes.append(f"{len(case_matched)} file name(s) matched on disk only ignoring letter case: "
+                            + ", ".join(case_matched[:10]) + (" ..." if len(case_matched) > 10 else ""))
     report.metadata_without_clip = len(set(metadata) - seen)
     report.clips = len(items)
     report.captions = sum(len(it.captions) for it in items)
     return ClipSet(items, report)
+
+
+def has_clotho(root: str | Path | None, split: str = "development") -> bool:
+    """Whether ``root`` holds Clotho's caption table of ``split`` (either layout; audio not needed), e.g. after
+    ``python -m hybridlib download clotho --csv-only``."""
+    if root is None:
+        return False
+    try:
+        locate_clotho(root, split)
+    except DatasetError:
+        return False
+    return True

@@ -1,7 +1,9 @@
 """Dataset downloads: Clotho v2.1 (md5-checked, resumable, .7z extraction) and how to obtain AudioCaps.
 
-Commands: ``python -m hybridlib download clotho [--root DIR] [--splits ...] [--keep-archives]`` and
-``python -m hybridlib download audiocaps`` (see :mod:`hybridlib.cli.download`). HTTP and checksums:
+Commands: ``python -m hybridlib download clotho [--root DIR] [--splits ...] [--keep-archives] [--csv-only]``
+and ``python -m hybridlib download audiocaps`` (see :mod:`hybridlib.cli.download`). ``--csv-only`` fetches the
+caption and metadata tables alone (six CSV files, a few MB, md5-checked; the audio archives are several GB),
+enough for notebooks 01 and 02 to explore real Clotho captions and keywords. HTTP and checksums:
 :mod:`hybridlib.util.fetch`.
 
 Clotho ends up in the layout that :func:`hybridlib.data.load_clotho` reads and aac-datasets writes::
@@ -81,9 +83,17 @@ def extract_7z(archive: str | Path, out_dir: str | Path) -> Path:
     return out_dir
 
 
+def clotho_csv_dir(root: str | Path | None = None) -> Path:
+    """Where :func:`download_clotho` puts the caption and metadata tables below ``root`` (default data_dir)."""
+    return (Path(root) if root is not None else data_dir()) / "CLOTHO_v2.1" / "clotho_csv_files"
+
+
 def download_clotho(root: str | Path | None = None, splits=CLOTHO_SPLITS, keep_archives: bool = False,
-                    progress: bool = True, base_url: str = CLOTHO_RECORD) -> Path:
-    """Download and extract Clotho v2.1 below ``root`` (default :func:`hybridlib.paths.data_dir`)."""
+                    progress: bool = True, base_url: str = CLOTHO_RECORD, csv_only: bool = False) -> Path:
+    """Download and extract Clotho v2.1 below ``root`` (default :func:`hybridlib.paths.data_dir`).
+
+    ``csv_only``: only the caption and metadata CSVs of ``splits`` (md5-checked), no audio.
+    """
     root = Path(root) if root is not None else data_dir()
     clotho = root / "CLOTHO_v2.1"
     csv_dir, audio_root = clotho / "clotho_csv_files", clotho / "clotho_audio_files"
@@ -93,6 +103,8 @@ def download_clotho(root: str | Path | None = None, splits=CLOTHO_SPLITS, keep_a
         for kind in ("captions", "metadata"):
             name = f"clotho_{kind}_{split}.csv"
             download_file(f"{base_url}/{name}?download=1", csv_dir / name, CLOTHO_FILES[name], progress)
+        if csv_only:
+            continue
         audio_dir = audio_root / split
         if audio_dir.is_dir() and any(audio_dir.glob("*.wav")) and (audio_dir / ".complete").exists():
             continue

@@ -52,7 +52,9 @@ class LoadReport:
 
     ``clips``: items returned; ``captions``: total captions over them; ``missing_metadata``: items whose
     clip has no metadata row (``keywords``/``tags`` None); ``missing_audio``: clips whose audio file is not
-    on disk (kept with ``audio_path=None`` or excluded, see ``excluded``); ``excluded``: clips dropped.
+    on disk (kept with ``audio_path=None`` or excluded, see ``excluded``); ``excluded``: clips dropped;
+    ``bad_audio``: ``{clip_id: reason}`` of the clips dropped because their audio is missing or unusable
+    (:func:`hybridlib.data.audio_io.screen_audio`).
     """
 
     dataset: str = ""
@@ -63,6 +65,7 @@ class LoadReport:
     missing_audio: int = 0
     excluded: int = 0
     metadata_without_clip: int = 0
+    bad_audio: dict = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     sources: dict = field(default_factory=dict)
 
@@ -73,10 +76,44 @@ class LoadReport:
         parts = [f"{self.dataset}/{self.split}: {self.clips} clips, {self.captions} captions",
                  f"{self.missing_metadata} without metadata", f"{self.missing_audio} without audio on disk"]
         if self.excluded:
-            parts.append(f"{self.excluded} excluded")
+            parts.append(f"{self.excluded} excluded" + (f" ({len(self.bad_audio)} for missing or unusable audio)"
+                                                       if self.bad_audio else ""))
         if self.metadata_without_clip:
             parts.append(f"{self.metadata_without_clip} metadata rows without a clip")
         return ", ".join(parts)
+
+
+def match_file_case(path: Path) -> tuple[Path | None, str | None]:
+    """``(file, hint)``: ``path`` itself when it is a file; else the one file of its folder whose name differs
+    from it only in letter case; else ``(None, hint)`` where ``hint`` names the several case variants found
+    (None when there is none). The folder listing is cached per folder for one call sequence."""
+    if path.is_file():
+        return path, None
+    variants = _case_index(path.parent).get(path.name.lower(), [])
+    if len(variants) == 1:
+        return path.parent / variants[0], None
+    if variants:
+        return None, f"several files differ from it only in letter case: {', '.join(sorted(variants))}"
+    return None, None
+
+
+_CASE_INDEX: dict[tuple[str, int], dict[str, list[str]]] = {}
+
+
+def _case_index(folder: Path) -> dict[str, list[str]]:
+    try:
+        stamp = folder.stat().st_mtime_ns
+    except OSError:
+        return {}
+    key = (str(folder), stamp)
+    if key not in _CASE_INDEX:
+        index: dict[str, list[str]] = {}
+        for entry in folder.iterdir():
+            index.setdefault(entry.name.lower(), []).append(entry.name)
+        if len(_CASE_INDEX) > 64:
+            _CASE_INDEX.clear()
+        _CASE_INDEX[key] = index
+    return _CASE_INDEX[key]
 
 
 class ClipSet(list):
@@ -105,6 +142,18 @@ class ClipSet(list):
         """A new ClipSet with the items at ``indices`` (report recounted)."""
         items = [list.__getitem__(self, i) for i in indices]
         return ClipSet(items, self._derived_report(items))
+
+    def exclude(self, reasons: dict[str, str], field: str = "bad_audio") -> ClipSet:
+        """A new ClipSet without the clips named in ``reasons`` (``{clip_id: why}``), recorded in the report's
+        ``field`` (a dict) and counted in ``excluded``; the other counts describe the clips kept."""
+        if not reasons:
+            return self
+        keep = [i for i, it in enumerate(self) if it.clip_id not in reasons]
+        out = self.subset(keep)
+        out.report.missing_audio = self.report.missing_audio  # as found on disk, before exclusion
+        out.report.excluded = self.report.excluded + sum(it.clip_id in reasons for it in self)
+        setattr(out.report, field, {**getattr(self.report, field), **reasons})
+        return out
 
     def by_id(self) -> dict[str, Item]:
         return {it.clip_id: it for it in self}

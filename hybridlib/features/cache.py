@@ -13,6 +13,17 @@ its weights (so another checkpoint gives another folder); each clip file records
 size and modification time and is recomputed when any of them changed. Writes are atomic (temporary
 file + rename), so an interrupted run never leaves a truncated entry and concurrent runs do not clash.
 
+Integrity: every entry stores a SHA-256 of its tensor's bytes (``sha256`` in the safetensors metadata; text
+shards also hash their keys), checked on every read. A truncated, garbled or unreadable entry (including
+``SafetensorError``) is recomputed, counted in ``stats["audio_damaged"]`` / ``stats["text_damaged"]``, and
+named in one line on stderr, so a damaged cache never serves wrong numbers or crashes a run.
+
+Memory: clips are encoded in batches whose padded audio stays under ``max_batch_seconds`` (default
+``30 s x batch_size``), and a clip longer than ``chunk_seconds`` (default 60 s) is encoded alone, piece by
+piece (:func:`hybridlib.models.audio.chunking.encode_long`: exact for sfx-cnn, approximate for backbones
+whose frames depend on the whole clip), so peak memory is bounded by the batch's audio seconds, not by the
+longest clip (``benchmarks/bench_long_clips.py`` measures it).
+
 Text embeddings are computed by :meth:`hybridlib.models.text.TextEncoder.embed_batch_invariant` (texts
 grouped by token count, never padded), so a cached embedding is byte-identical whatever else was encoded
 with it and in whatever order the cache was filled.
@@ -31,9 +42,9 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from hybridlib.util.files import atomic_path
+from hybridlib.util.files import atomic_path, file_stamp
 
-CACHE_VERSION = 2  # bump when the meaning of cached features changes
+CACHE_VERSION = 3  # bump when the meaning of cached features changes (3: per-entry checksums)
 _SAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
@@ -71,17 +82,55 @@ def module_fingerprint(module, extra: dict | None = None) -> str:
     return digest
 
 
+def tensor_digest(tensor, extra: str = "") -> str:
+    """SHA-256 of a tensor's dtype, shape and bytes (plus ``extra``): the cache's per-entry checksum."""
+    import torch
+
+    t = tensor.detach().to("cpu").contiguous()
+    h = hashlib.sha256(f"{t.dtype}|{tuple(t.shape)}|{extra}".encode())
+    h.update((t.view(torch.uint8) if t.numel() else t).numpy().tobytes())
+    return h.hexdigest()
+
+
 def save_tensors(tensors: dict, path: Path, metadata: dict[str, str]) -> None:
-    """Write a safetensors file atomically."""
+    """Write a safetensors file atomically, with a ``sha256`` per tensor in its metadata."""
     from safetensors.torch import save_file
 
+    tensors = {k: v.contiguous() for k, v in tensors.items()}
+    extra = metadata.get("keys", "")
+    digests = {f"sha256:{k}": tensor_digest(v, extra) for k, v in tensors.items()}
     with atomic_path(path) as tmp:
-        save_file({k: v.contiguous() for k, v in tensors.items()}, str(tmp), metadata=metadata)
+        save_file(tensors, str(tmp), metadata={**metadata, **digests})
 
 
-def _file_stamp(path: Path) -> dict[str, str]:
-    st = path.stat()
-    return {"source": str(path.resolve()), "size": str(st.st_size), "mtime_ns": str(st.st_mtime_ns)}
+def read_verified(path: Path, name: str):
+    """``(tensor, metadata)`` of a file written by :func:`save_tensors`, or ``(None, reason)`` when it is
+    missing, unreadable, truncated or its checksum does not match."""
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+            tensor = f.get_tensor(name)
+    except (OSError, ValueError, RuntimeError, SafetensorError) as exc:
+        from hybridlib.util.errors import one_line
+
+        return None, f"unreadable ({one_line(exc, 120)})"
+    want = meta.get(f"sha256:{name}")
+    if want is None:
+        return None, "no checksum"
+    if tensor_digest(tensor, meta.get("keys", "")) != want:
+        return None, "checksum mismatch"
+    return tensor, meta
+
+
+def _report_damaged(kind: str, names: list[str]) -> None:
+    import sys
+
+    if names:
+        shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+        print(f"[cache] {len(names)} damaged {kind} cache entr{'y' if len(names) == 1 else 'ies'} "
+              f"recomputed: {shown}", file=sys.stderr, flush=True)
 
 
 class FeatureCache:
@@ -93,7 +142,15 @@ class FeatureCache:
 
             root = cache_dir()
         self.root = Path(root)
-        self.stats = {"audio_hits": 0, "audio_computed": 0, "text_hits": 0, "text_computed": 0}
+        self.stats = {"audio_hits": 0, "audio_computed": 0, "audio_damaged": 0,
+                      "text_hits": 0, "text_computed": 0, "text_damaged": 0}
+
+    @property
+    def audio_check_dir(self) -> Path:
+        """Where :func:`hybridlib.data.audio_io.validate_items` remembers full checks (``memo_dir``)."""
+        from hybridlib.data.audio_io import AUDIO_CHECK_MEMO
+
+        return self.root / AUDIO_CHECK_MEMO
 
     # ---------------------------------------------------------------- audio
     def audio_fingerprint(self, backbone) -> str:
@@ -113,62 +170,100 @@ class FeatureCache:
         return backbone_dir / dataset / f"{_safe_name(item.clip_id, 120)}-{path_hash}.safetensors"
 
     def _read_clip(self, path: Path, stamp: dict[str, str]):
-        from safetensors import safe_open
-
-        try:
-            with safe_open(str(path), framework="pt") as f:
-                meta = f.metadata() or {}
-                if any(meta.get(k) != v for k, v in stamp.items()):
-                    return None  # the audio file changed since extraction
-                return f.get_tensor("frames")
-        except (OSError, FileNotFoundError, ValueError, RuntimeError):
-            return None  # missing or unreadable entry: recompute
+        """``(frames, None)`` for a valid entry; ``(None, None)`` when the audio changed since extraction;
+        ``(None, reason)`` when the entry is damaged."""
+        frames, meta = read_verified(path, "frames")
+        if frames is None:
+            return None, meta
+        if any(meta.get(k) != v for k, v in stamp.items()):
+            return None, None  # the audio file changed since extraction
+        return frames, None
 
     def audio_frames(
-        self, items: Sequence, backbone, batch_size: int = 8, progress: bool = True, num_workers: int = 1
+        self, items: Sequence, backbone, batch_size: int = 8, progress: bool = True, num_workers: int = 1,
+        max_batch_seconds: float | None = None, chunk_seconds: float | None = None,
     ) -> dict:
         """``{clip_id: frames [T, D] float32}`` for ``items``, computing (and storing) only what is missing.
 
         The backbone runs in eval mode under ``torch.inference_mode`` on its own device, on batches of
-        clips of similar length (sorted by duration to limit padding); audio of the next batch is decoded
-        in ``num_workers`` background threads while the current one is encoded. Items without audio raise
-        ``ValueError`` naming the clip.
+        clips of similar length (sorted by duration to limit padding) holding at most ``batch_size`` clips
+        and ``max_batch_seconds`` of padded audio (default ``30 s x batch_size``); a clip longer than
+        ``chunk_seconds`` (default :data:`~hybridlib.models.audio.chunking.DEFAULT_CHUNK_SECONDS`) is encoded
+        alone in pieces. Audio of the next batch is decoded in ``num_workers`` background threads while the
+        current one is encoded.
+
+        Clips should have been screened (:func:`hybridlib.data.audio_io.screen_audio`); any that still cannot
+        be read (no audio path, missing or undecodable file) are collected while the others are computed and
+        then raised together in one :class:`~hybridlib.data.audio_io.BadAudioError` naming them all.
+        Silent clips are encoded as they are (screening is where the silence rule applies).
         """
         import torch
-        from tqdm.auto import tqdm
 
-        from hybridlib.data.audio_io import audio_info, load_audio
+        from hybridlib.data.audio_io import (
+            AudioError,
+            BadAudioError,
+            audio_info,
+            describe_bad_audio,
+            load_audio,
+        )
+        from hybridlib.models.audio.chunking import DEFAULT_CHUNK_SECONDS, encode_long, is_exact
+        from hybridlib.util.progress import progress_bar as tqdm
         from hybridlib.util.tensors import pad_sequences
 
+        chunk_seconds = DEFAULT_CHUNK_SECONDS if chunk_seconds is None else float(chunk_seconds)
+        max_batch_seconds = 30.0 * batch_size if max_batch_seconds is None else float(max_batch_seconds)
         backbone_dir = self.audio_dir(backbone)
         out: dict = {}
-        todo = []
+        todo, bad, damaged = [], {}, []
         for item in items:
             if item.audio_path is None:
-                raise ValueError(f"clip {item.clip_id!r} ({item.dataset or 'dataset'}) has no audio file")
+                bad[item.clip_id] = f"{item.clip_id}: no audio file on disk"
+                continue
             audio_path = Path(item.audio_path)
             if not audio_path.is_file():
-                raise ValueError(f"clip {item.clip_id!r}: audio file not found: {audio_path}")
-            stamp = _file_stamp(audio_path)
+                bad[item.clip_id] = f"{audio_path}: audio file not found"
+                continue
+            stamp = file_stamp(audio_path)
             path = self.clip_path(item, backbone_dir)
-            frames = self._read_clip(path, stamp) if path.is_file() else None
+            frames, why = self._read_clip(path, stamp) if path.is_file() else (None, None)
             if frames is not None:
                 out[item.clip_id] = frames
                 self.stats["audio_hits"] += 1
-            else:
-                todo.append((item, path, stamp))
-        if not todo:
-            return out
+                continue
+            if why is not None:
+                damaged.append(f"{path.name} ({why})")
+            try:
+                duration = audio_info(audio_path)["duration"]
+            except AudioError as exc:
+                bad[item.clip_id] = str(exc)
+                continue
+            todo.append((item, path, stamp, duration))
+        self.stats["audio_damaged"] += len(damaged)
+        _report_damaged("audio", damaged)
 
-        todo.sort(key=lambda t: -audio_info(t[0].audio_path)["duration"])
-        batches = [todo[i : i + batch_size] for i in range(0, len(todo), batch_size)]
+        todo.sort(key=lambda t: -t[3])
+        batches: list[list] = []
+        for entry in todo:  # longest first: a batch's padded length is its first clip's
+            if entry[3] > chunk_seconds:
+                batches.append([entry])
+            elif (batches and len(batches[-1]) < batch_size and batches[-1][0][3] <= chunk_seconds
+                  and (len(batches[-1]) + 1) * batches[-1][0][3] <= max_batch_seconds):
+                batches[-1].append(entry)
+            else:
+                batches.append([entry])
         sample_rate = backbone.sample_rate
         device = next(backbone.parameters()).device
+        chunking = "exact" if is_exact(backbone) else "approximate"
 
         def load(batch):
-            return pad_sequences(
-                [load_audio(item.audio_path, sample_rate, allow_silent=True) for item, _, _ in batch]
-            )
+            waves, failed = [], {}
+            for item, *_ in batch:
+                try:
+                    waves.append(load_audio(item.audio_path, sample_rate, allow_silent=True))
+                except AudioError as exc:
+                    failed[item.clip_id] = str(exc)
+                    waves.append(None)
+            return waves, failed
 
         was_training = backbone.training
         backbone.eval()
@@ -178,18 +273,29 @@ class FeatureCache:
                 pending = [pool.submit(load, b) for b in batches[: max(1, num_workers) + 1]]
                 next_batch = len(pending)
                 for batch in batches:
-                    waveform, lengths = pending.pop(0).result()
+                    waves, failed = pending.pop(0).result()
                     if next_batch < len(batches):
                         pending.append(pool.submit(load, batches[next_batch]))
                         next_batch += 1
-                    frames, n_frames = backbone(waveform.to(device), lengths.to(device))
-                    frames = frames.float().cpu()
-                    for (item, path, stamp), f, n in zip(batch, frames, n_frames.tolist()):
-                        clip = f[:n].clone()
+                    bad.update(failed)
+                    kept = [(entry, w) for entry, w in zip(batch, waves) if w is not None]
+                    if not kept:
+                        bar.update(len(batch))
+                        continue
+                    extra = {}
+                    if len(kept) == 1 and kept[0][0][3] > chunk_seconds:
+                        clips = [encode_long(backbone, kept[0][1].to(device), chunk_seconds)]
+                        extra = {"chunked": f"{chunking}, {chunk_seconds:g} s pieces"}
+                    else:
+                        waveform, lengths = pad_sequences([w for _, w in kept])
+                        frames, n_frames = backbone(waveform.to(device), lengths.to(device))
+                        frames = frames.float().cpu()
+                        clips = [f[:n].clone() for f, n in zip(frames, n_frames.tolist())]
+                    for ((item, path, stamp, _), _), clip in zip(kept, clips):
                         save_tensors(
                             {"frames": clip},
                             path,
-                            {**stamp, "clip_id": item.clip_id, "backbone": getattr(backbone, "name", "")},
+                            {**stamp, "clip_id": item.clip_id, "backbone": getattr(backbone, "name", ""), **extra},
                         )
                         out[item.clip_id] = clip
                         self.stats["audio_computed"] += 1
@@ -197,6 +303,9 @@ class FeatureCache:
         finally:
             bar.close()
             backbone.train(was_training)
+        if bad:
+            raise BadAudioError(describe_bad_audio(bad, limit=50) + " (screen clips with "
+                                "hybridlib.data.audio_io.screen_audio first; the others were cached)")
         return out
 
     # ----------------------------------------------------------------- text
@@ -213,19 +322,24 @@ class FeatureCache:
         return hashlib.sha1(text.encode("utf-8")).hexdigest()
 
     def _load_text_index(self, folder: Path) -> dict:
-        from safetensors import safe_open
-
-        index = {}
+        index, damaged = {}, []
         for shard in sorted(folder.glob("shard-*.safetensors")):
+            emb, meta = read_verified(shard, "embeddings")
+            if emb is None:
+                if shard.is_file():  # (else removed by a concurrent compaction: nothing to say)
+                    damaged.append(f"{shard.name} ({meta})")
+                    shard.unlink(missing_ok=True)  # a complete file was renamed in: this one is damaged for good
+                continue
             try:
-                with safe_open(str(shard), framework="pt") as f:
-                    keys = json.loads((f.metadata() or {}).get("keys", "[]"))
-                    emb = f.get_tensor("embeddings")
-            except (OSError, ValueError, RuntimeError):
-                continue  # removed by a concurrent compaction, or unreadable: recompute what is missing
+                keys = json.loads(meta.get("keys", "[]"))
+            except ValueError:
+                keys = []
             if len(keys) != emb.shape[0]:
+                damaged.append(f"{shard.name} (keys do not match rows)")
                 continue
             index.update(zip(keys, emb))
+        self.stats["text_damaged"] += len(damaged)
+        _report_damaged("text", damaged)
         return index
 
     def text_embeddings(self, texts: Sequence[str], encoder, progress: bool = True):
@@ -236,7 +350,8 @@ class FeatureCache:
         ``trainable=True`` is refused since its embeddings change while training.
         """
         import torch
-        from tqdm.auto import tqdm
+
+        from hybridlib.util.progress import progress_bar as tqdm
 
         if getattr(encoder, "trainable", False):
             raise ValueError(
@@ -304,22 +419,26 @@ class FeatureCache:
         """Delete everything below ``root`` that this cache wrote."""
         import shutil
 
-        for sub in ("audio", "text"):
+        for sub in ("audio", "text", self.audio_check_dir.name):
             shutil.rmtree(self.root / sub, ignore_errors=True)
 
 
 def fill_cache(items: Sequence, backbone, text_encoder=None, cache: FeatureCache | None = None,
-               batch_size: int = 8, num_workers: int = 1, progress: bool = True) -> dict:
-    """Compute (or find) the frames of every item with audio and, with ``text_encoder``, the embeddings of
-    their captions and OS/CS metadata texts. Returns figures for a report (clips, computed, seconds, ...)."""
+               batch_size: int = 8, num_workers: int = 1, progress: bool = True,
+               max_batch_seconds: float | None = None, chunk_seconds: float | None = None) -> dict:
+    """Compute (or find) the frames of every item (screened first: see
+    :func:`hybridlib.data.audio_io.screen_audio`) and, with ``text_encoder``, the embeddings of their captions
+    and OS/CS metadata texts. Returns figures for a report (clips, computed, damaged entries, seconds, ...)."""
     from hybridlib.data.metadata import metadata_text
 
     cache = cache or FeatureCache()
-    items = [it for it in items if it.audio_path is not None]
+    items = list(items)
     start = time.perf_counter()
-    frames = cache.audio_frames(items, backbone, batch_size=batch_size, progress=progress, num_workers=num_workers)
+    frames = cache.audio_frames(items, backbone, batch_size=batch_size, progress=progress, num_workers=num_workers,
+                                max_batch_seconds=max_batch_seconds, chunk_seconds=chunk_seconds)
     report = {"clips": len(frames), "audio_computed": cache.stats["audio_computed"],
-              "audio_cached": cache.stats["audio_hits"], "frames": sum(f.shape[0] for f in frames.values()),
+              "audio_cached": cache.stats["audio_hits"], "audio_damaged": cache.stats["audio_damaged"],
+              "frames": sum(f.shape[0] for f in frames.values()),
               "audio_seconds": time.perf_counter() - start, "audio_dir": str(cache.audio_dir(backbone))}
     if text_encoder is not None:
         texts = [c for it in items for c in it.captions]
@@ -329,5 +448,6 @@ def fill_cache(items: Sequence, backbone, text_encoder=None, cache: FeatureCache
         start = time.perf_counter()
         cache.text_embeddings(texts, text_encoder, progress=progress)
         report.update(texts=len(texts), text_computed=cache.stats["text_computed"],
+                      text_damaged=cache.stats["text_damaged"],
                       text_seconds=time.perf_counter() - start, text_dir=str(cache.text_dir(text_encoder)))
     return report

@@ -9,11 +9,18 @@ the description).
 Frozen encoders (``model.audio_trainable`` / ``model.text_trainable`` false, ``model.frozen_mode`` "eval")
 are run once per clip/text through :class:`hybridlib.features.cache.FeatureCache`; later runs read the cache.
 
+Audio is screened before anything is encoded or built (:func:`hybridlib.data.audio_io.screen_audio`, check
+``cfg.audio_check``): clips whose audio is missing, unreadable, empty, non-finite or silent are excluded and
+listed in ``info["excluded"]`` (and in each load report's ``bad_audio``), which training saves as the run's
+``data_report.json`` and :func:`data_report_line` summarises in one printed line; with
+``cfg.bad_audio == "error"`` they stop preparation instead, all of them named at once.
+
 Metadata: AudioCaps' closed-set tags are joined from AudioSet's label files (``cfg.audioset_labels``, see
 :func:`audioset_labels_dir`). A row that fuses metadata stops with a :class:`MetadataMissing` error when a
-split ends up with (almost) no metadata (below ``cfg.min_metadata_coverage`` of its clips, measured after the
-FS protocol and before any deliberate ``metadata_degradation``): such a run would train the content-only
-baseline plus a learned constant and report it as the hybrid model.
+split ends up with (almost) no metadata (below ``cfg.min_metadata_coverage`` of its usable clips, measured
+after the FS protocol and before any deliberate ``metadata_degradation``): such a run would train the
+content-only baseline plus a learned constant and report it as the hybrid model.
+``info["metadata"]`` holds each loaded split's ``metadata_kind`` and ``metadata_coverage``.
 """
 
 from __future__ import annotations
@@ -64,7 +71,7 @@ def data_settings(cfg: TrainConfig) -> dict:
         "metadata": {d: metadata_kind_for(cfg, d) for d in cfg.datasets},
         "fs_seed": cfg.fs_seed, "metadata_degradation": cfg.metadata_degradation,
         "max_audio_seconds": cfg.max_audio_seconds, "frame_stride": cfg.frame_stride,
-        "audioset_labels": _audioset_setting(cfg),
+        "audio_check": cfg.audio_check, "audioset_labels": _audioset_setting(cfg),
         "audio": {"backbone": model.audio_backbone, "cached": model.audio_cached,
                   "checkpoint": model.audio_checkpoint},
         "text": {"encoder": model.text_encoder, "max_tokens": model.text_max_tokens,
@@ -86,14 +93,32 @@ def data_fingerprint(cfg: TrainConfig) -> str:
 
 
 def dataset_root(cfg: TrainConfig, dataset: str, progress: bool = True) -> Path:
-    """The folder ``dataset`` is read from (the teaching set is generated there when missing)."""
-    from hybridlib import paths
-    from hybridlib.data import ensure_teaching_set
+    """The folder ``dataset`` is read from (the teaching set is generated there when missing).
 
+    A ``data_root`` that does not exist is a :class:`~hybridlib.data.DatasetError` (a typo must not make
+    the teaching set generate hundreds of megabytes somewhere), except the teaching set's own default folder.
+    """
+    from hybridlib import paths
+    from hybridlib.data import DatasetError, ensure_teaching_set
+
+    if cfg.data_root:
+        root = Path(cfg.data_root)
+        default = paths.teaching_dir(cfg.smoke)
+        if not root.exists() and not (dataset == "teaching" and root.resolve() == default.resolve()):
+            hint = (f"leave data_root unset to use (and generate) the teaching set in {default}"
+                    if dataset == "teaching" else "point it at the dataset's folder")
+            raise DatasetError(f"data_root {root} does not exist; {hint}")
     if dataset == "teaching":
         root = Path(cfg.data_root) if cfg.data_root else None
         return Path(ensure_teaching_set(root=root, smoke=cfg.smoke, progress=progress))
     return Path(cfg.data_root or paths.data_dir())
+
+
+def audio_check_memo(cfg: TrainConfig) -> Path:
+    """Where the outcome of full audio checks is remembered (below the feature cache)."""
+    from hybridlib.features.cache import FeatureCache
+
+    return FeatureCache(cfg.cache_dir).audio_check_dir
 
 
 def audioset_labels_dir(cfg: TrainConfig) -> Path | None:
@@ -139,28 +164,54 @@ def check_metadata_coverage(cfg: TrainConfig, items, dataset: str, split: str) -
         f"model plus a learned constant.{hint}")
 
 
-def load_items(cfg: TrainConfig, dataset: str, split: str, progress: bool = True):
-    """One split of ``dataset`` as a ClipSet, with the config's metadata protocol applied (FS, degradation).
+def load_items(cfg: TrainConfig, dataset: str, split: str, progress: bool = True, screen: bool = True):
+    """One split of ``dataset`` as a ClipSet: clips with unusable audio excluded and recorded in its report
+    (``screen``; the policy ``cfg.bad_audio`` is applied by :func:`prepare_data`), then the config's
+    metadata protocol applied (FS, degradation).
 
     AudioCaps items get AudioSet's CS tags (:func:`audioset_labels_dir`); a metadata row whose split has
     (almost) no metadata stops here (:func:`check_metadata_coverage`).
     """
     from hybridlib import data as D
-    from hybridlib.data.loaders import load_split
+    from hybridlib.data.audio_io import screen_audio
+    from hybridlib.data.loaders import keep_missing_audio, load_split
 
     kind = metadata_kind_for(cfg, dataset)
-    kwargs = {}
+    kwargs = keep_missing_audio(dataset)  # screen_audio names them with the other unusable clips
     if dataset == "audiocaps" and kind == "cs":
         labels = audioset_labels_dir(cfg)
         if labels is not None:
             kwargs["audioset_labels"] = labels
     items = load_split(dataset, dataset_root(cfg, dataset, progress), split, **kwargs)
+    if screen:
+        items = screen_audio(items, check=cfg.audio_check, progress=progress, where=f"{dataset}/{split}",
+                             memo_dir=audio_check_memo(cfg))
     if kind == "fs":
         items = D.with_fs_descriptions(items, seed=cfg.fs_seed)
     check_metadata_coverage(cfg, items, dataset, split)
     if kind is not None and cfg.metadata_degradation:
         items = D.degrade_metadata(items, kind, **cfg.metadata_degradation)
     return items
+
+
+def data_report_line(info: dict) -> str:
+    """One line summing up a :class:`TrainingData`'s ``info``: each split's load report (clips, captions,
+    missing metadata, missing audio, exclusions, loader notes) and the clips excluded with their reasons."""
+    from hybridlib.data import LoadReport
+
+    reports = [LoadReport(**r) for r in info.get("load_reports", [])]
+    line = "[data] " + "; ".join(str(r) for r in reports)
+    excluded = {clip: reason for bad in info.get("excluded", {}).values() for clip, reason in bad.items()}
+    if excluded:
+        from hybridlib.data.audio_io import describe_bad_audio
+
+        line += " | excluded " + describe_bad_audio(excluded, limit=8) + " (all listed in data_report.json)"
+    else:
+        line += " | no clip excluded"
+    notes = [n for r in reports for n in r.notes]
+    if notes:
+        line += f" | {len(notes)} loader note(s): " + "; ".join(notes[:3]) + (" ..." if len(notes) > 3 else "")
+    return line
 
 
 def prepare_data(cfg: TrainConfig, progress: bool = True, cache=None, roles=ROLES) -> TrainingData:
@@ -170,6 +221,32 @@ def prepare_data(cfg: TrainConfig, progress: bool = True, cache=None, roles=ROLE
         raise ValueError(f"roles must be among {ROLES}, got {sorted(unknown)}")
     mcfg = cfg.model_config()
     audio_cached, text_cached = mcfg.audio_cached, mcfg.text_cached
+
+    # the data first (missing folders and bad audio are found before any model is built or downloaded)
+    _, val_name, test_name = cfg.splits()
+    wanted = {"train": cfg.train_splits() if "train" in roles else [],
+              "val": [(cfg.benchmark, val_name)] if "val" in roles else [],
+              "test": [(cfg.benchmark, test_name)] if "test" in roles else []}
+    loaded = {}
+    for pairs in wanted.values():
+        for pair in pairs:
+            if pair not in loaded:
+                loaded[pair] = load_items(cfg, *pair, progress=progress)
+    excluded = {f"{d}/{s}": dict(items.report.bad_audio) for (d, s), items in loaded.items() if items.report.bad_audio}
+    if excluded and cfg.bad_audio == "error":
+        from hybridlib.data.audio_io import BadAudioError, describe_bad_audio
+
+        every = {clip: reason for bad in excluded.values() for clip, reason in bad.items()}
+        raise BadAudioError(describe_bad_audio(every, ", ".join(excluded), limit=50)
+                            + " (bad_audio: error; with bad_audio: exclude they are left out and listed)")
+    empty = [f"{d}/{s}" for (d, s), items in loaded.items() if not items]
+    if empty:
+        from hybridlib.data import DatasetError
+        from hybridlib.data.audio_io import describe_bad_audio
+
+        bad = {clip: why for key in empty for clip, why in excluded.get(key, {}).items()}
+        raise DatasetError(f"no usable clip in {', '.join(empty)}"
+                           + (f": {describe_bad_audio(bad, limit=5)}" if bad else ""))
 
     # the frozen backbone fills the cache; a trainable one runs inside the model (the waveform path needs its rate)
     from hybridlib.models.audio import backbone_sample_rate, build_audio_backbone
@@ -187,27 +264,42 @@ def prepare_data(cfg: TrainConfig, progress: bool = True, cache=None, roles=ROLE
         from hybridlib.features.cache import FeatureCache
 
         cache = FeatureCache(cfg.cache_dir)
+    waveform_cache = None
+    if not audio_cached and cfg.waveform_cache:
+        from hybridlib.features.waveform_cache import WaveformCache
 
-    reports = []
+        waveform_cache = WaveformCache(cfg.cache_dir)
+
+    reports, metadata = [], {}
 
     def encoded(dataset: str, split: str) -> EncodedSplit:
-        items = load_items(cfg, dataset, split, progress)
-        reports.append({**items.report.as_dict(), "metadata_kind": metadata_kind_for(cfg, dataset),
-                        "metadata_coverage": metadata_coverage(items, metadata_kind_for(cfg, dataset))})
+        items = loaded[(dataset, split)]
         out = encode_split(items, split, metadata_kind=metadata_kind_for(cfg, dataset), cache=cache,
                            backbone=backbone, text_encoder=text_encoder, audio_cached=audio_cached,
                            text_cached=text_cached, sample_rate=sample_rate,
-                           max_audio_seconds=cfg.max_audio_seconds, progress=progress)
+                           max_audio_seconds=cfg.max_audio_seconds, progress=progress,
+                           waveform_cache=waveform_cache, num_workers=cfg.num_workers)
+        kind = metadata_kind_for(cfg, dataset)
+        metadata[f"{dataset}/{split}"] = {"metadata_kind": kind, "metadata_coverage": metadata_coverage(items, kind)}
+        report = items.report.as_dict()
+        if out.excluded:  # unreadable audio (trainable backbone): left out and counted
+            report["excluded"] += len(out.excluded)
+            report["notes"] = [*report["notes"], f"{len(out.excluded)} clips excluded, audio unreadable: "
+                               + "; ".join(list(out.excluded.values())[:3])]
+            excluded.setdefault(f"{dataset}/{split}", {}).update(out.excluded)
+            if progress:
+                print(f"[data] {dataset}/{split}: {report['notes'][-1]}", flush=True)
+        reports.append(report)
         return out.with_frame_stride(cfg.frame_stride)
 
-    _, val_name, test_name = cfg.splits()
-    train = concat_splits([encoded(d, s) for d, s in cfg.train_splits()]) if "train" in roles else None
-    val = encoded(cfg.benchmark, val_name) if "val" in roles else None
-    test = encoded(cfg.benchmark, test_name) if "test" in roles else None
+    train = concat_splits([encoded(d, s) for d, s in wanted["train"]]) if "train" in roles else None
+    val = encoded(*wanted["val"][0]) if "val" in roles else None
+    test = encoded(*wanted["test"][0]) if "test" in roles else None
     splits = {"train": train, "val": val, "test": test}
     info = {"datasets": cfg.datasets, "benchmark": cfg.benchmark, "train": cfg.train_splits(),
             "splits": dict(zip(ROLES, cfg.splits())), "roles": list(roles),
             "clips": {k: v.n_clips for k, v in splits.items() if v is not None},
             "captions": {k: v.n_captions for k, v in splits.items() if v is not None},
-            "load_reports": reports, "settings": data_settings(cfg)}
+            "excluded": excluded, "audio_check": cfg.audio_check,
+            "load_reports": reports, "metadata": metadata, "settings": data_settings(cfg)}
     return TrainingData(train, val, test, data_fingerprint(cfg), info)

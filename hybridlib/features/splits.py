@@ -9,6 +9,12 @@ Two granularities:
 * **clip level** (evaluation): every clip once as a retrieval *item*, every caption once as a *query*;
   ``caption_clip[q]`` is the index of the clip caption ``q`` describes (the metrics' ``target``).
 
+Training batches are a function of ``(seed, epoch, batch number, rank)`` only (:meth:`EncodedSplit.training_batch`),
+so :class:`hybridlib.features.loader.TrainingLoader` can build them in DataLoader worker processes and deliver
+exactly what :meth:`EncodedSplit.training_batches` yields in-process. Waveform crops are drawn per example from
+``(seed, epoch, caption index)`` (:func:`crop_seed`); waveforms come through the
+:class:`~hybridlib.features.waveform_cache.WaveformCache` when the split has one.
+
 Batches follow the shared contract (see :mod:`hybridlib.models.retrieval`): ``clip_index``; audio as
 ``frames``/``frame_lengths`` (frozen backbone, cached) or ``waveform``/``lengths`` (trainable backbone);
 metadata as ``metadata_emb``/``has_metadata`` (frozen text encoder, cached) or ``metadata_text``; queries
@@ -23,6 +29,7 @@ from pathlib import Path
 
 import torch
 
+from hybridlib.features.waveform_cache import WaveformCache, read_waveform, readable_items
 from hybridlib.util.tensors import pad_sequences
 
 
@@ -46,6 +53,9 @@ class EncodedSplit:
     audio_paths: list[Path | None] = field(default_factory=list)
     sample_rate: int | None = None                    # for the waveform path
     max_audio_seconds: float | None = None            # crop length of training waveforms (None: whole clip)
+    waveform_cache: WaveformCache | None = None       # waveform path: read resampled arrays (None: decode)
+    excluded: dict[str, str] = field(default_factory=dict)  # clip_id -> why its audio was left out
+    _orders: dict = field(default_factory=dict, init=False, repr=False, compare=False)  # caption_order memo
 
     def __post_init__(self) -> None:
         a, q = len(self.clip_ids), len(self.captions)
@@ -70,15 +80,19 @@ class EncodedSplit:
         return len(self.captions)
 
     # ---------------------------------------------------------------- batches
-    def item_batch(self, clip_indices: Sequence[int] | torch.Tensor, generator: torch.Generator | None = None,
-                   crop: bool = False) -> dict:
-        """Audio + metadata of the given clips (``clip_index`` = the indices)."""
+    def item_batch(self, clip_indices: Sequence[int] | torch.Tensor, crop: bool = False,
+                   crop_seeds: Sequence | None = None) -> dict:
+        """Audio + metadata of the given clips (``clip_index`` = the indices).
+
+        Waveforms are whole clips unless ``crop`` (then windows of ``max_audio_seconds``, offsets from
+        ``crop_seeds``, one per clip; None: torch's global generator).
+        """
         idx = torch.as_tensor(clip_indices, dtype=torch.long)
         batch: dict = {"clip_index": idx}
         if self.frames is not None:
             batch["frames"], batch["frame_lengths"] = pad_sequences([self.frames[i] for i in idx.tolist()])
         else:
-            batch["waveform"], batch["lengths"] = self._waveforms(idx.tolist(), generator, crop)
+            batch["waveform"], batch["lengths"] = self._waveforms(idx.tolist(), crop, crop_seeds)
         if self.metadata_emb is not None:
             batch["metadata_emb"] = self.metadata_emb[idx]
             batch["has_metadata"] = self.has_metadata[idx]
@@ -97,34 +111,32 @@ class EncodedSplit:
             batch["captions"] = [self.captions[i] for i in idx.tolist()]
         return batch
 
-    def pair_batch(self, caption_indices: Sequence[int] | torch.Tensor,
-                   generator: torch.Generator | None = None) -> dict:
-        """A training batch: example ``i`` = caption ``caption_indices[i]`` and its clip; with ``same_item``."""
+    def pair_batch(self, caption_indices: Sequence[int] | torch.Tensor, crop_key: int | None = None) -> dict:
+        """A training batch: example ``i`` = caption ``caption_indices[i]`` and its clip; with ``same_item``.
+
+        ``crop_key`` (e.g. :func:`epoch_seed`) fixes the waveform crops: example ``i``'s window depends only
+        on ``(crop_key, caption_indices[i])``; None draws them from torch's global generator.
+        """
         idx = torch.as_tensor(caption_indices, dtype=torch.long)
         clips = self.caption_clip[idx]
-        batch = self.item_batch(clips, generator=generator, crop=True)
+        seeds = None if crop_key is None else [crop_seed(crop_key, q) for q in idx.tolist()]
+        batch = self.item_batch(clips, crop=True, crop_seeds=seeds)
         batch.update(self.query_batch(idx))
         batch["clip_index"] = clips
         batch["same_item"] = same_item_mask(clips)
         return batch
 
-    def _waveforms(self, clip_indices: list[int], generator, crop: bool):
+    def _waveforms(self, clip_indices: list[int], crop: bool, crop_seeds: Sequence | None):
         if self.sample_rate is None:
             raise ValueError(f"split {self.name!r} has no cached frames and no sample_rate for waveforms")
-        from hybridlib.data import load_audio
-
+        length = int(self.max_audio_seconds * self.sample_rate) if crop and self.max_audio_seconds else None
         waves = []
-        for i in clip_indices:
+        for k, i in enumerate(clip_indices):
             path = self.audio_paths[i] if i < len(self.audio_paths) else None
             if path is None:
                 raise ValueError(f"split {self.name!r}: clip {self.clip_ids[i]!r} has no audio file")
-            wave = load_audio(path, self.sample_rate)
-            if crop and self.max_audio_seconds:
-                n = int(self.max_audio_seconds * self.sample_rate)
-                if wave.numel() > n:
-                    start = int(torch.randint(0, wave.numel() - n + 1, (1,), generator=generator))
-                    wave = wave[start:start + n]
-            waves.append(wave)
+            seed = None if crop_seeds is None else crop_seeds[k]
+            waves.append(read_waveform(path, self.sample_rate, self.waveform_cache, length, seed))
         return pad_sequences(waves)
 
     # ---------------------------------------------------------------- iteration
@@ -134,6 +146,14 @@ class EncodedSplit:
         ``captions_per_clip=None`` visits every caption (the papers' epoch); ``k`` visits ``k`` randomly chosen
         captions of each clip (fewer, cheaper epochs; a CPU option).
         """
+        key = (seed, epoch, captions_per_clip)
+        if key not in self._orders:
+            if len(self._orders) > 4:
+                self._orders.clear()
+            self._orders[key] = self._caption_order(seed, epoch, captions_per_clip)
+        return self._orders[key]
+
+    def _caption_order(self, seed: int, epoch: int, captions_per_clip: int | None) -> torch.Tensor:
         g = torch.Generator().manual_seed(epoch_seed(seed, epoch))
         if captions_per_clip is None:
             return torch.randperm(self.n_captions, generator=g)
@@ -155,21 +175,29 @@ class EncodedSplit:
     def training_batches(self, batch_size: int, seed: int, epoch: int, drop_last: bool = True,
                          rank: int = 0, world_size: int = 1, captions_per_clip: int | None = None
                          ) -> Iterator[dict]:
-        """Caption-level batches of one epoch.
+        """Caption-level batches of one epoch, built in this process (see :meth:`training_batch`).
 
         With ``world_size > 1`` a *global* batch of ``batch_size * world_size`` captions is cut into
         consecutive slices, one per rank; gathering the ranks' embeddings restores the global batch in order.
         """
-        order = self.caption_order(seed, epoch, captions_per_clip)
-        g = torch.Generator().manual_seed(epoch_seed(seed, epoch) + 1)  # waveform crops
+        for b in range(self.n_training_batches(batch_size, drop_last, world_size, captions_per_clip)):
+            batch = self.training_batch(b, batch_size, seed, epoch, rank, world_size, captions_per_clip)
+            if batch is not None:
+                yield batch
+
+    def training_batch(self, b: int, batch_size: int, seed: int, epoch: int, rank: int = 0, world_size: int = 1,
+                       captions_per_clip: int | None = None) -> dict | None:
+        """Batch ``b`` of the epoch for ``rank`` (None when the rank's slice of a short last batch is empty).
+
+        A function of its arguments only: captions from :meth:`caption_order`, crops from
+        ``(epoch_seed(seed, epoch), caption index)``; whoever builds it, whenever, gets the same batch.
+        """
         step = batch_size * world_size
-        n_batches = self.n_training_batches(batch_size, drop_last, world_size, captions_per_clip)
-        for b in range(n_batches):
-            chunk = order[b * step:(b + 1) * step]
-            local = chunk[rank * batch_size:(rank + 1) * batch_size]
-            if len(local) == 0:
-                continue
-            yield self.pair_batch(local, generator=g)
+        chunk = self.caption_order(seed, epoch, captions_per_clip)[b * step:(b + 1) * step]
+        local = chunk[rank * batch_size:(rank + 1) * batch_size]
+        if len(local) == 0:
+            return None
+        return self.pair_batch(local, crop_key=epoch_seed(seed, epoch))
 
     def n_training_batches(self, batch_size: int, drop_last: bool = True, world_size: int = 1,
                            captions_per_clip: int | None = None) -> int:
@@ -210,12 +238,21 @@ class EncodedSplit:
             caption_emb=None if self.caption_emb is None else self.caption_emb[q_keep],
             audio_paths=[self.audio_paths[i] for i in keep] if self.audio_paths else [],
             sample_rate=self.sample_rate, max_audio_seconds=self.max_audio_seconds,
+            waveform_cache=self.waveform_cache, excluded=dict(self.excluded),
         )
 
 
 def epoch_seed(seed: int, epoch: int) -> int:
     """A per-(seed, epoch) integer seed (large odd multiplier keeps seeds of neighbouring runs apart)."""
     return (int(seed) * 1_000_003 + int(epoch) * 7919) % (2**63 - 1)
+
+
+def crop_seed(key: int, caption_index: int) -> tuple[int, int, int]:
+    """The seed of one training example's waveform crop (numpy ``SeedSequence`` entropy)."""
+    return (CROP_STREAM, int(key), int(caption_index))
+
+
+CROP_STREAM = 0x63726F70  # "crop": keeps crop seeds apart from other uses of the same (seed, epoch)
 
 
 def pool_frames(frames: torch.Tensor, stride: int) -> torch.Tensor:
@@ -234,20 +271,29 @@ def same_item_mask(clip_index: torch.Tensor) -> torch.Tensor:
 
 def encode_split(items, name: str, *, metadata_kind: str | None, cache=None, backbone=None, text_encoder=None,
                  audio_cached: bool = True, text_cached: bool = True, sample_rate: int | None = None,
-                 max_audio_seconds: float | None = None, batch_size: int = 8, progress: bool = True
-                 ) -> EncodedSplit:
+                 max_audio_seconds: float | None = None, batch_size: int = 8, progress: bool = True,
+                 waveform_cache: WaveformCache | None = None, num_workers: int = 0) -> EncodedSplit:
     """Flatten a ClipSet into an :class:`EncodedSplit`, filling cached features through ``cache``.
 
     ``metadata_kind`` in {"os", "cs", "fs"} or None (content-only: no metadata is embedded).
     With ``audio_cached`` the frozen ``backbone``'s frames come from :meth:`FeatureCache.audio_frames`;
     with ``text_cached`` captions and metadata are embedded once by the frozen ``text_encoder`` through
     :meth:`FeatureCache.text_embeddings` (identical strings are embedded once).
+    Without ``audio_cached`` (trainable backbone) batches carry waveforms at ``sample_rate``: the clips are
+    checked first (:func:`~hybridlib.features.waveform_cache.readable_items`; with ``waveform_cache`` it is
+    filled, ``num_workers`` processes decoding) and those whose audio cannot be read are left out and listed
+    in the split's ``excluded``.
     """
     from hybridlib.data import metadata_text
 
     items = list(items)
     if not items:
         raise ValueError(f"split {name!r} has no clips")
+    excluded: dict[str, str] = {}
+    if not audio_cached and sample_rate is not None:
+        items, excluded = readable_items(items, sample_rate, waveform_cache, num_workers, progress)
+        if not items:
+            raise ValueError(f"split {name!r}: no clip has readable audio ({next(iter(excluded.values()))})")
     clip_ids = [it.clip_id for it in items]
     captions, caption_clip = [], []
     for i, it in enumerate(items):
@@ -286,7 +332,8 @@ def encode_split(items, name: str, *, metadata_kind: str | None, cache=None, bac
         name=name, clip_ids=clip_ids, captions=captions, caption_clip=torch.tensor(caption_clip, dtype=torch.long),
         metadata_text=meta, has_metadata=has_meta, frames=frames, metadata_emb=metadata_emb,
         caption_emb=caption_emb, audio_paths=[it.audio_path for it in items], sample_rate=sample_rate,
-        max_audio_seconds=max_audio_seconds,
+        max_audio_seconds=max_audio_seconds, waveform_cache=None if audio_cached else waveform_cache,
+        excluded=excluded,
     )
 
 
@@ -316,4 +363,5 @@ def concat_splits(splits: Sequence[EncodedSplit], name: str | None = None) -> En
         caption_emb=None if first.caption_emb is None else torch.cat([s.caption_emb for s in splits]),
         audio_paths=[p for s in splits for p in s.audio_paths],
         sample_rate=first.sample_rate, max_audio_seconds=first.max_audio_seconds,
+        waveform_cache=first.waveform_cache, excluded={k: v for s in splits for k, v in s.excluded.items()},
     )

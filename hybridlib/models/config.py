@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields
 
 from hybridlib.util.text import TEXT_MODES
+from hybridlib.util.values import describe_value, value_problem
 
 FUSIONS = ("none", "metadata-only", "late", "mid", "mei")
 METADATA_KINDS = ("os", "cs", "fs")
@@ -122,23 +123,29 @@ class ModelConfig:
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise ValueError(f"ModelConfig.{name} must be one of {allowed}, got {getattr(self, name)!r}")
-        for name in ("audio_dim", "text_dim", "retrieval_dim", "num_layers", "num_heads", "mlp_hidden_mult"):
+        for name in ("audio_dim", "text_dim", "retrieval_dim", "num_layers", "num_heads", "mlp_hidden_mult",
+                     "d_model"):
+            problem = value_problem(getattr(self, name), "int", minimum=1, allow_none=name == "d_model")
+            if problem:
+                raise ValueError(f"ModelConfig.{name} {problem}, got {describe_value(getattr(self, name))}")
+        # None: no truncation (Mei et al.'s tokenizer call); else room for at least [CLS] and [SEP]
+        problem = value_problem(self.text_max_tokens, "int", minimum=2, allow_none=True)
+        if problem:
+            raise ValueError(f"ModelConfig.text_max_tokens {problem}, got {describe_value(self.text_max_tokens)}")
+        for name in ("audio_trainable", "text_trainable", "share_text_encoder", "share_projection",
+                     "gate_batch_norm", "normalize"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"ModelConfig.{name} must be true or false, got {getattr(self, name)!r}")
+        for name in ("dropout", "text_dropout"):
             value = getattr(self, name)
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"ModelConfig.{name} must be a positive integer, got {value!r}")
-        if self.text_max_tokens is not None and (not isinstance(self.text_max_tokens, int)
-                                                 or self.text_max_tokens < 2):
-            raise ValueError("ModelConfig.text_max_tokens must be an integer >= 2 ([CLS] and [SEP]) or None "
-                             f"(no truncation), got {self.text_max_tokens!r}")
-        if self.text_dropout is not None and (not isinstance(self.text_dropout, (int, float))
-                                              or not 0.0 <= self.text_dropout < 1.0):
-            raise ValueError(f"ModelConfig.text_dropout must be None or in [0, 1), got {self.text_dropout!r}")
-        if self.audio_checkpoint is not None and not isinstance(self.audio_checkpoint, str):
-            raise ValueError(f"ModelConfig.audio_checkpoint must be a path or None, got {self.audio_checkpoint!r}")
-        if self.d_model is not None and (not isinstance(self.d_model, int) or self.d_model < 1):
-            raise ValueError(f"ModelConfig.d_model must be None or a positive integer, got {self.d_model!r}")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"ModelConfig.dropout must be in [0, 1), got {self.dropout!r}")
+            problem = value_problem(value, "number", minimum=0, maximum=1, allow_none=name == "text_dropout")
+            if problem or value == 1:
+                raise ValueError(f"ModelConfig.{name} must be a number in [0, 1)"
+                                 f"{' or null' if name == 'text_dropout' else ''}, got {describe_value(value)}")
+        problem = value_problem(self.audio_checkpoint, "str", allow_none=True)
+        if problem:
+            raise ValueError(f"ModelConfig.audio_checkpoint {problem} (a weights file), got "
+                             f"{describe_value(self.audio_checkpoint)}")
         if self.fusion == "mid" and self.pooling != "transformer":
             raise ValueError("ModelConfig.pooling must be 'transformer' for fusion='mid' (the metadata token "
                              f"is processed by the transformer layers), got {self.pooling!r}")

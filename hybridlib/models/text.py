@@ -21,7 +21,14 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from hybridlib.util.errors import UserError, one_line
 from hybridlib.util.text import TEXT_MODES, normalize_text
+
+
+class TextModelError(UserError, OSError):
+    """A text model cannot be loaded (absent offline, damaged, or holding objects that are not plain data);
+    the message names the model and its weight files. Weights are read by ``transformers`` with
+    ``weights_only=True`` (safetensors preferred), so a pickle that would run code is refused, never run."""
 
 
 class TextEncoder(nn.Module):
@@ -167,13 +174,20 @@ def build_text_encoder(
                                         "attention_probs_dropout_prob": float(dropout)}
     try:
         tokenizer = AutoTokenizer.from_pretrained(source)
-        model = AutoModel.from_pretrained(source, add_pooling_layer=False, **extra)
-    except TypeError:  # models without a pooler argument
-        model = AutoModel.from_pretrained(source, **extra)
+        try:
+            model = AutoModel.from_pretrained(source, add_pooling_layer=False, **extra)
+        except TypeError:  # models without a pooler argument
+            model = AutoModel.from_pretrained(source, **extra)
     except OSError as exc:
-        raise OSError(
-            f"cannot load text model {name!r} from {source!r}: {exc}. Offline, use 'minilm' or a local folder."
-        ) from exc
+        raise TextModelError(
+            f"cannot load text model {name!r} from {source!r}: {one_line(exc)}. Offline, use 'minilm' or a "
+            "local folder.") from None
+    except Exception as exc:  # noqa: BLE001 - damaged or refused weights (UnpicklingError, SafetensorError, ...)
+        files = sorted(str(p) for p in Path(source).glob("*") if p.suffix in (".bin", ".safetensors", ".pt")) \
+            if Path(source).is_dir() else []
+        raise TextModelError(
+            f"text model {name!r}: {', '.join(files) or source} is damaged or not a plain-data checkpoint and was "
+            f"not loaded ({one_line(exc)})") from None
     finally:
         hf_logging.set_verbosity(verbosity)
         if bars:

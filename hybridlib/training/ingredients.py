@@ -9,14 +9,16 @@ declared ingredients against it.
 Sections:
 
 * ``data``: datasets and splits (clips, captions), ``metadata_kind`` per dataset, ``metadata_coverage``
-  (fraction of clips with metadata text, by role, as the model sees it), per loaded split its load report
-  figures and coverage, the FS protocol's counts (descriptions used, queries removed, single-caption clips)
-  and any deliberate metadata degradation.
+  (fraction of clips with metadata text, by role, as the model sees it), per loaded split its metadata kind
+  and coverage, the FS protocol's counts (descriptions used, queries removed, single-caption clips) and any
+  deliberate metadata degradation. Which clips were loaded, missing or excluded (and why) is the run's
+  ``data_report.json`` (one home; ``clips_and_exclusions`` points there).
 * ``audio`` / ``text``: encoder, trainable or frozen (and what "frozen" means: ``frozen_mode``), cached or
   run on every batch, weights (checkpoint; ``standin`` for the rehearsal's random weights), SpecAugment of
   every module while training (enabled / active) and the feature-level masking of cached frames, text
   preprocessing mode, max tokens (``max_length`` the tokenizer truncates at), dropout and architecture.
 * ``parameters``: total and trainable parameters per module (audio backbone, text encoders, the rest).
+* ``input_pipeline``: cached frames or waveforms, the DataLoader workers in effect, the waveform cache.
 * ``optimisation``: optimiser, loss, batch size and the batch an epoch can actually fill, gradient clipping,
   AMP; ``schedule``: steps and the learning rate at the first step, the peak and the last step (the
   configured schedule stepped through on a stand-in optimiser); ``selection``: metric and tie rule.
@@ -104,13 +106,15 @@ def _data_report(cfg: TrainConfig, data) -> dict:
     uses_metadata = any(k is not None for k in kinds.values())
     coverage = {role: (float(split.has_metadata.float().mean()) if uses_metadata and split.n_clips else None)
                 for role, split in roles.items() if split is not None}
+    # per loaded split only what the row's ingredients need; clip counts, missing files and every excluded
+    # clip with its reason are in the run's data_report.json (the prepared data's info), not repeated here
+    metadata = data.info.get("metadata", {})
     loaded = []
     for r in data.info.get("load_reports", []):
         sources = r.get("sources") or {}
-        loaded.append({"dataset": r.get("dataset"), "split": r.get("split"), "clips": r.get("clips"),
-                       "captions": r.get("captions"), "missing_metadata": r.get("missing_metadata"),
-                       "missing_audio": r.get("missing_audio"), "excluded": r.get("excluded"),
-                       "metadata_kind": r.get("metadata_kind"), "metadata_coverage": r.get("metadata_coverage"),
+        meta = metadata.get(f"{r.get('dataset')}/{r.get('split')}", {})
+        loaded.append({"dataset": r.get("dataset"), "split": r.get("split"),
+                       "metadata_kind": meta.get("metadata_kind"), "metadata_coverage": meta.get("metadata_coverage"),
                        "fs_protocol": sources.get("fs_protocol"), "degradation": sources.get("degradation")})
     fs = [x for x in loaded if x["fs_protocol"]]
     return {"fingerprint": data.fingerprint, "datasets": cfg.datasets, "benchmark": cfg.benchmark,
@@ -122,12 +126,26 @@ def _data_report(cfg: TrainConfig, data) -> dict:
                             "single_caption_clips": sum(x["fs_protocol"]["single_caption_clips"] for x in fs),
                             "seed": cfg.fs_seed} if fs else None,
             "metadata_degradation": cfg.metadata_degradation or None,
-            "audioset_labels": data.info.get("settings", {}).get("audioset_labels")}
+            "audioset_labels": data.info.get("settings", {}).get("audioset_labels"),
+            "clips_and_exclusions": "data_report.json"}
+
+
+def input_pipeline_report(cfg: TrainConfig, data, loader=None) -> dict:
+    """How training batches reach the model: cached frames, or waveforms through the
+    :class:`~hybridlib.features.loader.TrainingLoader` with its worker processes (in effect: cached frames are
+    always read in-process) and the waveform cache."""
+    frames = data.train.frames is not None
+    return {"source": "cached frames" if frames else "waveforms",
+            "num_workers": loader.num_workers if loader is not None else (0 if frames else cfg.num_workers),
+            "num_workers_config": cfg.num_workers,
+            "waveform_cache": None if frames else getattr(data.train, "waveform_cache", None) is not None,
+            "pin_memory": loader.loader.pin_memory if loader is not None else None}
 
 
 def ingredient_report(cfg: TrainConfig, model: torch.nn.Module, data, steps_per_epoch: int,
-                      world_size: int = 1) -> dict:
-    """The report described in the module docstring, for ``model`` trained on ``data`` with ``cfg``."""
+                      world_size: int = 1, loader=None) -> dict:
+    """The report described in the module docstring, for ``model`` trained on ``data`` with ``cfg`` (``loader``:
+    the :class:`~hybridlib.features.loader.TrainingLoader` delivering its batches)."""
     from hybridlib.models.audio.weights import is_standin
 
     mcfg = getattr(model, "cfg", None) or cfg.model_config()
@@ -160,6 +178,7 @@ def ingredient_report(cfg: TrainConfig, model: torch.nn.Module, data, steps_per_
                          "largest_batch": min(cfg.batch_size * world_size, epoch_captions),
                          "captions_per_clip": cfg.captions_per_clip, "grad_clip": cfg.grad_clip,
                          "amp": cfg.amp, "max_audio_seconds": cfg.max_audio_seconds},
+        "input_pipeline": input_pipeline_report(cfg, data, loader),
         "schedule": schedule_report(cfg, steps_per_epoch),
         "selection": {"metric": cfg.select_metric, "on_tie": cfg.select_on_tie},
     }

@@ -21,6 +21,7 @@ import torch
 
 from hybridlib import runs
 from hybridlib.config import TrainConfig
+from hybridlib.features.loader import TrainingLoader
 from hybridlib.features.prepare import TrainingData, data_fingerprint, data_settings, prepare_data
 from hybridlib.util.devices import resolve_device, to_device
 from hybridlib.util.errors import HybridlibError, UserError
@@ -96,13 +97,12 @@ def train(cfg: TrainConfig, out_dir: str | Path, data: TrainingData | None = Non
 
 def _train_one_seed(cfg, out_dir: Path, data, model, resume: bool, progress: bool,
                     evaluate_test: bool) -> TrainResult:
-    from tqdm.auto import tqdm
-
     from hybridlib.evaluation import evaluate_split
     from hybridlib.losses import get_loss
     from hybridlib.training import distributed as dist_utils
     from hybridlib.training.augment import frame_augmenter
     from hybridlib.training.optim import build_optimizer, build_scheduler
+    from hybridlib.util.progress import progress_bar as tqdm
 
     start_time = time.perf_counter()
     ctx = dist_utils.init_from_env(cfg.device)
@@ -123,6 +123,8 @@ def _train_one_seed(cfg, out_dir: Path, data, model, resume: bool, progress: boo
     if data is None:
         data = prepare_data(cfg, progress=progress and is_main)
     check_data(cfg, data)
+    if is_main:
+        runs.write_data_report(out_dir, data.info)
     if model is None:
         seed_everything(cfg.seed)  # model init independent of what data preparation consumed
         model = build_model(cfg)
@@ -143,10 +145,14 @@ def _train_one_seed(cfg, out_dir: Path, data, model, resume: bool, progress: boo
     step_fn = dist_utils.ContrastiveStep(model, gather=ctx.world_size > 1)
     runner = dist_utils.wrap_ddp(step_fn, ctx)
     augment = frame_augmenter(cfg)
+    loader = TrainingLoader(data.train, cfg.batch_size, cfg.seed, rank=ctx.rank, world_size=ctx.world_size,
+                            captions_per_clip=cfg.captions_per_clip, num_workers=cfg.num_workers,
+                            pin_memory=device.type == "cuda")
     if is_main:
         from hybridlib.training.ingredients import ingredient_report
 
-        runs.write_ingredients(out_dir, ingredient_report(cfg, model, data, steps_per_epoch, ctx.world_size))
+        runs.write_ingredients(out_dir, ingredient_report(cfg, model, data, steps_per_epoch, ctx.world_size,
+                                                          loader=loader))
 
     history: list[dict] = []
     start_epoch, best_score, best_epoch = 1, -math.inf, 0
@@ -173,8 +179,7 @@ def _train_one_seed(cfg, out_dir: Path, data, model, resume: bool, progress: boo
             t0 = time.perf_counter()
             model.train()
             total, count = 0.0, 0
-            batches = data.train.training_batches(cfg.batch_size, cfg.seed, epoch, rank=ctx.rank,
-                                                  world_size=ctx.world_size, captions_per_clip=cfg.captions_per_clip)
+            batches = loader.epoch(epoch)
             bar = tqdm(batches, total=steps_per_epoch, desc=f"epoch {epoch}/{cfg.epochs}", leave=False,
                        disable=not (progress and is_main))
             for batch in bar:

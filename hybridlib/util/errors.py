@@ -21,3 +21,19 @@ class UserError(HybridlibError, ValueError):
     """Invalid input: a config, a path, a dataset or a file the user gave (``exit_code`` 2)."""
 
     exit_code = 2
+
+
+def one_line(exc: BaseException, limit: int = 200) -> str:
+    """A short, single-line account of ``exc`` for an error message that names a file.
+
+    ``torch.load(weights_only=True)`` refusing a pickle says so over a dozen lines (and suggests
+    ``weights_only=False``, which would run the code); only the refused name is kept from it.
+    """
+    import re
+
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(exc))
+    refused = re.search(r"Unsupported global: GLOBAL ([^\s]+)", text)
+    if refused:
+        return f"{type(exc).__name__}: it needs {refused.group(1)}, which is not plain data"
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    return f"{type(exc).__name__}: {lines[0][:limit]}" if lines else type(exc).__name__

@@ -36,7 +36,7 @@ def download_file(url: str, dest: str | Path, md5: str | None = None, progress: 
     An existing ``dest`` whose md5 matches is returned without network access (without ``md5``, any
     existing file is kept). On a checksum mismatch the bad file is deleted and :class:`DownloadError` raised.
     """
-    from tqdm.auto import tqdm
+    from hybridlib.util.progress import progress_bar as tqdm
 
     dest = Path(dest)
     if dest.is_file() and (md5 is None or md5sum(dest) == md5):

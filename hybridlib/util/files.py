@@ -55,3 +55,10 @@ def atomic_write_json(path: str | Path, obj: Any, indent: int = 2, sort_keys: bo
 
 def read_json(path: str | Path) -> Any:
     return json.loads(Path(path).read_text(encoding="utf-8"))
+
+
+def file_stamp(path: str | Path) -> dict[str, str]:
+    """What identifies a file's content version cheaply: resolved path, size and modification time (ns)."""
+    path = Path(path)
+    st = path.stat()
+    return {"source": str(path.resolve()), "size": str(st.st_size), "mtime_ns": str(st.st_mtime_ns)}

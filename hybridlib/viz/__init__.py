@@ -13,3 +13,19 @@ def axes_for(ax, figsize=(6, 3.5)):
         fig, ax = plt.subplots(figsize=figsize)
         return fig, ax
     return ax.figure, ax
+
+
+METRIC_WORDS = {"val": "validation", "t2a": "text-to-audio", "a2t": "audio-to-text", "train": "training"}
+
+
+def pretty_metric(name: str) -> str:
+    """Axis label for a metric column: ``val_t2a_mAP@10`` -> ``validation text-to-audio mAP@10 (%)``."""
+    label = " ".join(METRIC_WORDS.get(p, p) for p in name.split("_"))
+    return label + (" (%)" if any(m in name for m in ("mAP", "R@", "R-sum")) and "%" not in name else "")
+
+
+def wrap_label(text: str, width: int = 40) -> str:
+    """``text`` broken at spaces into lines of at most ``width`` characters (tick labels that fit)."""
+    import textwrap
+
+    return "\n".join(textwrap.wrap(str(text), width)) or str(text)

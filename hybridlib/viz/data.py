@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Mapping, Sequence
 
-from hybridlib.viz import axes_for
+from hybridlib.viz import axes_for, pretty_metric
 
 
 def plot_caption_lengths(lengths: Mapping[str, Sequence[int]], ax=None):
@@ -122,6 +122,6 @@ def plot_degradation(results, metric: str = "mAP@10", ax=None, baseline: float |
     if baseline is not None:
         ax.axhline(baseline, color="gray", ls="--", label="random ranking")
     ax.set_xlabel("degradation strength (fraction)")
-    ax.set_ylabel(metric)
+    ax.set_ylabel(pretty_metric(metric))
     ax.legend()
     return fig

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from hybridlib.viz import axes_for
+from hybridlib.viz import axes_for, pretty_metric
 
 
 def _shorten(text: str, width: int) -> str:
@@ -60,8 +60,8 @@ def plot_fusion_comparison(results: Mapping[str, Mapping[str, float]], metric: s
         ax.scatter(xs, [reference[names[i]] for i in xs], marker="_", s=400, color="tab:red", zorder=3,
                    label="reference")
         ax.legend(fontsize=8)
-    ax.set_ylabel(metric)
-    ax.set_title(f"{metric} by item representation")
+    ax.set_ylabel(pretty_metric(metric))
+    ax.set_title(f"{pretty_metric(metric)} by item representation")
     return fig
 
 

@@ -7,7 +7,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from hybridlib.viz import axes_for
+from hybridlib.viz import axes_for, pretty_metric, wrap_label
+
+__all__ = ["plot_findings", "plot_lr_schedule", "plot_metadata_sweep", "plot_paper_vs_ours", "plot_rank_histogram",
+           "plot_seed_bars", "plot_training_curves", "pretty_metric"]
 
 
 def plot_training_curves(curves, metric: str | None = "val_t2a_mAP@10", ax=None, title: str | None = None,
@@ -35,20 +38,15 @@ def plot_training_curves(curves, metric: str | None = "val_t2a_mAP@10", ax=None,
         (line,) = ax.plot(mean.index, mean.values, marker="o", ms=3, label=label, color=color)
         if table.shape[1] > 1:
             ax.fill_between(table.index, table.min(axis=1), table.max(axis=1), color=line.get_color(), alpha=0.2)
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # whole epochs, no 1.25 ticks
     ax.set_xlabel("epoch")
     ax.set_ylabel(ylabel or pretty_metric(metric or ""))
     ax.set_title(title or pretty_metric(metric or ""))
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     return fig
-
-
-def pretty_metric(name: str) -> str:
-    """Axis label for a metric column: ``val_t2a_mAP@10`` -> ``validation text-to-audio mAP@10 (%)``."""
-    words = {"val": "validation", "t2a": "text-to-audio", "a2t": "audio-to-text", "train": "training"}
-    parts = [words.get(p, p) for p in name.split("_")]
-    label = " ".join(parts)
-    return label + (" (%)" if any(m in name for m in ("mAP", "R@", "R-sum")) else "")
 
 
 def plot_lr_schedule(cfg, steps_per_epoch: int, ax=None, label: str | None = None):
@@ -83,8 +81,9 @@ def plot_seed_bars(results: Mapping[str, Mapping], metric: str = "t2a_mAP@10", a
     ``results``: ``{label: aggregate}`` where ``aggregate[metric]`` is ``{"mean", "std", "values"}`` (as in
     ``metrics.json``). ``paper``: optional ``{label: value}`` drawn as black ticks for reference.
     """
-    fig, ax = axes_for(ax, figsize=(max(4, 1.1 * len(results) + 2), 3.5))
     labels = list(results)
+    multiline = any("\n" in str(label) for label in labels)
+    fig, ax = axes_for(ax, figsize=(max(4.0, (1.3 if multiline else 1.1) * len(results) + 2), 3.8))
     for i, label in enumerate(labels):
         agg = results[label][metric]
         ax.bar(i, agg["mean"], yerr=agg.get("std", 0.0), capsize=4, color=f"C{i % 10}", alpha=0.75)
@@ -94,9 +93,12 @@ def plot_seed_bars(results: Mapping[str, Mapping], metric: str = "t2a_mAP@10", a
         if paper and label in paper and paper[label] is not None:
             ax.hlines(paper[label], i - 0.4, i + 0.4, colors="k", linestyles="--", lw=1.2)
     ax.set_xticks(range(len(labels)))
-    ax.set_xticklabels(labels, rotation=20, ha="right")
-    ax.set_ylabel(metric)
-    ax.set_title(title or f"{metric}: mean ± std over seeds (dots: seeds" + (", dashes: paper)" if paper else ")"))
+    # labels with a line break (``"loss\nbs 24"``) stand upright and centred; single-line ones slant
+    ax.set_xticklabels(labels, rotation=0 if multiline else 25, ha="center" if multiline else "right",
+                       fontsize=8 if multiline else None)
+    ax.set_ylabel(pretty_metric(metric))
+    ax.set_title(title or f"{pretty_metric(metric)}: mean ± std over seeds\n(dots: seeds"
+                 + (", dashes: paper)" if paper else ")"))
     ax.grid(axis="y", alpha=0.3)
     return fig
 
@@ -141,7 +143,9 @@ def plot_findings(findings, ax=None, title: str = "paper gap vs our gap"):
     :func:`hybridlib.paper.check_findings`; a finding holds when our bar points the same way."""
     import numpy as np
 
-    fig, ax = axes_for(ax, figsize=(7, 0.55 * len(findings) + 1.2))
+    labels = [wrap_label(f"{c}{' ✓' if h else ' ✗'}", 48) for c, h in zip(findings["claim"], findings["holds"])]
+    lines = sum(label.count("\n") + 1 for label in labels)
+    fig, ax = axes_for(ax, figsize=(10, 0.36 * lines + 0.45 * len(findings) + 1.2))
     y = np.arange(len(findings))
     paper_gap = findings["paper_gap"].astype(float).fillna(0.0)
     ours = findings["our_gap"].astype(float)
@@ -150,8 +154,7 @@ def plot_findings(findings, ax=None, title: str = "paper gap vs our gap"):
     ax.barh(y - 0.2, ours, height=0.4, xerr=err, capsize=3, color="C0", label="ours")
     ax.axvline(0, color="k", lw=0.8)
     ax.set_yticks(y)
-    ax.set_yticklabels([f"{c[:60]}{' ✓' if h else ' ✗'}" for c, h in zip(findings["claim"], findings["holds"])],
-                       fontsize=8)
+    ax.set_yticklabels(labels, fontsize=8)  # whole claims, wrapped (bbox_inches="tight" keeps them in the figure)
     ax.invert_yaxis()
     ax.set_xlabel("gap in points (better - worse)")
     ax.set_title(title)
@@ -173,8 +176,8 @@ def plot_metadata_sweep(rows, baseline: float | None = None, metric: str = "t2a_
     if baseline is not None:
         ax.axhline(baseline, color="0.3", ls="--", lw=1, label="content-only baseline")
     ax.set_xlabel(" / ".join(k.replace("_", " ") for k in knobs) + " (fraction, every split)")
-    ax.set_ylabel(metric)
-    ax.set_title(title or f"{metric} as metadata degrades")
+    ax.set_ylabel(pretty_metric(metric))
+    ax.set_title(title or f"{pretty_metric(metric)} as metadata degrades")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     return fig

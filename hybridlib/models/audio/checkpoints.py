@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from hybridlib.util.errors import UserError
+from hybridlib.util.errors import UserError, one_line
 
 
 class CheckpointError(UserError):
@@ -56,14 +56,19 @@ def read_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict]:
     if not path.is_file():
         raise CheckpointError(f"checkpoint file not found: {path}")
     if path.suffix == ".safetensors":
+        from safetensors import SafetensorError
         from safetensors.torch import load_file
 
-        return load_file(str(path)), {"format": "safetensors"}
+        try:
+            return load_file(str(path)), {"format": "safetensors"}
+        except (SafetensorError, OSError, ValueError) as exc:
+            raise CheckpointError(f"{path} is damaged and was not loaded ({one_line(exc)})") from None
     try:
         with torch.serialization.safe_globals(_numpy_safe_globals()):
             obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - re-raised with the file name
-        raise CheckpointError(f"cannot read checkpoint {path} safely (weights_only=True): {exc}") from exc
+        raise CheckpointError(f"{path} is damaged or not a plain-data checkpoint and was not loaded "
+                              f"(weights_only=True; {one_line(exc)})") from None
     if isinstance(obj, (tuple, list)) and len(obj) >= 1 and isinstance(obj[0], dict):
         return dict(obj[0]), {"format": "tuple", "info": obj[1] if len(obj) > 1 else None}
     if isinstance(obj, dict):

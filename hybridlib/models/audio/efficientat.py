@@ -185,6 +185,13 @@ class MobileNetAT(nn.Module):
         needs more than ``n_fft // 2`` samples after pre-emphasis."""
         return self.frontend.n_fft // 2 + 2
 
+    chunk_context = None  # squeeze-excitation averages over the whole clip: chunks are approximate (.chunking)
+
+    @property
+    def frame_hop(self) -> int:
+        """Input samples per output frame (hop x total time stride 32)."""
+        return self.frontend.hop_length * self.downsample
+
     def frame_lengths(self, lengths: torch.Tensor) -> torch.Tensor:
         n = self.frontend.frame_lengths(torch.as_tensor(lengths).clamp(min=self.min_samples))
         for module in self.features:

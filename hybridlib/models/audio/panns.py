@@ -63,6 +63,13 @@ class _PannsBase(nn.Module):
         """Shortest clip giving one frame (shorter clips are padded with silence to this length)."""
         return (self.downsample - 1) * self.frontend.hop_length
 
+    chunk_context = None  # receptive field not analysed: chunked encoding treated as approximate (.chunking)
+
+    @property
+    def frame_hop(self) -> int:
+        """Input samples per output frame (hop x ``downsample``)."""
+        return self.frontend.hop_length * self.downsample
+
     def frame_lengths(self, lengths: torch.Tensor) -> torch.Tensor:
         n = self.frontend.frame_lengths(torch.as_tensor(lengths).clamp(min=self.min_samples))
         return torch.div(n, self.downsample, rounding_mode="floor")

@@ -86,6 +86,16 @@ class SfxCNN(nn.Module):
         """Shortest clip giving one frame (shorter clips are padded with silence to this length)."""
         return (2 ** (self.embedding_net.num_blocks - 1) - 1) * self.frontend.hop_length
 
+    @property
+    def frame_hop(self) -> int:
+        """Input samples per output frame (hop 1024 x three 2x pools = 8192)."""
+        return self.frontend.hop_length * 2 ** (self.embedding_net.num_blocks - 1)
+
+    @property
+    def chunk_context(self) -> int:
+        """Samples of context that make chunked encoding exact (:mod:`.chunking`): 8 output frames."""
+        return 8 * self.frame_hop
+
     def frame_lengths(self, lengths: torch.Tensor) -> torch.Tensor:
         """Frames produced for clips of ``lengths`` samples (three 2x pools: ``stft_frames // 8``)."""
         n = self.frontend.frame_lengths(torch.as_tensor(lengths).clamp(min=self.min_samples))
