@@ -26,7 +26,7 @@ COSTS = {"bert-large": 2.0, "finetune": 1.0, "frozen": 0.25}
 LANES = 2
 # the other (ungrouped) tests of tests/test_rehearsal.py that take long, in the same units: given to a lane too,
 # so the two lanes stay even and nothing long is left for the end
-EXTRA_COSTS = {"frozen_as_upstream": 1.0, "reproduce_command": 3.0}
+EXTRA_COSTS = {"frozen_as_upstream": 1.0, "reproduce_command": 3.0, "missing_clotho_clip": 0.5}
 
 
 def row_cost(cfg) -> float:
@@ -97,6 +97,7 @@ def run_row(name: str, rehearsal, out) -> dict:
             "best": (seed_dir / runs.BEST / "model.safetensors").is_file(),
             "checkpoints_left": sorted(p.name for p in seed_dir.glob("checkpoint*.pt")),
             "ingredients": json.loads((seed_dir / runs.INGREDIENTS).read_text()),
+            "data_report": json.loads((seed_dir / runs.DATA_REPORT).read_text()),
             "wall_seconds": round(time.perf_counter() - wall, 1), "cpu_seconds": round(time.process_time() - cpu, 1),
             "peak_rss_gb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6, 2),
         }

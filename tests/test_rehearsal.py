@@ -231,9 +231,22 @@ def _check_row(cfg, result: dict) -> None:
         assert ing["data"]["fs_protocol"]["descriptions"] > 0
     if not m.share_text_encoder:
         assert ing["parameters"]["metadata_text_encoder"]["trainable"] == ing["parameters"]["text_encoder"]["trainable"]
+    # how batches reached the model (the DataLoader path for every trainable or train-mode backbone)
+    pipeline = ing["input_pipeline"]
+    if m.audio_cached:
+        assert pipeline["source"] == "cached frames" and pipeline["num_workers"] == 0, (name, pipeline)
+    else:
+        assert pipeline["source"] == "waveforms" and pipeline["waveform_cache"] is cfg.waveform_cache, name
+        assert pipeline["num_workers"] == cfg.num_workers, name
+    # clip counts and exclusions are data_report.json's (ingredients.json points there, repeats none)
+    assert ing["data"]["clips_and_exclusions"] == "data_report.json"
+    report = result["data_report"]
+    assert report["clips"] == {role: s["clips"] for role, s in ing["data"]["splits"].items()}, name
+    assert report["excluded"] == {}, (name, report["excluded"])  # the rehearsal's real audio is all usable
     if cfg.dataset == "wavcaps-fs":
-        wavcaps = next(x for x in ing["data"]["loaded"] if x["dataset"] == "wavcaps-fs")
-        assert wavcaps["excluded"] == 1 and ing["data"]["benchmark"] == "clotho"
+        wavcaps = next(r for r in report["load_reports"] if r["dataset"] == "wavcaps-fs")
+        assert wavcaps["excluded"] == 1 and "also in Clotho" in " ".join(wavcaps["notes"])
+        assert ing["data"]["benchmark"] == "clotho"
 
 
 @pytest.mark.slow
@@ -275,3 +288,34 @@ def test_frozen_as_upstream_keeps_frozen_encoders_in_train_mode(rehearsal_root, 
     initial, _ = read_checkpoint(read_manifest(rehearsal_root)["weights"]["panns-resnet38"])
     assert not saved["audio_backbone.bn0.running_mean"].equal(initial["bn0.running_mean"])  # statistics updated
     assert saved["audio_backbone.conv_block1.conv1.weight"].equal(initial["conv_block1.conv1.weight"])  # frozen
+
+
+@pytest.mark.slow
+@EXTRA_GROUP["missing_clotho_clip"]
+def test_a_clotho_clip_without_its_audio_file_is_excluded_counted_and_named(rehearsal_root, tmp_path):
+    """A Clotho paper row (frozen PANNs: the feature-cache path) on the rehearsal with one development clip's
+    file deleted: the run trains on the others, and its data_report.json names the clip and why."""
+    import shutil
+
+    import rehearsal_helpers as H
+
+    root = tmp_path / "rehearsal"
+    root.mkdir()
+    for path in rehearsal_root.iterdir():  # everything linked, Clotho's development audio copied but one clip
+        if path.name != "CLOTHO_v2.1":
+            (root / path.name).symlink_to(path)
+    shutil.copytree(rehearsal_root / "CLOTHO_v2.1", root / "CLOTHO_v2.1", symlinks=True,
+                    copy_function=os.symlink)
+    development = load_clotho(rehearsal_root, "development")
+    gone = next(iter(development)).clip_id
+    (root / "CLOTHO_v2.1" / "clotho_audio_files" / "development" / gone).unlink()
+
+    result = H.run_row("mei-clotho-frozen-triplet-max", root, tmp_path / "runs")
+    assert result["state"] == "finished" and result["problems"] == {}
+    report = result["data_report"]
+    assert list(report["excluded"]) == ["clotho/development"]
+    assert list(report["excluded"]["clotho/development"]) == [gone]
+    assert "no audio file" in report["excluded"]["clotho/development"][gone]
+    dev = next(r for r in report["load_reports"] if r["split"] == "development")
+    assert dev["excluded"] == 1 and dev["missing_audio"] == 1
+    assert report["clips"]["train"] == len(development) - 1 == result["ingredients"]["data"]["splits"]["train"]["clips"]
