@@ -64,14 +64,17 @@ def test_without_a_blacklist_the_report_says_so(tmp_path):
 
 
 @pytest.mark.parametrize("payload,match", [
-    ("not json", "not valid JSON"), (json.dumps({"rows": []}), "'data' list"),
+    ("not json", r"fsd_final.json: line 1, column 1: not valid JSON \(Expecting value\)"),
+    ('{"data": [\n  {"id": 1,}\n]}', "line 2, column 12: not valid JSON"),
+    (b'{"data": [{"id": 1, "caption": "caf\xc3\xa9 or caf\xe9"}]}', "byte 0xE9 is not valid UTF-8"), (json.dumps({"rows": []}), "'data' list"),
     (json.dumps({"data": [{"caption": "x"}]}), "entry 0 has no 'id'"),
     (json.dumps({"data": [entry(1), entry(1)]}), "duplicate id '1'"),
     (json.dumps({"data": [entry(1, tags=[1, 2])]}), "'tags' must be a list of strings"),
 ])
 def test_bad_json_names_the_file_and_the_problem(tmp_path, payload, match):
     root = _wavcaps(tmp_path, [entry(1)])
-    (root / "WavCaps" / "json_files" / "FreeSound" / "fsd_final.json").write_text(payload)
+    target = root / "WavCaps" / "json_files" / "FreeSound" / "fsd_final.json"
+    target.write_bytes(payload) if isinstance(payload, bytes) else target.write_text(payload)
     with pytest.raises(DatasetError, match=match):
         load_wavcaps_freesound(root)
 

@@ -43,12 +43,13 @@ def wavcaps_root(root: str | Path) -> Path:
 
 
 def read_wavcaps_json(path: str | Path) -> list[dict]:
-    """The ``data`` entries of a WavCaps JSON file (clear errors naming the file)."""
+    """The ``data`` entries of a WavCaps JSON file, decoded strictly (:func:`hybridlib.data.tables.read_text`);
+    errors name the file and, for broken JSON, the line and column."""
     path = Path(path)
     try:
         payload = json.loads(read_text(path))
-    except json.JSONDecodeError as exc:
-        raise DatasetError(f"{path}: not valid JSON ({exc})") from None
+    except json.JSONDecodeError as exc:  # where, as the CSV readers say it (hybridlib.data.tables)
+        raise DatasetError(f"{path}: line {exc.lineno}, column {exc.colno}: not valid JSON ({exc.msg})") from None
     if not isinstance(payload, dict) or not isinstance(payload.get("data"), list):
         raise DatasetError(f"{path}: expected an object with a 'data' list (the WavCaps JSON layout)")
     for i, entry in enumerate(payload["data"]):
