@@ -206,7 +206,9 @@ def reproduce(table: str, seeds: list[int] | None = None, out: str | Path | None
     """Train every row of ``table`` (after ``rows``/``shard``) for every seed, then compare with the paper.
 
     ``seeds``: default each config's ``seeds``; ``progress``: training progress; ``show``: print the comparison
-    (to ``file``, default stdout). Returns ``{"rows": [RowStatus], "comparison": DataFrame,
+    (to ``file``, default stdout). Every row is checked first (:func:`hybridlib.training.preflight.preflight`:
+    its config with ``overrides``, device, datasets), so a row that cannot run here stops the command before any
+    row trains (a :class:`~hybridlib.util.errors.UserError`). Returns ``{"rows": [RowStatus], "comparison": DataFrame,
     "text": printed comparison, "files": [written files]}``. A row that fails is reported and the others go
     on; :class:`HybridlibError` is raised at the end when any failed.
     """
@@ -216,9 +218,16 @@ def reproduce(table: str, seeds: list[int] | None = None, out: str | Path | None
 
     out = Path(out) if out is not None else runs_dir() / "reproduce"
     entries = select_entries(table_entries(table), rows, shard)
+    # every row's inputs before the first one trains: a bad --set, a missing dataset, a GPU row on a CPU
+    configs = {entry.name: row_config(entry, overrides, rehearsal) for entry in entries}
+    if not report_only:
+        from hybridlib.training.preflight import preflight
+
+        for entry in entries:
+            preflight(configs[entry.name], f"{entry.row} ({entry.config})")
     statuses: list[RowStatus] = []
     for entry in entries:
-        cfg = row_config(entry, overrides, rehearsal)
+        cfg = configs[entry.name]
         row_dir = out / cfg.name
         status = RowStatus(entry.row, cfg.name, row_dir)
         statuses.append(status)
