@@ -9,7 +9,8 @@ For each row (``hybrid-clotho-late-os``: EfficientAT mn40 + BERT-base, late fusi
 PANNs ResNet38 + BERT-base) it first runs the whole training path (``train()``: two epochs on the rehearsal with
 AMP, validation, checkpoint, evaluation), then times ``--steps`` optimisation steps at the row's batch size and
 prints: the median step time (forward, loss, backward, Adam; synchronised), the input-pipeline wait per step (time
-to get the next batch: decoding, resampling, collating), the peak GPU memory, and the sustained TFLOP/s (counted
+to get the next batch from the training loop's :class:`~hybridlib.features.loader.TrainingLoader` with
+``--num-workers`` worker processes, pinned memory and the waveform cache), the peak GPU memory, and the sustained TFLOP/s (counted
 FLOPs per step / step time, hybridlib.gpu_plan.COSTS), which rescales the README's GPU-hour estimates (made at
 10 TFLOP/s). The rehearsal's clips are tiled to the datasets' lengths (Clotho 15-30 s, AudioCaps 10 s), but the
 weights are random stand-ins: speed and memory are the real architecture's, the retrieval scores are not.
@@ -36,6 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rehearsal", default=None, help="a rehearsal folder (default: built in a temporary folder)")
     parser.add_argument("--steps", type=int, default=10, help="timed optimisation steps per row")
     parser.add_argument("--device", default="cuda")
+    parser.add_argument("--num-workers", type=int, default=4, help="DataLoader workers (the config's num_workers)")
     parser.add_argument("--rows", nargs="+", default=list(ROWS), help="config names (experiments/hybrid|mei)")
     args = parser.parse_args(argv)
 
@@ -55,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
             make_rehearsal(root, realistic_lengths=True, sizes=SIZES)
             print(f"[gpu_check] rehearsal ready in {time.perf_counter() - t0:.0f} s", flush=True)
         for name in args.rows:
-            check_row(name, root, Path(tmp) / "runs", args.steps, args.device)
+            check_row(name, root, Path(tmp) / "runs", args.steps, args.device, args.num_workers)
     return 0
 
 
@@ -77,9 +79,10 @@ def step_flops(batch: dict, cfg, model) -> float:
     return 3 * total * 1e9
 
 
-def check_row(name: str, root: Path, runs_dir: Path, steps: int, device: str) -> None:
+def check_row(name: str, root: Path, runs_dir: Path, steps: int, device: str, num_workers: int) -> None:
     import torch
 
+    from hybridlib.features.loader import TrainingLoader
     from hybridlib.features.prepare import prepare_data
     from hybridlib.losses import get_loss
     from hybridlib.reproduce import row_config, table_entries
@@ -91,8 +94,8 @@ def check_row(name: str, root: Path, runs_dir: Path, steps: int, device: str) ->
     if entry is None:
         print(f"[gpu_check] unknown row {name!r}", file=sys.stderr)
         return
-    cfg = row_config(entry, {"device": device, "amp": True, "num_threads": None, "captions_per_clip": None},
-                     rehearsal=root)
+    cfg = row_config(entry, {"device": device, "amp": True, "num_threads": None, "captions_per_clip": None,
+                             "num_workers": num_workers}, rehearsal=root)
     t0 = time.perf_counter()
     torch.cuda.reset_peak_memory_stats(device)
     result = train(cfg.replace(seed=0), runs_dir / name, progress=False)
@@ -106,12 +109,13 @@ def check_row(name: str, root: Path, runs_dir: Path, steps: int, device: str) ->
     optimizer = build_optimizer(model, cfg)
     loss_fn = get_loss(cfg.loss, **cfg.loss_kwargs)
     scaler = torch.amp.GradScaler("cuda")
+    loader = TrainingLoader(data.train, cfg.batch_size, 0, num_workers=cfg.num_workers, pin_memory=True)
     torch.cuda.reset_peak_memory_stats(device)
     waits, times, flops = [], [], []
     epoch = 0
     while len(times) < steps + 1:  # the first step warms up (cuDNN autotuning, allocator)
         epoch += 1
-        batches = iter(data.train.training_batches(cfg.batch_size, 0, epoch))
+        batches = iter(loader.epoch(epoch))
         while len(times) < steps + 1:
             t_wait = time.perf_counter()
             try:
@@ -141,7 +145,7 @@ def check_row(name: str, root: Path, runs_dir: Path, steps: int, device: str) ->
     wait = statistics.median(waits[1:]) if len(waits) > 1 else float("nan")
     tflops = statistics.median(flops[1:]) / step / 1e12 if len(times) > 1 else float("nan")
     print(f"[gpu_check] {name}: batch {cfg.batch_size}, {len(times) - 1} timed steps: step {step * 1000:.0f} ms, "
-          f"input-pipeline wait {wait * 1000:.0f} ms/step, peak GPU memory "
+          f"input-pipeline wait {wait * 1000:.0f} ms/step ({loader.num_workers} workers), peak GPU memory "
           f"{torch.cuda.max_memory_allocated(device) / 2**30:.1f} GiB, sustained {tflops:.1f} TFLOP/s "
           f"(README estimates assume 10: scale their hours by {10 / tflops:.2f}); "
           f"{time.perf_counter() - t0:.0f} s in all", flush=True)
