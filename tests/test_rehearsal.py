@@ -225,8 +225,8 @@ def _check_row(cfg, result: dict) -> None:
         if not frozen:
             assert ing["text"]["max_length"] == 512 and arch["hidden_dropout"] == 0.2, name
     else:
-        assert (ing["text"]["mode"], ing["text"]["max_tokens"], ing["schedule"]["name"]) == (
-            "hybrid", 32, "warmup-cosine"), name
+        assert (ing["text"]["mode"], ing["text"]["max_tokens"], ing["schedule"]["name"], ing["selection"]) == (
+            "hybrid", 32, "warmup-cosine", {"metric": "mAP@10", "on_tie": "earlier"}), name  # the assumption
     if "fs" in ing["data"]["metadata_kind"].values():
         assert ing["data"]["fs_protocol"]["descriptions"] > 0
     if not m.share_text_encoder:
