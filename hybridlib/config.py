@@ -6,16 +6,21 @@ Paper settings mapped to :class:`TrainConfig` fields (defaults are the hybrid pa
   cosine decay from 2e-5 to 1e-7 (``schedule="warmup-cosine"``, ``warmup_epochs``, ``lr``, ``lr_min``),
   NT-Xent loss, SpecAugment (``spec_augment``), results averaged over three seeds, mAP@10 as the main metric.
 * Mei et al. 3.2: Adam, 50 epochs, lr 1e-4 (or 5e-5) divided by 10 every 20 epochs (``schedule="step"``,
-  ``step_size=20``, ``gamma=0.1``), batch 32 (AudioCaps) / 24 (Clotho), best model by the sum of recalls
-  on validation (``select_metric="R-sum"``).
+  ``step_size=20``, ``gamma=0.1``), batch 32 (AudioCaps) / 24 (Clotho), best model by "the sum of recalls"
+  on validation. Their released trainer makes that precise: the sum of the three *text-to-audio* recalls
+  R@1+R@5+R@10 (``select_metric="t2a_R-sum"``), and a tie keeps the later epoch (``r_sum >= max(...)``,
+  ``select_on_tie="later"``); it also clips the gradient norm at 2 (``grad_clip: 2``).
 
 Choices the papers leave open (each a field): the warm-up is linear over the optimiser steps of the first
 epoch and the cosine decays per step (the common implementation); gradients are clipped by global norm only
 when ``grad_clip`` is set; an epoch visits every caption once (caption-level batches, see
-:mod:`hybridlib.features.splits`). With cached frozen frames the backbone never sees a spectrogram, so
+:mod:`hybridlib.features.splits`); the hybrid paper does not say how its best epoch is chosen: validation
+text-to-audio mAP@10 (its main metric, ``select_metric="mAP@10"``), ties keeping the earlier epoch, is an
+assumption. With cached frozen frames the backbone never sees a spectrogram, so
 ``spec_augment`` then masks random time steps and channels of the cached frame sequence
 (``frame_time_mask``/``frame_channel_mask``) - a feature-level analogue documented as such; with a trainable
-backbone the backbone's own SpecAugment runs in train mode.
+backbone (or ``model.frozen_mode: train``) the backbone's own SpecAugment runs in train mode, where its authors
+apply it, and ``spec_augment: false`` switches it off (:func:`hybridlib.models.audio.frontends.set_spec_augment`).
 
 The model section (``model:``) holds :class:`hybridlib.models.config.ModelConfig` fields.
 """
@@ -34,7 +39,8 @@ from hybridlib.util.values import describe_value, value_problem
 
 SCHEDULES = ("warmup-cosine", "step", "constant")
 TRAIN_CAPTIONS = ("dataset", "from-keywords")
-SELECT_METRICS = ("mAP@10", "R-sum")
+SELECT_METRICS = ("mAP@10", "R-sum", "t2a_R-sum")
+SELECT_TIES = ("earlier", "later")
 
 
 # field -> (kind, rule) for hybridlib.util.values.value_problem; checked before anything else
@@ -57,6 +63,8 @@ FIELD_RULES: dict[str, tuple[str, dict]] = {
     "captions_per_clip": ("int", {"minimum": 1, "allow_none": True}), "frame_stride": ("int", {"minimum": 1}),
     "spec_augment": ("bool", {}), "frame_time_mask": ("int", {"minimum": 0}),
     "frame_channel_mask": ("int", {"minimum": 0}), "select_metric": ("str", {"choices": SELECT_METRICS}),
+    "select_on_tie": ("str", {"choices": SELECT_TIES}), "audioset_labels": ("str", {"allow_none": True}),
+    "min_metadata_coverage": ("number", {"minimum": 0, "maximum": 1}),
     "eval_batch_size": ("int", {"minimum": 1}), "seed": ("int", {"minimum": 0}), "seeds": ("list", {}),
     "device": ("str", {}), "amp": ("bool", {}), "num_threads": ("int", {"minimum": 1, "allow_none": True}),
     "tensorboard": ("bool", {}), "stop_after_epoch": ("int", {"minimum": 1, "allow_none": True}),
@@ -82,8 +90,9 @@ class TrainConfig:
     description: str = ""
     paper_row: str | None = None          # id in hybridlib.paper this config reproduces
     # data
-    dataset: str = "teaching"             # teaching | clotho | audiocaps | clotho+audiocaps (joint training)
-    eval_dataset: str | None = None       # benchmark for validation/evaluation (None: the first dataset)
+    dataset: str = "teaching"             # teaching | clotho | audiocaps | wavcaps-fs | clotho+audiocaps (joint)
+    eval_dataset: str | None = None       # benchmark for validation/evaluation (None: the first dataset;
+                                          # wavcaps-fs has no validation/evaluation split: the paper uses clotho)
     metadata_by_dataset: dict = field(default_factory=dict)  # e.g. {clotho: os, audiocaps: cs} (else model's)
     data_root: str | None = None          # None: teaching -> hybridlib.paths.teaching_dir(smoke), else data_dir()
     smoke: bool = False                   # the tiny smoke teaching set
@@ -95,6 +104,9 @@ class TrainConfig:
     # paper's Table II, WavCaps: hybridlib.data.generated_captions); validation and evaluation keep their own
     train_captions: str = "dataset"
     train_captions_seed: int = 0
+    audioset_labels: str | None = None    # AudioSet class_labels_indices.csv + *segments*.csv folder for AudioCaps'
+                                          # CS tags (relative: below the data root; None: <data root>/audioset if there)
+    min_metadata_coverage: float = 0.1    # a metadata row stops when a split has fewer clips with metadata
     cache_dir: str | None = None          # None: hybridlib.paths.cache_dir()
     max_audio_seconds: float | None = None  # crop of training waveforms when the backbone is trained
     # audio screening before anything is encoded (hybridlib.data.audio_io.screen_audio): "full" decodes every
@@ -128,7 +140,8 @@ class TrainConfig:
     frame_time_mask: int = 0              # cached-frame augmentation: max masked time steps (0: off)
     frame_channel_mask: int = 0           # ... and max masked channels (0: off)
     # selection and evaluation
-    select_metric: str = "mAP@10"         # mAP@10 | R-sum (Mei et al.)
+    select_metric: str = "mAP@10"         # mAP@10 (t2a) | R-sum (six recalls) | t2a_R-sum (Mei et al.'s trainer)
+    select_on_tie: str = "earlier"        # which epoch a tied validation score keeps (Mei et al.: later)
     eval_batch_size: int = 256
     seed: int = 0
     seeds: list = field(default_factory=lambda: [0, 1, 2])
@@ -172,8 +185,11 @@ class TrainConfig:
                 bad(name, problem)
         if not self.dataset or any(d not in DATASET_SPLITS for d in self.dataset.split("+")):
             bad("dataset", f"must be one of {sorted(DATASET_SPLITS)} or several joined with '+'")
-        if self.eval_dataset is not None and self.eval_dataset not in self.dataset.split("+"):
-            bad("eval_dataset", f"must be one of the training datasets {self.dataset.split('+')}")
+        if self.eval_dataset is not None and self.eval_dataset not in DATASET_SPLITS:
+            bad("eval_dataset", f"must be one of {sorted(DATASET_SPLITS)}")
+        if None in DATASET_SPLITS.get(self.benchmark, ())[1:]:
+            bad("eval_dataset", f"must name a benchmark with validation and evaluation splits ({self.benchmark} "
+                "has only a training split; the hybrid paper evaluates WavCaps-trained models on clotho)")
         if not set(self.metadata_by_dataset) <= set(self.dataset.split("+")):
             bad("metadata_by_dataset", "must map training datasets to a metadata kind (os, cs, fs)")
         if self.batch_size < 2:
@@ -221,9 +237,9 @@ class TrainConfig:
         return self.train_split or train, self.val_split or val, self.eval_split or test
 
     def train_splits(self) -> list[tuple[str, str]]:
-        """(dataset, split) pairs joined for training."""
+        """(dataset, split) pairs joined for training (``train_split`` overrides a single dataset's)."""
         if len(self.datasets) == 1:
-            return [(self.datasets[0], self.splits()[0])]
+            return [(self.datasets[0], self.train_split or DATASET_SPLITS[self.datasets[0]][0])]
         return [(d, DATASET_SPLITS[d][0]) for d in self.datasets]
 
     def model_config(self):

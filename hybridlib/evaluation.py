@@ -3,8 +3,9 @@
 Protocol (both papers): every clip of the split is an item, every caption a query; the caption's own clip
 is its only relevant item (captions of other clips are assumed not to match, so the numbers are lower
 bounds, hybrid paper IV-D). Metrics come from :mod:`hybridlib.metrics` in percent, flattened with a direction
-prefix: ``t2a_mAP@10``, ``t2a_R@1/5/10``, ``a2t_mAP@10``, ``a2t_R@1/5/10``, and ``R-sum`` (sum of the six
-recalls, Mei et al.'s model-selection criterion).
+prefix: ``t2a_mAP@10``, ``t2a_R@1/5/10``, ``a2t_mAP@10``, ``a2t_R@1/5/10``, ``R-sum`` (sum of the six
+recalls) and ``t2a_R-sum`` (sum of the three text-to-audio recalls: the model-selection criterion of Mei et
+al.'s released trainer).
 
 Run folders (per-seed and aggregated metrics files) live in :mod:`hybridlib.runs`; the command
 ``hybridlib evaluate`` in :mod:`hybridlib.cli.evaluate`.
@@ -72,6 +73,7 @@ def metrics_from_similarity(sim: torch.Tensor, target: torch.Tensor) -> dict[str
     out = {f"t2a_{k}": float(v) for k, v in t2a.items()}
     out.update({f"a2t_{k}": float(v) for k, v in a2t.items()})
     out["R-sum"] = sum(out[k] for k in RECALL_KEYS if k in out)
+    out["t2a_R-sum"] = sum(out[k] for k in RECALL_KEYS[:3] if k in out)
     return out
 
 

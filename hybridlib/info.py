@@ -42,6 +42,7 @@ def collect() -> dict:
         "teaching (smoke)": _exists(paths.teaching_dir(smoke=True)),
         "clotho v2.1": _exists(data / "CLOTHO_v2.1"),
         "audiocaps": _exists(data / "AUDIOCAPS"),
+        "wavcaps freesound": _exists(data / "WavCaps"),
         "shared reference data (tests)": _exists(paths.shared_data_dir()),
         "feature cache": _exists(paths.cache_dir()),
     }

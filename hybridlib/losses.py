@@ -181,8 +181,10 @@ def triplet_weighted(
 
     Eq. (6) prints a single hinge around the sum; we hinge each term at 0, as Wei et al.'s and Mei
     et al.'s code do (``G_neg`` is negative for ``0.096 < s < 0.349`` with the paper's coefficients, and a
-    shared hinge would let that cancel the positive term). Mei et al.'s code also skips anchors whose
-    positive already scores ``>= 1 - 1e-5`` (a left-over from unimodal metric learning); we do not.
+    shared hinge would let that cancel the positive term). Mei et al.'s code (``WeightTriplet.polyloss``) also
+    drops a positive that scores ``>= 1 - 1e-5`` (a left-over from unimodal metric learning) and then takes
+    ``min()`` of the empty selection, which raises: their training stops on such a batch rather than skipping
+    the anchor. Here no such case exists: every anchor is scored.
     The result is ``1/B`` times the sum over anchors, per direction.
     """
     negatives = _check(sim, same_item)

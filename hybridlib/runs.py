@@ -3,6 +3,8 @@
 One seed's folder (``train`` writes it; ``<out>/seed-<n>/`` when several seeds run)::
 
     config.yaml                 the TrainConfig in effect
+    ingredients.json            what was actually in effect (hybridlib.training.ingredients): metadata coverage,
+                                FS counts, SpecAugment, trainable parameters, text preprocessing, schedule, ...
     checkpoint.pt               last epoch (model, optimiser, scheduler, RNG, history); atomic
     checkpoint.prev.pt          the epoch before (kept so a damaged checkpoint costs one epoch, not the run)
     data_report.json            the data trained on: clips per split, load reports, clips excluded and why
@@ -36,6 +38,7 @@ from hybridlib.util.errors import UserError, one_line
 from hybridlib.util.files import atomic_path, atomic_write_json, atomic_write_text
 
 CONFIG = "config.yaml"
+INGREDIENTS = "ingredients.json"
 CHECKPOINT = "checkpoint.pt"
 PREVIOUS_CHECKPOINT = "checkpoint.prev.pt"
 LOG = "log.csv"
@@ -59,6 +62,17 @@ class ConfigChanged(UserError):
 # ---------------------------------------------------------------------------------------------------- config
 def save_config(cfg: TrainConfig, run_dir: str | Path) -> Path:
     return atomic_write_text(Path(run_dir) / CONFIG, config_to_yaml(cfg))
+
+
+def write_ingredients(run_dir: str | Path, report: dict) -> Path:
+    return atomic_write_json(Path(run_dir) / INGREDIENTS, report)
+
+
+def read_ingredients(run_dir: str | Path) -> dict:
+    path = Path(run_dir) / INGREDIENTS
+    if not path.is_file():
+        raise FileNotFoundError(f"no {INGREDIENTS} in {run_dir} (written when training starts)")
+    return json.loads(path.read_text())
 
 
 def read_config(run_dir: str | Path) -> TrainConfig:
@@ -87,11 +101,24 @@ def same_experiment(a: TrainConfig, b: TrainConfig) -> bool:
 
 # ---------------------------------------------------------------------------------------------------- checkpoints
 def save_checkpoint(run_dir: str | Path, state: dict) -> Path:
-    """Write ``checkpoint.pt`` atomically; the one it replaces becomes ``checkpoint.prev.pt``."""
+    """Write ``checkpoint.pt`` atomically; the one it replaces becomes ``checkpoint.prev.pt``.
+
+    Written without the zip records' CRC-32: checkpoints are read memory-mapped (:func:`read_checkpoint_file`),
+    a path that never verifies it, while computing it costs about 3 s per GB on every epoch (a bert-large row's
+    checkpoint holds ~5 GB of weights and Adam moments). A truncated file is still detected (the zip directory
+    sits at its end) and the atomic rename keeps torn writes out.
+    """
+    from torch.utils import serialization
+
     run_dir = Path(run_dir)
     path = run_dir / CHECKPOINT
+    config = serialization.config.save
     with atomic_path(path) as tmp:
-        torch.save(state, tmp)
+        previous, config.compute_crc32 = config.compute_crc32, False
+        try:
+            torch.save(state, tmp)
+        finally:
+            config.compute_crc32 = previous
         if path.is_file():
             os.replace(path, run_dir / PREVIOUS_CHECKPOINT)
     return path
@@ -100,8 +127,8 @@ def save_checkpoint(run_dir: str | Path, state: dict) -> Path:
 def read_checkpoint_file(path: str | Path) -> dict:
     """A checkpoint's contents, read with ``weights_only=True``; :class:`CheckpointDamaged` names the file."""
     path = Path(path)
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+    try:  # memory-mapped: a resumed run does not hold a second copy of model and optimiser state in memory
+        state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
     except Exception as exc:  # truncated zip, garbled bytes, or a pickle asking for a non-allow-listed global
         raise CheckpointDamaged(f"{path} is damaged or not a plain-data checkpoint and was not loaded "
                                 f"({one_line(exc)})") from None
@@ -157,7 +184,7 @@ def save_model(model: torch.nn.Module, folder: str | Path, cfg: TrainConfig | No
     from safetensors.torch import save_file
 
     folder = Path(folder)
-    state = {k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()}
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     with atomic_path(folder / "model.safetensors") as tmp:
         save_file(state, str(tmp), metadata={k: str(v) for k, v in (extra or {}).items()})
     model_cfg = getattr(model, "cfg", None)

@@ -43,6 +43,23 @@ def pytest_configure(config):
     config.hybridlib_test_root = root
 
 
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(config, items):
+    """``--dist loadgroup`` (``make test``): give each test marked ``xdist_group(NAME)`` the node id suffix
+    ``@NAME`` the scheduler groups by. pytest-xdist 3.8 does this by assigning ``item._nodeid``, which pytest 9
+    no longer reads (its node ids live in ``item._id``): without this hook every group is silently ignored."""
+    if not getattr(config.option, "loadgroup", False):  # set in xdist's workers under --dist loadgroup
+        return
+    from _pytest.nodeid import coerce_node_id
+
+    for item in items:
+        names = sorted({str(m.args[0] if m.args else m.kwargs.get("name", "default"))
+                        for m in item.iter_markers("xdist_group")})
+        suffix = "@" + "_".join(names)
+        if names and not item.nodeid.endswith(suffix) and hasattr(item, "_id"):
+            item._id = coerce_node_id(item.nodeid + suffix)
+
+
 def pytest_unconfigure(config):
     root = getattr(config, "hybridlib_test_root", None)
     if root is not None and not os.environ.get("HYBRIDLIB_TEST_DATA"):
@@ -64,6 +81,29 @@ def require_shared(*relative: str) -> Path:
 def shared_data():
     """A function ``shared_data("clotho", "v2.1")`` returning the path (fail in CI / skip if absent)."""
     return require_shared
+
+
+@pytest.fixture(scope="session")
+def rehearsal_root() -> Path:
+    """The rehearsal (:func:`hybridlib.reproduce.make_rehearsal`: miniature real-audio datasets in the official
+    layouts and random-weight stand-ins of the papers' architectures), built once per test session below the
+    session folder; parallel workers wait for the one that builds it (a file lock)."""
+    import fcntl
+
+    for part in (("soundbank-modsounds",), ("clotho", "v1"), ("clotho", "v2.1"), ("clotho", "audio"),
+                 ("audiocaps", "v1"), ("audioset",)):
+        require_shared(*part)
+    base = Path(os.environ["HYBRIDLIB_TEST_ROOT"])
+    base.mkdir(parents=True, exist_ok=True)
+    root, done = base / "rehearsal", base / "rehearsal.complete"
+    with open(base / "rehearsal.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not done.is_file():  # through the command a user runs
+            from hybridlib.cli import main
+
+            assert main(["make-rehearsal", "--out", str(root)]) == 0
+            done.write_text("ok\n")
+    return root
 
 
 @pytest.fixture(autouse=True)

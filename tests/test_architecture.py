@@ -29,7 +29,7 @@ LAYERS = [
     ("leaves", ["hybridlib.viz", "hybridlib.nbutils", "hybridlib.runner", "hybridlib.paper",
                 "hybridlib.notebook_parameters", "hybridlib.notebook_html", "hybridlib.results_table",
                 "hybridlib.toy_embeddings", "hybridlib.info", "hybridlib.notebook_format", "hybridlib.assignments",
-                "hybridlib.search_widget"]),
+                "hybridlib.search_widget", "hybridlib.reproduce", "hybridlib.gpu_plan"]),
     ("cli", ["hybridlib.cli", "hybridlib.__main__", "hybridlib"]),
 ]
 

@@ -56,6 +56,14 @@ CASES = [
                                           "{tmp}/nope.csv"], "--roster"),
     ("assignments-scores-no-gradebook", ["assignments", "scores", "--course", "{tmp}"], "no gradebook in"),
     ("assignments-band-nothing-given", ["assignments", "band"], "give --experiment JSON or --roster CSV"),
+    ("reproduce-unknown-row", ["reproduce", "mei-table-2", "--rows", "nope", "--list"], "rows ['nope'] are not in"),
+    ("reproduce-bad-shard", ["reproduce", "mei-table-2", "--shard", "3/2"], "--shard 3/2: i must lie in 1..n"),
+    ("reproduce-bad-override", ["reproduce", "mei-table-2", "--set", "epochs=abc"], "field 'epochs' must be"),
+    ("reproduce-not-a-rehearsal", ["reproduce", "mei-table-2", "--rehearsal", "{tmp}"], "is not a rehearsal folder"),
+    ("reproduce-dataset-missing", ["reproduce", "mei-table-2", "--set", "device=cpu", "--out", "{tmp}/runs"],
+     "No AudioCaps"),
+    ("make-rehearsal-no-shared-data", ["make-rehearsal", "--shared", "{tmp}/nope", "--out", "{tmp}/r"],
+     "rehearsal source missing"),
 ]
 if not CUDA:
     CASES += [
@@ -63,6 +71,8 @@ if not CUDA:
         ("train-cuda-device", ["train", "--config", TEACHING, "--set", "device=cuda"], "no CUDA device"),
         ("extract-cuda-device", ["extract", "--device", "cuda"], "no CUDA device"),
         ("evaluate-cuda-device", ["evaluate", "--run", "{tmp}", "--device", "cuda"], "no CUDA device"),
+        ("reproduce-gpu-rows-on-cpu", ["reproduce", "mei-table-1", "--rows", "mei-clotho-finetune-nt-xent", "--out",
+                                       "{tmp}/runs"], "a GPU config"),
     ]
 
 
@@ -90,3 +100,4 @@ def test_error_is_one_line_exit_2(args, expected, tmp_path):
     made = sorted(p.name for p in data.iterdir())
     assert made == [], made  # nothing downloaded or generated (weights, teaching set) before the inputs were checked
     assert not (tmp_path / "course").exists()  # nor a course built before its roster was found
+    assert not (tmp_path / "runs").exists() and not (tmp_path / "r").exists()  # no row trained, no rehearsal begun

@@ -43,8 +43,19 @@ def test_config_parses_and_model_validates(path):
 def test_every_paper_row_has_a_gpu_config():
     rows = {load_config(p).paper_row for p in RUNNABLE if p.parent.name in ("hybrid", "mei")}
     wanted = {r["row"] for r in paper.HYBRID_TABLE_I if r["row"].startswith("hybrid/")}
+    wanted |= {r["row"] for r in paper.HYBRID_TABLE_II} | {r["row"] for r in paper.HYBRID_TEXT_ROWS}
     wanted |= {r["row"] for r in paper.MEI_TABLE_1} | {r["row"] for r in paper.MEI_TABLE_2 if "/bs128" in r["row"]}
     assert wanted - rows == set()
+
+
+def test_table_2_configs_train_on_wavcaps_freesound_and_test_on_clotho():
+    for name, fusion in (("wavcaps-fs-baseline", "none"), ("wavcaps-fs-late-os", "late")):
+        cfg = load_config(EXPERIMENTS / "hybrid" / f"{name}.yaml")
+        assert cfg.train_splits() == [("wavcaps-fs", "train")] and cfg.benchmark == "clotho"
+        assert cfg.splits()[1:] == ("validation", "evaluation") and cfg.model_config().fusion == fusion
+        assert paper.paper_row(cfg.paper_row)["table"] == "II"
+    with pytest.raises(ConfigError, match="only a training split"):
+        load_config(EXPERIMENTS / "hybrid" / "wavcaps-fs-baseline.yaml", overrides=["eval_dataset=wavcaps-fs"])
 
 
 def test_hybrid_and_mei_settings_follow_the_papers():
@@ -56,7 +67,10 @@ def test_hybrid_and_mei_settings_follow_the_papers():
     m = load_config(EXPERIMENTS / "mei" / "clotho-frozen-triplet-weighted.yaml")
     ms = paper.MEI_SETTINGS
     assert (m.epochs, m.step_size, m.gamma, m.select_metric, m.model_config().retrieval_dim) == (
-        ms["epochs"], ms["step_size"], ms["gamma"], "R-sum", ms["embed_dim"])
+        ms["epochs"], ms["step_size"], ms["gamma"], ms["select_metric"], ms["embed_dim"])
+    assert (m.select_on_tie, m.grad_clip, m.spec_augment, m.model_config().text_dropout,
+            m.model_config().text_mode) == (ms["select_on_tie"], ms["grad_clip"], ms["spec_augment"],
+                                             ms["text_dropout"], ms["text_mode"])
     assert tuple(m.loss_kwargs["pos_coeffs"]) == ms["triplet_weighted"]["pos_coeffs"]
     assert tuple(m.loss_kwargs["neg_coeffs"]) == ms["triplet_weighted"]["neg_coeffs"]
     assert m.loss_kwargs["margin"] == ms["margin"]

@@ -46,6 +46,7 @@ RUN_AS_WRITTEN = {
     ".venv/bin/python -m hybridlib run-notebooks --smoke --only 00 --out runs/smoke",
     ".venv/bin/python -m hybridlib evaluate --run runs/late",
     '.venv/bin/python -m hybridlib search --run runs/late "a dog barks twice"',
+    ".venv/bin/python -m hybridlib reproduce hybrid-table-1 --plan",
 }
 SKIPPED = {
     "make demo": "the whole series on the full teaching set (8+ min); `make test` runs every notebook in SMOKE mode",
@@ -70,6 +71,11 @@ SKIPPED = {
         "needs a gradebook: tests/test_assignments_nbgrader.py::test_scores_command",
     ".venv/bin/python -m hybridlib assignments build --course runs/assignments/course":
         "builds the nbgrader course (minutes): tests/test_assignments_nbgrader.py",
+    ".venv/bin/python -m hybridlib make-rehearsal --out runs/rehearsal":
+        "builds ~2 GB from the shared reference data; tests/conftest.py's rehearsal_root runs this command for "
+        "tests/test_rehearsal.py",
+    ".venv/bin/python -m hybridlib reproduce hybrid-table-1 --seeds 0 1 2":
+        "trains a paper table (GPU days); tests/test_rehearsal.py runs `reproduce mei-table-2` on the rehearsal",
     "conda env create -f environment.yml && conda activate hybrid-retrieval": "no conda on the CI machine",
     "pip install --no-deps aisfx==0.1.2 && pip install --no-deps -e .": "conda set-up (installs into the conda env)",
     'python -m ipykernel install --user --name hybrid-retrieval --display-name "Python (hybrid-retrieval)"':

@@ -10,12 +10,13 @@ from __future__ import annotations
 from pathlib import Path
 
 from hybridlib.cli.audio_options import add_audio_arguments
-from hybridlib.data.splits import DATASET_SPLITS
+from hybridlib.data.splits import DATASET_SPLITS, dataset_splits
 
 
 def add_arguments(parser) -> None:
     parser.add_argument("--data", default=None, help="dataset root (default: the teaching set, generated if missing)")
-    parser.add_argument("--dataset", choices=["clotho", "audiocaps"], default="clotho", help="layout of --data")
+    parser.add_argument("--dataset", choices=sorted(set(DATASET_SPLITS) - {"teaching"}), default="clotho",
+                        help="layout of --data")
     parser.add_argument("--backbone", default="sfx-cnn", help="audio backbone name (default sfx-cnn)")
     parser.add_argument("--checkpoint", default=None, help="official weights file for the backbone")
     parser.add_argument("--splits", nargs="+", default=None, help="splits (default: all of the dataset)")
@@ -38,7 +39,7 @@ def run(args) -> int:
     import json
 
     from hybridlib.data.audio_io import BadAudioError, describe_bad_audio, screen_audio
-    from hybridlib.data.loaders import load_split
+    from hybridlib.data.loaders import keep_missing_audio, load_split
     from hybridlib.features.cache import FeatureCache, fill_cache
     from hybridlib.models.audio import BACKBONES, available_backbones, build_audio_backbone
     from hybridlib.util.devices import resolve_device
@@ -67,8 +68,8 @@ def run(args) -> int:
         root = Path(args.data)
     cache = FeatureCache(args.cache)
     items, bad, reports = [], {}, {}
-    for split in args.splits or DATASET_SPLITS[args.dataset]:
-        clips = load_split(args.dataset, root, split, **({"require_audio": False} if args.dataset == "audiocaps" else {}))
+    for split in args.splits or dataset_splits(args.dataset):
+        clips = load_split(args.dataset, root, split, **keep_missing_audio(args.dataset))
         kept = screen_audio(clips, check=args.audio_check or "full", progress=not args.no_progress,
                             where=f"{args.dataset}/{split}", memo_dir=cache.audio_check_dir)
         bad.update({f"{split}/{clip}": reason for clip, reason in kept.report.bad_audio.items()})

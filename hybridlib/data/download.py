@@ -57,7 +57,9 @@ AudioCaps audio cannot be redistributed: it is cut from YouTube videos (some sin
        DIR/AUDIOCAPS/audio_32000Hz/{train,val,test}/{youtube_id}_{start_time}.flac
    Missing clips (removed videos) are excluded and counted in the load report.
 4. Closed-set tags: AudioSet class_labels_indices.csv + unbalanced_train_segments.csv + eval_segments.csv
-   (research.google.com/audioset/download.html) in one folder; pass it as audioset_labels=FOLDER.
+   (research.google.com/audioset/download.html) in DIR/audioset/ (or DIR/AUDIOCAPS/, where aac-datasets puts
+   them), or in any folder named by the config field audioset_labels (load_audiocaps(..., audioset_labels=FOLDER)).
+   A config that uses CS tags stops with an error when they are missing.
 """
 
 

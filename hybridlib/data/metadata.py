@@ -100,6 +100,9 @@ def with_fs_descriptions(items: Sequence[Item], seed: int = 0) -> ClipSet:
         note += f"; {single} single-caption clips kept without description"
     result = _with_report(out, report, note)
     result.report.missing_metadata = sum(it.description is None for it in out)
+    described = len(out) - single
+    result.report.sources = {**report.sources, "fs_protocol": {
+        "seed": seed, "descriptions": described, "queries_removed": described, "single_caption_clips": single}}
     return result
 
 

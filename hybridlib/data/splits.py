@@ -2,8 +2,9 @@
 
 Each dataset has three roles - ``train`` (fit the model), ``val`` (choose the best epoch), ``test``
 (report) - and names its splits its own way (Clotho: development/validation/evaluation; AudioCaps:
-train/val/test). The teaching set uses Clotho's layout and names. WavCaps' FreeSound subset is one
-training collection (``train``); the hybrid paper validates and evaluates it on Clotho.
+train/val/test). The teaching set uses Clotho's layout and names. WavCaps' FreeSound subset
+(``wavcaps-fs``) is one training collection (``train``; no validation or evaluation split, ``None``); the
+hybrid paper validates and evaluates it on Clotho (``eval_dataset: clotho``).
 """
 
 from __future__ import annotations
@@ -11,10 +12,11 @@ from __future__ import annotations
 from hybridlib.util.errors import UserError
 
 ROLES = ("train", "val", "test")
-DATASET_SPLITS: dict[str, tuple[str, ...]] = {
+DATASET_SPLITS: dict[str, tuple[str | None, ...]] = {
     "teaching": ("development", "validation", "evaluation"),
     "clotho": ("development", "validation", "evaluation"),
     "audiocaps": ("train", "val", "test"),
+    "wavcaps-fs": ("train", None, None),
 }
 SPLIT_ALIASES: dict[str, dict[str, str]] = {
     "teaching": {"train": "development", "dev": "development", "val": "validation", "eval": "evaluation",
@@ -22,6 +24,7 @@ SPLIT_ALIASES: dict[str, dict[str, str]] = {
     "clotho": {"train": "development", "dev": "development", "val": "validation", "eval": "evaluation",
                "test": "evaluation"},
     "audiocaps": {"development": "train", "validation": "val", "evaluation": "test", "eval": "test"},
+    "wavcaps-fs": {"development": "train"},
 }
 
 
@@ -33,7 +36,7 @@ def check_dataset(dataset: str) -> str:
 
 def normalize_split(dataset: str, split: str) -> str:
     """The dataset's own name of ``split`` (aliases resolved), or a :class:`UserError` naming the choices."""
-    names = DATASET_SPLITS[check_dataset(dataset)]
+    names = tuple(n for n in DATASET_SPLITS[check_dataset(dataset)] if n is not None)
     split = SPLIT_ALIASES.get(dataset, {}).get(split, split)
     if split not in names:
         raise UserError(f"unknown {dataset} split {split!r}; expected one of {names} "
@@ -45,4 +48,12 @@ def split_for_role(dataset: str, role: str) -> str:
     """The split of ``dataset`` that plays ``role`` (``train``, ``val`` or ``test``)."""
     if role not in ROLES:
         raise ValueError(f"role must be one of {ROLES}, got {role!r}")
-    return DATASET_SPLITS[check_dataset(dataset)][ROLES.index(role)]
+    split = DATASET_SPLITS[check_dataset(dataset)][ROLES.index(role)]
+    if split is None:
+        raise UserError(f"{dataset} has no {role} split (it is a training collection only)")
+    return split
+
+
+def dataset_splits(dataset: str) -> tuple[str, ...]:
+    """The split names ``dataset`` has (roles without a split left out)."""
+    return tuple(s for s in DATASET_SPLITS[check_dataset(dataset)] if s is not None)

@@ -6,14 +6,21 @@ data whose fingerprint differs from its own config's, so a model is never traine
 prepared for another config (say, a content-only baseline on FS data, which lacks the caption moved into
 the description).
 
-Frozen encoders (``model.audio_trainable`` / ``model.text_trainable`` false) are run once per clip/text
-through :class:`hybridlib.features.cache.FeatureCache`; later runs read the cache.
+Frozen encoders (``model.audio_trainable`` / ``model.text_trainable`` false, ``model.frozen_mode`` "eval")
+are run once per clip/text through :class:`hybridlib.features.cache.FeatureCache`; later runs read the cache.
 
 Audio is screened before anything is encoded or built (:func:`hybridlib.data.audio_io.screen_audio`, check
 ``cfg.audio_check``): clips whose audio is missing, unreadable, empty, non-finite or silent are excluded and
 listed in ``info["excluded"]`` (and in each load report's ``bad_audio``), which training saves as the run's
 ``data_report.json`` and :func:`data_report_line` summarises in one printed line; with
 ``cfg.bad_audio == "error"`` they stop preparation instead, all of them named at once.
+
+Metadata: AudioCaps' closed-set tags are joined from AudioSet's label files (``cfg.audioset_labels``, see
+:func:`audioset_labels_dir`). A row that fuses metadata stops with a :class:`MetadataMissing` error when a
+split ends up with (almost) no metadata (below ``cfg.min_metadata_coverage`` of its usable clips, measured
+after the FS protocol and before any deliberate ``metadata_degradation``): such a run would train the
+content-only baseline plus a learned constant and report it as the hybrid model.
+``info["metadata"]`` holds each loaded split's ``metadata_kind`` and ``metadata_coverage``.
 """
 
 from __future__ import annotations
@@ -25,8 +32,14 @@ from pathlib import Path
 
 from hybridlib.config import ConfigError, TrainConfig
 from hybridlib.features.splits import EncodedSplit, concat_splits, encode_split
+from hybridlib.util.errors import UserError
 
 ROLES = ("train", "val", "test")
+AUDIOSET_FOLDERS = ("audioset", "AUDIOSET", "AUDIOCAPS")  # aac-datasets keeps them in AUDIOCAPS/
+
+
+class MetadataMissing(UserError):
+    """A row that fuses metadata would train on (almost) none; the message says how to provide it."""
 
 
 @dataclass
@@ -59,12 +72,20 @@ def data_settings(cfg: TrainConfig) -> dict:
         "fs_seed": cfg.fs_seed, "metadata_degradation": cfg.metadata_degradation,
         "train_captions": [cfg.train_captions, cfg.train_captions_seed],
         "max_audio_seconds": cfg.max_audio_seconds, "frame_stride": cfg.frame_stride,
-        "audio_check": cfg.audio_check,
-        "audio": {"backbone": model.audio_backbone, "cached": not model.audio_trainable},
+        "audio_check": cfg.audio_check, "audioset_labels": _audioset_setting(cfg),
+        "audio": {"backbone": model.audio_backbone, "cached": model.audio_cached,
+                  "checkpoint": model.audio_checkpoint},
         "text": {"encoder": model.text_encoder, "max_tokens": model.text_max_tokens,
-                 "pooling": model.text_pooling, "cached": not model.text_trainable,
+                 "pooling": model.text_pooling, "cached": model.text_cached, "mode": model.text_mode,
                  "tune_layers": model.text_tune_layers},
     }
+
+
+def _audioset_setting(cfg: TrainConfig) -> str | None:
+    if "audiocaps" not in [*cfg.datasets, cfg.benchmark] or metadata_kind_for(cfg, "audiocaps") != "cs":
+        return None
+    folder = audioset_labels_dir(cfg)
+    return None if folder is None else str(folder.resolve())
 
 
 def data_fingerprint(cfg: TrainConfig) -> str:
@@ -102,18 +123,70 @@ def audio_check_memo(cfg: TrainConfig) -> Path:
     return FeatureCache(cfg.cache_dir).audio_check_dir
 
 
+def audioset_labels_dir(cfg: TrainConfig) -> Path | None:
+    """The folder with AudioSet's ``class_labels_indices.csv`` and segment CSVs for AudioCaps' CS tags.
+
+    ``cfg.audioset_labels`` when set (a relative path is taken relative to the dataset root), else the first of
+    ``<dataset root>/audioset``, ``AUDIOSET`` and ``AUDIOCAPS`` (where aac-datasets puts them) that holds
+    ``class_labels_indices.csv``, else None (no tags).
+    """
+    root = dataset_root(cfg, "audiocaps", progress=False)
+    if cfg.audioset_labels:
+        folder = Path(cfg.audioset_labels)
+        return folder if folder.is_absolute() else root / folder
+    return next((root / name for name in AUDIOSET_FOLDERS if (root / name / "class_labels_indices.csv").is_file()),
+                None)
+
+
+def metadata_coverage(items, kind: str | None) -> float | None:
+    """Fraction of ``items`` with metadata text of ``kind`` (None for content-only rows)."""
+    from hybridlib.data import metadata_text
+
+    if kind is None:
+        return None
+    items = list(items)
+    return sum(metadata_text(it, kind) is not None for it in items) / max(len(items), 1)
+
+
+def check_metadata_coverage(cfg: TrainConfig, items, dataset: str, split: str) -> float | None:
+    """Raise :class:`MetadataMissing` when a metadata row's split has (almost) no metadata; return the coverage."""
+    kind = metadata_kind_for(cfg, dataset)
+    coverage = metadata_coverage(items, kind)
+    if coverage is None or coverage >= cfg.min_metadata_coverage:
+        return coverage
+    n = round(coverage * len(items))
+    hint = {"cs": (" AudioCaps' CS tags come from AudioSet: set audioset_labels to a folder with "
+                   "class_labels_indices.csv and the segment CSVs (unbalanced_train_segments.csv, eval_segments.csv), "
+                   "or put them in <data root>/audioset" if dataset == "audiocaps" else ""),
+            "fs": " The FS protocol needs clips with at least two captions (AudioCaps train has one).",
+            "os": " Clotho's keywords are in clotho_metadata_<split>.csv next to the caption CSVs."}[kind]
+    raise MetadataMissing(
+        f"config {cfg.name!r}: only {n} of {len(items)} {dataset}/{split} clips ({100 * coverage:.0f}%) have {kind} "
+        f"metadata, below min_metadata_coverage={cfg.min_metadata_coverage}: this row would train the content-only "
+        f"model plus a learned constant.{hint}")
+
+
 def load_items(cfg: TrainConfig, dataset: str, split: str, progress: bool = True, screen: bool = True,
                role: str = "test"):
     """One split of ``dataset`` as a ClipSet: clips with unusable audio excluded and recorded in its report
     (``screen``; the policy ``cfg.bad_audio`` is applied by :func:`prepare_data`); for the ``train`` role the
     captions of ``cfg.train_captions`` (generated from keywords, as WavCaps' were from the uploaders' tags); then
-    the config's metadata protocol applied (FS, degradation)."""
+    the config's metadata protocol applied (FS, degradation).
+
+    AudioCaps items get AudioSet's CS tags (:func:`audioset_labels_dir`); a metadata row whose split has
+    (almost) no metadata stops here (:func:`check_metadata_coverage`).
+    """
     from hybridlib import data as D
     from hybridlib.data.audio_io import screen_audio
-    from hybridlib.data.loaders import load_split
+    from hybridlib.data.loaders import keep_missing_audio, load_split
 
-    items = load_split(dataset, dataset_root(cfg, dataset, progress), split,
-                       **({"require_audio": False} if dataset == "audiocaps" else {}))
+    kind = metadata_kind_for(cfg, dataset)
+    kwargs = keep_missing_audio(dataset)  # screen_audio names them with the other unusable clips
+    if dataset == "audiocaps" and kind == "cs":
+        labels = audioset_labels_dir(cfg)
+        if labels is not None:
+            kwargs["audioset_labels"] = labels
+    items = load_split(dataset, dataset_root(cfg, dataset, progress), split, **kwargs)
     if screen:
         items = screen_audio(items, check=cfg.audio_check, progress=progress, where=f"{dataset}/{split}",
                              memo_dir=audio_check_memo(cfg))
@@ -121,9 +194,9 @@ def load_items(cfg: TrainConfig, dataset: str, split: str, progress: bool = True
         from hybridlib.data.generated_captions import captions_from_keywords
 
         items = captions_from_keywords(items, seed=cfg.train_captions_seed)
-    kind = metadata_kind_for(cfg, dataset)
     if kind == "fs":
         items = D.with_fs_descriptions(items, seed=cfg.fs_seed)
+    check_metadata_coverage(cfg, items, dataset, split)
     if kind is not None and cfg.metadata_degradation:
         items = D.degrade_metadata(items, kind, **cfg.metadata_degradation)
     return items
@@ -155,7 +228,7 @@ def prepare_data(cfg: TrainConfig, progress: bool = True, cache=None, roles=ROLE
     if unknown:
         raise ValueError(f"roles must be among {ROLES}, got {sorted(unknown)}")
     mcfg = cfg.model_config()
-    audio_cached, text_cached = not mcfg.audio_trainable, not mcfg.text_trainable
+    audio_cached, text_cached = mcfg.audio_cached, mcfg.text_cached
 
     # the data first (missing folders and bad audio are found before any model is built or downloaded)
     _, val_name, test_name = cfg.splits()
@@ -185,16 +258,18 @@ def prepare_data(cfg: TrainConfig, progress: bool = True, cache=None, roles=ROLE
         raise DatasetError(f"no usable clip in {', '.join(empty)}"
                            + (f": {describe_bad_audio(bad, limit=5)}" if bad else ""))
 
-    # built even for a trainable backbone: the waveform path needs its sample rate
-    from hybridlib.models.audio import build_audio_backbone
+    # the frozen backbone fills the cache; a trainable one runs inside the model (the waveform path needs its rate)
+    from hybridlib.models.audio import backbone_sample_rate, build_audio_backbone
 
-    backbone = build_audio_backbone(mcfg.audio_backbone).eval()
+    backbone = build_audio_backbone(mcfg.audio_backbone, checkpoint=mcfg.audio_checkpoint).eval() \
+        if audio_cached else None
+    sample_rate = backbone_sample_rate(mcfg.audio_backbone)
     text_encoder = None
     if text_cached:
         from hybridlib.models.text import build_text_encoder
 
         text_encoder = build_text_encoder(mcfg.text_encoder, max_tokens=mcfg.text_max_tokens,
-                                          pooling=mcfg.text_pooling).eval()
+                                          pooling=mcfg.text_pooling, text_mode=mcfg.text_mode).eval()
     text_layer = None  # text_tune_layers: cache the token states below the trainable top layers
     if text_cached and mcfg.text_tune_layers:
         text_layer = text_encoder.num_layers - mcfg.text_tune_layers
@@ -211,16 +286,17 @@ def prepare_data(cfg: TrainConfig, progress: bool = True, cache=None, roles=ROLE
 
         waveform_cache = WaveformCache(cfg.cache_dir)
 
-    reports = []
+    reports, metadata = [], {}
 
     def encoded(dataset: str, split: str, role: str) -> EncodedSplit:
         items = loaded[(dataset, split, role == "train")]
         out = encode_split(items, split, metadata_kind=metadata_kind_for(cfg, dataset), cache=cache,
                            backbone=backbone, text_encoder=text_encoder, audio_cached=audio_cached,
-                           text_cached=text_cached, text_layer=text_layer,
-                           sample_rate=getattr(backbone, "sample_rate", None),
+                           text_cached=text_cached, text_layer=text_layer, sample_rate=sample_rate,
                            max_audio_seconds=cfg.max_audio_seconds, progress=progress,
                            waveform_cache=waveform_cache, num_workers=cfg.num_workers)
+        kind = metadata_kind_for(cfg, dataset)
+        metadata[f"{dataset}/{split}"] = {"metadata_kind": kind, "metadata_coverage": metadata_coverage(items, kind)}
         report = items.report.as_dict()
         if out.excluded:  # unreadable audio (trainable backbone): left out and counted
             report["excluded"] += len(out.excluded)
@@ -241,5 +317,5 @@ def prepare_data(cfg: TrainConfig, progress: bool = True, cache=None, roles=ROLE
             "clips": {k: v.n_clips for k, v in splits.items() if v is not None},
             "captions": {k: v.n_captions for k, v in splits.items() if v is not None},
             "excluded": excluded, "audio_check": cfg.audio_check,
-            "load_reports": reports, "settings": data_settings(cfg)}
+            "load_reports": reports, "metadata": metadata, "settings": data_settings(cfg)}
     return TrainingData(train, val, test, data_fingerprint(cfg), info)

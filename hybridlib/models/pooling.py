@@ -1,11 +1,14 @@
 """Pooling of frame-embedding sequences ``[B, T, in_dim]`` into one vector per clip ``[B, d_model]``.
 
-* :class:`TransformerPooling` - the hybrid paper's learnable pooling (Primus & Widmer, Sec. 2): frames are
-  projected to the model width, a fixed sinusoidal positional encoding is added, a global token
-  initialised to the (masked) mean of the sequence plus a learnable bias is prepended, N transformer
-  encoder layers run with padding masks, and the transformed global token is the output. Extra tokens
-  (mid-level fusion's metadata token) can be appended; their transformed values come back in
-  ``PooledOutput.extra``.
+* :class:`TransformerPooling` - the hybrid paper's learnable pooling (Primus & Widmer, Sec. III-B): frames are
+  projected to the model width, a fixed positional encoding is added, a global token initialised to the
+  (masked) mean of the sequence plus a learnable bias joins the sequence, N transformer encoder layers run with
+  padding masks, and the transformed global token is the output. Extra tokens (mid-level fusion's metadata
+  token) can be appended; their transformed values come back in ``PooledOutput.extra``.
+  Assumptions (the paper does not state them): the fixed encoding is sinusoidal; the global token is the mean
+  of the *projected* frames, taken before the encoding is added, and carries no positional encoding itself (so
+  prepending it, as here, equals the paper's appending); the number of layers (2 in the configs), of heads
+  (8 in ``experiments/hybrid``), the feed-forward width (4 x d_model) and dropout (0.1).
 * :class:`MeanPooling`, :class:`MaxMeanPooling` - non-parametric baselines followed by a linear projection.
 
 All poolers share one call signature and ignore padded frames (beyond ``lengths``).

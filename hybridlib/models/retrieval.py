@@ -27,9 +27,15 @@ the frozen lower text layers (``caption_hidden``, ``metadata_hidden`` + ``*_leng
 layers train (``text_tune_layers``), or raw inputs (``waveform``, ``metadata_text``, ``captions``) that the model
 encodes with its own encoders.
 
-Frozen encoders are *not* submodules (they are kept out of ``state_dict`` and ``parameters()`` so saved
-models stay small and optimizers never see them); they are built lazily when raw inputs first need them
-and always run in eval mode under ``torch.no_grad``. Trainable encoders are submodules.
+Frozen encoders (``ModelConfig.frozen_mode="eval"``, the default) are *not* submodules (they are kept out
+of ``state_dict`` and ``parameters()`` so saved models stay small and optimizers never see them); they are
+built lazily when raw inputs first need them and always run in eval mode under ``torch.no_grad``, so their
+outputs can be cached. This is our choice of what "frozen" means. Mei et al.'s released code freezes only the
+weights (``requires_grad=False``) and leaves the encoders in train mode with the rest of the model:
+BatchNorm running statistics keep updating, dropout and SpecAugment stay active. ``frozen_mode="train"``
+reproduces that: the frozen encoders become submodules with frozen parameters (their BatchNorm buffers are
+saved with the model), follow the model's train/eval mode and run on every batch (no cache). Trainable
+encoders are submodules.
 """
 
 from __future__ import annotations
@@ -180,12 +186,12 @@ class RetrievalModel(nn.Module):
     def _setup_encoders(self, text_encoder, audio_backbone) -> None:
         cfg = self.cfg
         self.audio_backbone = None
-        if cfg.audio_trainable and cfg.fusion != "metadata-only":
+        train_mode_frozen = cfg.frozen_mode == "train"
+        if (cfg.audio_trainable or train_mode_frozen) and cfg.fusion != "metadata-only":
             if audio_backbone is None:
-                from hybridlib.models.audio import build_audio_backbone
-
-                audio_backbone = build_audio_backbone(cfg.audio_backbone)
-            self.audio_backbone = _set_trainable(audio_backbone, True)
+                audio_backbone = self._build_audio_backbone()
+            # a submodule: trained, or frozen weights in train mode (Mei et al.'s "frozen")
+            self.audio_backbone = _set_trainable(audio_backbone, cfg.audio_trainable)
         elif audio_backbone is not None:
             self._frozen["audio"] = _freeze(audio_backbone)
         if self.audio_backbone is not None or "audio" in self._frozen:
@@ -212,26 +218,41 @@ class RetrievalModel(nn.Module):
             self.text_top = TopLayers.from_encoder(base, cfg.text_tune_layers)
             if not cfg.share_text_encoder and cfg.fusion in USES_METADATA:
                 self.metadata_text_top = copy.deepcopy(self.text_top)
-        elif cfg.text_trainable:
+        elif cfg.text_trainable or train_mode_frozen:
             if text_encoder is None:
-                text_encoder = self._build_text_encoder(trainable=True)
-            self.text_encoder = _set_trainable(text_encoder, True)
+                text_encoder = self._build_text_encoder(trainable=cfg.text_trainable)
+            self.text_encoder = _set_trainable(text_encoder, cfg.text_trainable)
+            if not cfg.text_trainable and hasattr(text_encoder, "train_when_frozen"):
+                text_encoder.train_when_frozen = True
             if not cfg.share_text_encoder and cfg.fusion in USES_METADATA:
                 self.metadata_text_encoder = copy.deepcopy(text_encoder)
         elif text_encoder is not None:
             self._frozen["text"] = _freeze(text_encoder)
+
+    def _build_audio_backbone(self) -> nn.Module:
+        from hybridlib.models.audio import build_audio_backbone
+
+        return build_audio_backbone(self.cfg.audio_backbone, checkpoint=self.cfg.audio_checkpoint)
 
     def _build_text_encoder(self, trainable: bool) -> nn.Module:
         from hybridlib.models.text import build_text_encoder
 
         cfg = self.cfg
         encoder = build_text_encoder(cfg.text_encoder, max_tokens=cfg.text_max_tokens, pooling=cfg.text_pooling,
-                                     trainable=trainable)
+                                     trainable=trainable, text_mode=cfg.text_mode, dropout=cfg.text_dropout,
+                                     train_when_frozen=not trainable and cfg.frozen_mode == "train")
         dim = getattr(encoder, "embed_dim", cfg.text_dim)
         if dim != cfg.text_dim:
             raise ValueError(f"ModelConfig.text_dim={cfg.text_dim} but text encoder {cfg.text_encoder!r} "
                              f"has embed_dim={dim}")
         return encoder
+
+    def encoder_modules(self) -> dict[str, nn.Module | None]:
+        """``{"audio", "text", "metadata_text"}``: the encoders in use (submodules, or the frozen ones outside
+        the module once built; None when absent or not built yet). Read by the ingredient report."""
+        return {"audio": self.audio_backbone or self._frozen.get("audio"),
+                "text": self.text_encoder or self._frozen.get("text"),
+                "metadata_text": self.metadata_text_encoder}
 
     @property
     def device(self) -> torch.device:
@@ -244,9 +265,7 @@ class RetrievalModel(nn.Module):
             if key == "text":
                 self._frozen[key] = _freeze(self._build_text_encoder(trainable=False))
             else:
-                from hybridlib.models.audio import build_audio_backbone
-
-                self._frozen[key] = _freeze(build_audio_backbone(self.cfg.audio_backbone))
+                self._frozen[key] = _freeze(self._build_audio_backbone())
         return self._frozen[key].to(self.device)
 
     def _top_layers(self, role: str) -> nn.Module:
@@ -274,7 +293,8 @@ class RetrievalModel(nn.Module):
         elif "waveform" in batch:
             waveform, lengths = batch["waveform"], batch.get("lengths")
             if self.audio_backbone is not None:
-                frames, lengths = self.audio_backbone(waveform, lengths)
+                with torch.set_grad_enabled(torch.is_grad_enabled() and self.cfg.audio_trainable):
+                    frames, lengths = self.audio_backbone(waveform, lengths)
             else:
                 with torch.no_grad():
                     frames, lengths = self._frozen_module("audio")(waveform, lengths)

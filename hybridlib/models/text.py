@@ -37,7 +37,11 @@ class TextEncoder(nn.Module):
     """A transformer text encoder: ``forward(texts: list[str]) -> [B, embed_dim]``.
 
     ``trainable=False`` freezes the weights, keeps the transformer in eval mode (no dropout) even when
-    the parent model trains, and runs it without building a graph.
+    the parent model trains, and runs it without building a graph. ``train_when_frozen=True`` keeps a
+    frozen transformer in the parent's mode instead (dropout active while training: "frozen" as in Mei et
+    al.'s code, ``ModelConfig.frozen_mode="train"``).
+
+    ``max_tokens=None`` truncates only at the model's own limit (``max_position_embeddings``).
     """
 
     def __init__(
@@ -45,25 +49,28 @@ class TextEncoder(nn.Module):
         model: nn.Module,
         tokenizer,
         name: str,
-        max_tokens: int = 32,
+        max_tokens: int | None = 32,
         pooling: str = "cls",
         trainable: bool = False,
         text_mode: str = "hybrid",
+        train_when_frozen: bool = False,
     ):
         super().__init__()
         if pooling not in {"cls", "mean"}:
             raise ValueError(f"pooling must be 'cls' or 'mean', got {pooling!r}")
         if text_mode not in TEXT_MODES:
             raise ValueError(f"text_mode must be one of {TEXT_MODES}, got {text_mode!r}")
-        if max_tokens < 2:
-            raise ValueError(f"max_tokens must be >= 2 ([CLS] and [SEP]), got {max_tokens}")
+        if max_tokens is not None and max_tokens < 2:
+            raise ValueError(f"max_tokens must be >= 2 ([CLS] and [SEP]) or None, got {max_tokens}")
         self.model = model
         self.tokenizer = tokenizer
         self.name = name
         self.max_tokens = max_tokens
+        self.max_length = max_tokens or int(getattr(model.config, "max_position_embeddings", 512))
         self.pooling = pooling
         self.text_mode = text_mode
         self.embed_dim = int(model.config.hidden_size)
+        self.train_when_frozen = bool(train_when_frozen)
         self.trainable = trainable
         self.set_trainable(trainable)
 
@@ -76,7 +83,7 @@ class TextEncoder(nn.Module):
 
     def train(self, mode: bool = True) -> TextEncoder:
         super().train(mode)
-        if not self.trainable:
+        if not self.trainable and not self.train_when_frozen:
             self.model.eval()
         return self
 
@@ -93,12 +100,12 @@ class TextEncoder(nn.Module):
             raise TypeError("texts must be a list of strings, not one string")
         clean = [self.preprocess(t) for t in texts]
         return self.tokenizer(
-            clean, padding="longest", truncation=True, max_length=self.max_tokens, return_tensors="pt"
+            clean, padding="longest", truncation=True, max_length=self.max_length, return_tensors="pt"
         )
 
     def token_counts(self, texts: list[str]) -> list[int]:
         """Tokens of each text after preprocessing and truncation (``[CLS]`` and ``[SEP]`` included)."""
-        ids = self.tokenizer([self.preprocess(t) for t in texts], truncation=True, max_length=self.max_tokens)
+        ids = self.tokenizer([self.preprocess(t) for t in texts], truncation=True, max_length=self.max_length)
         return [len(x) for x in ids["input_ids"]]
 
     def _grouped(self, texts: list[str], fn, chunk: int) -> list[torch.Tensor]:
@@ -243,10 +250,14 @@ def resolve_text_model(name: str) -> str:
 
 
 def build_text_encoder(
-    name: str = "minilm", max_tokens: int = 32, pooling: str = "cls", trainable: bool = False,
-    text_mode: str = "hybrid",
+    name: str = "minilm", max_tokens: int | None = 32, pooling: str = "cls", trainable: bool = False,
+    text_mode: str = "hybrid", dropout: float | None = None, train_when_frozen: bool = False,
 ) -> TextEncoder:
-    """Load tokenizer and model ``name`` (``"minilm"``, a hub id such as ``bert-base-uncased``, or a folder)."""
+    """Load tokenizer and model ``name`` (``"minilm"``, a hub id such as ``bert-base-uncased``, or a folder).
+
+    ``dropout``: hidden and attention-probability dropout of the transformer (None: its own config; Mei et
+    al. pass 0.2 to ``from_pretrained``, as done here).
+    """
     from transformers import AutoModel, AutoTokenizer
     from transformers.utils import logging as hf_logging
 
@@ -255,12 +266,14 @@ def build_text_encoder(
     bars = hf_logging.is_progress_bar_enabled()
     hf_logging.set_verbosity_error()  # the pooler/MLM-head "unused weights" notices are expected
     hf_logging.disable_progress_bar()
+    extra = {} if dropout is None else {"hidden_dropout_prob": float(dropout),
+                                        "attention_probs_dropout_prob": float(dropout)}
     try:
         tokenizer = AutoTokenizer.from_pretrained(source)
         try:
-            model = AutoModel.from_pretrained(source, add_pooling_layer=False)
+            model = AutoModel.from_pretrained(source, add_pooling_layer=False, **extra)
         except TypeError:  # models without a pooler argument
-            model = AutoModel.from_pretrained(source)
+            model = AutoModel.from_pretrained(source, **extra)
     except OSError as exc:
         raise TextModelError(
             f"cannot load text model {name!r} from {source!r}: {one_line(exc)}. Offline, use 'minilm' or a "
@@ -277,6 +290,83 @@ def build_text_encoder(
             hf_logging.enable_progress_bar()
     encoder = TextEncoder(
         model, tokenizer, name=name, max_tokens=max_tokens, pooling=pooling, trainable=trainable,
-        text_mode=text_mode,
+        text_mode=text_mode, train_when_frozen=train_when_frozen,
     )
     return encoder.eval()
+
+
+# The published configurations of the papers' text encoders (config.json of bert-base-uncased and
+# bert-large-uncased); their uncased WordPiece vocabulary is the bundled MiniLM's (30522 entries).
+BERT_CONFIGS: dict[str, dict] = {
+    name: {"architectures": ["BertModel"], "model_type": "bert", "vocab_size": 30522, "hidden_size": hidden,
+           "num_hidden_layers": layers, "num_attention_heads": heads, "intermediate_size": 4 * hidden,
+           "hidden_act": "gelu", "hidden_dropout_prob": 0.1, "attention_probs_dropout_prob": 0.1,
+           "max_position_embeddings": 512, "type_vocab_size": 2, "initializer_range": 0.02,
+           "layer_norm_eps": 1e-12, "pad_token_id": 0, "position_embedding_type": "absolute"}
+    for name, hidden, layers, heads in (("bert-base-uncased", 768, 12, 12), ("bert-large-uncased", 1024, 24, 16))
+}
+STANDIN_MARKER = "standin.json"
+TOKENIZER_FILES = ("vocab.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json")
+
+
+def write_random_text_model(name: str, folder: str | Path, seed: int = 0) -> Path:
+    """Write ``name``'s architecture (:data:`BERT_CONFIGS`) with random weights as a local model folder.
+
+    The folder loads through the path a user takes (``build_text_encoder(folder)`` /
+    ``model.text_encoder: FOLDER``): ``config.json`` and ``model.safetensors`` from ``transformers``'
+    ``save_pretrained``, the bundled uncased WordPiece tokenizer files (the same vocabulary as
+    bert-base/large-uncased) and ``standin.json`` marking the weights as random (the ingredient report shows
+    it). Deterministic in ``seed``. Returns the folder.
+    """
+    import json
+    import shutil
+
+    from transformers import BertConfig, BertModel
+
+    from hybridlib.bundled import minilm_dir
+
+    if name not in BERT_CONFIGS:
+        raise ValueError(f"no published configuration known for {name!r}; choose from {sorted(BERT_CONFIGS)}")
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    with torch.random.fork_rng():  # the caller's random state is left alone
+        torch.manual_seed(seed)
+        model = BertModel(BertConfig(**BERT_CONFIGS[name]), add_pooling_layer=False)
+    model.save_pretrained(folder)
+    tokenizer_dir = minilm_dir()
+    for file in TOKENIZER_FILES:
+        if (tokenizer_dir / file).is_file():
+            shutil.copyfile(tokenizer_dir / file, folder / file)
+    (folder / STANDIN_MARKER).write_text(json.dumps(
+        {"architecture": name, "weights": f"random initialisation (seed {seed}), NOT pretrained",
+         "tokenizer": "bundled uncased WordPiece (vocabulary of bert-base-uncased)"}, indent=1) + "\n")
+    return folder
+
+
+def text_model_summary(encoder: TextEncoder) -> dict:
+    """Architecture facts of a text encoder's transformer (for the ingredient report)."""
+    return _summary(encoder.name, encoder.model.config)
+
+
+def describe_text_model(name: str) -> dict:
+    """:func:`text_model_summary` from the model's ``config.json`` alone (no weights loaded); for a hub id
+    that is not available offline, ``{"name", "error"}``."""
+    from transformers import AutoConfig
+
+    try:
+        config = AutoConfig.from_pretrained(resolve_text_model(name))
+    except OSError as exc:
+        return {"name": name, "error": str(exc).splitlines()[0][:200]}
+    return _summary(name, config)
+
+
+def _summary(name: str, config) -> dict:
+    source = Path(resolve_text_model(name))
+    return {"name": name, "hidden_size": int(config.hidden_size),
+            "layers": int(getattr(config, "num_hidden_layers", 0)),
+            "heads": int(getattr(config, "num_attention_heads", 0)),
+            "hidden_dropout": getattr(config, "hidden_dropout_prob", None),
+            "attention_dropout": getattr(config, "attention_probs_dropout_prob", None),
+            "vocab_size": int(getattr(config, "vocab_size", 0)),
+            "max_position_embeddings": int(getattr(config, "max_position_embeddings", 0)),
+            "standin": (source / STANDIN_MARKER).is_file() if source.is_dir() else False}

@@ -56,8 +56,15 @@ def build_model(cfg: TrainConfig) -> torch.nn.Module:
 
 
 def select_score(metrics: dict, select_metric: str) -> float:
-    """The validation score that picks the best epoch (``mAP@10``: text-to-audio mAP@10; ``R-sum``)."""
-    return float(metrics["R-sum"] if select_metric == "R-sum" else metrics["t2a_mAP@10"])
+    """The validation score that picks the best epoch (``mAP@10``: text-to-audio mAP@10; ``R-sum``: the six
+    recalls; ``t2a_R-sum``: the three text-to-audio recalls, Mei et al.'s trainer)."""
+    return float(metrics["t2a_mAP@10"] if select_metric == "mAP@10" else metrics[select_metric])
+
+
+def improves(score: float, best: float, on_tie: str = "earlier") -> bool:
+    """Whether ``score`` replaces the best epoch so far (``on_tie="later"``: a tie does, as in Mei et al.'s
+    ``r_sum >= max(recall_sum)``)."""
+    return score > best or (on_tie == "later" and score == best)
 
 
 def check_data(cfg: TrainConfig, data: TrainingData) -> None:
@@ -121,6 +128,9 @@ def _train_one_seed(cfg, out_dir: Path, data, model, resume: bool, progress: boo
     if model is None:
         seed_everything(cfg.seed)  # model init independent of what data preparation consumed
         model = build_model(cfg)
+    from hybridlib.models.audio.frontends import set_spec_augment
+
+    set_spec_augment(model, cfg.spec_augment)  # the trainable backbones' own SpecAugment follows the config
     model.to(device)
     loss_fn = get_loss(cfg.loss, **cfg.loss_kwargs)
     steps_per_epoch = data.train.n_training_batches(cfg.batch_size, world_size=ctx.world_size,
@@ -138,6 +148,11 @@ def _train_one_seed(cfg, out_dir: Path, data, model, resume: bool, progress: boo
     loader = TrainingLoader(data.train, cfg.batch_size, cfg.seed, rank=ctx.rank, world_size=ctx.world_size,
                             captions_per_clip=cfg.captions_per_clip, num_workers=cfg.num_workers,
                             pin_memory=device.type == "cuda")
+    if is_main:
+        from hybridlib.training.ingredients import ingredient_report
+
+        runs.write_ingredients(out_dir, ingredient_report(cfg, model, data, steps_per_epoch, ctx.world_size,
+                                                          loader=loader))
 
     history: list[dict] = []
     start_epoch, best_score, best_epoch = 1, -math.inf, 0
@@ -150,6 +165,7 @@ def _train_one_seed(cfg, out_dir: Path, data, model, resume: bool, progress: boo
         set_rng_state(state["rng"])
         history = state["history"]
         start_epoch, best_score, best_epoch = state["epoch"] + 1, state["best_score"], state["best_epoch"]
+        state = None  # the (memory-mapped) checkpoint is copied into model and optimiser: release it
 
     writer = None
     if cfg.tensorboard and is_main:
@@ -198,7 +214,7 @@ def _train_one_seed(cfg, out_dir: Path, data, model, resume: bool, progress: boo
                 raise TrainingDiverged(
                     f"training diverged: {cfg.name} seed {cfg.seed} epoch {epoch}: training loss {train_loss}, "
                     f"validation {cfg.select_metric} {score}; lower the learning rate (lr={cfg.lr}) or check the data")
-            improved = score > best_score
+            improved = improves(score, best_score, cfg.select_on_tie)
             if improved:
                 best_score, best_epoch = score, epoch
                 if is_main:

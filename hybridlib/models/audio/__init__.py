@@ -34,6 +34,18 @@ BACKBONES: dict[str, tuple[str, str, dict]] = {
 }
 
 
+# the rate each backbone's frontend expects (the waveform path resamples to it without building the model)
+SAMPLE_RATES: dict[str, int] = {"sfx-cnn": 44100, "panns-cnn14": 32000, "panns-resnet38": 32000,
+                                "efficientat-mn40": 32000, "efficientat-mn10": 32000}
+
+
+def backbone_sample_rate(name: str) -> int:
+    """The sample rate backbone ``name`` reads (no model is built)."""
+    if name not in SAMPLE_RATES:
+        raise UserError(f"unknown audio backbone {name!r}; choose from {available_backbones()}")
+    return SAMPLE_RATES[name]
+
+
 def available_backbones() -> list[str]:
     return sorted(BACKBONES)
 
@@ -87,4 +99,37 @@ def fetch_weights(name: str, dest_dir: str | Path | None = None, progress: bool 
     return path
 
 
-__all__ = ["BACKBONES", "available_backbones", "build_audio_backbone", "fetch_weights"]
+def write_random_weights(name: str, dest_dir: str | Path, seed: int = 0) -> Path:
+    """Write backbone ``name`` at random initialisation in its official file format and under its official
+    file name (PANNs: ``{"model": state_dict}``; EfficientAT: a bare state dict) into ``dest_dir``.
+
+    The file loads through the path a user takes (``build_audio_backbone(name, checkpoint=path)``,
+    ``model.audio_checkpoint: PATH``); a sidecar ``<file>.standin.json`` marks the weights as random (the
+    ingredient report shows it). Deterministic in ``seed``; the caller's random state is left alone.
+    """
+    import json
+
+    import torch
+
+    from hybridlib.models.audio.checkpoints import official_state_dict
+    from hybridlib.models.audio.weights import STANDIN_SUFFIX, weights_info
+
+    info = weights_info(name)
+    if info.url is None:
+        raise UserError(f"{name!r} ships its own weights (bundled); there is no official file format to mimic")
+    path = Path(dest_dir) / info.filename
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        model = build_audio_backbone(name, pretrained=False)
+    state = official_state_dict(model)
+    torch.save({"model": state} if name.startswith("panns-") else state, path)
+    Path(str(path) + STANDIN_SUFFIX).write_text(json.dumps(
+        {"architecture": name, "weights": f"random initialisation (seed {seed}), NOT pretrained",
+         "format": "PANNs {'model': state_dict}" if name.startswith("panns-") else "EfficientAT state_dict"},
+        indent=1) + "\n")
+    return path
+
+
+__all__ = ["BACKBONES", "SAMPLE_RATES", "available_backbones", "backbone_sample_rate", "build_audio_backbone",
+           "fetch_weights", "write_random_weights"]

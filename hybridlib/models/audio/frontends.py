@@ -2,15 +2,19 @@
 
 Every frontend maps ``waveform [B, N]`` (+ valid ``lengths [B]``) to a log-mel spectrogram and the
 number of valid frames per clip. Padded frames are zeroed so a clip in a padded batch gives the same
-spectrogram as alone (see :mod:`.masking`). SpecAugment (random time/frequency masks) runs only in
-training mode.
+spectrogram as alone (see :mod:`.masking`). SpecAugment (random time/frequency masks, :class:`SpecAugment`)
+runs only in training mode and only while enabled (:func:`set_spec_augment`; ``TrainConfig.spec_augment``),
+at the point where each family's authors apply it: sfx-cnn after its min-max scaling; PANNs after ``bn0``
+(the backbone applies ``frontend.spec_augment``, as in PANNs and Mei et al.'s code); EfficientAT on the log
+mel *before* its ``(x + 4.5) / 5`` normalisation, so a masked bin holds ``(0 + 4.5) / 5 = 0.9`` as upstream.
 
 * :class:`SfxLogMel` - sfx-cnn (aiSFX): 44.1 kHz, peak-normalised, Hann 2048 / hop 1024, 96 HTK mel
   bands 0-22050 Hz with unit-sum ("area") normalisation, power, ``log10(1 + 10000 mel)``, min-max
   scaled with (0, 9.4578). Output ``[B, T, 96]``.
 * :class:`PannsLogMel` - PANNs (Kong et al.): 32 kHz, STFT as a convolution with Hann-windowed DFT
   kernels (window 1024, hop 320, reflect padding), 64 Slaney mel bands 50-14000 Hz, power,
-  ``10 log10(max(x, 1e-10))``. Output ``[B, 1, T, 64]`` (``bn0`` belongs to the backbone).
+  ``10 log10(max(x, 1e-10))``. Output ``[B, 1, T, 64]`` (``bn0`` and the SpecAugment after it belong to the
+  backbone).
 * :class:`EfficientATMel` - EfficientAT (Schmid et al.): 32 kHz, pre-emphasis ``[-0.97, 1]``, n_fft 1024,
   symmetric Hann 800, hop 320, 128 Kaldi mel bands 0-15000 Hz (padded to 513 bins), power,
   ``(log(mel + 1e-5) + 4.5) / 5``. Output ``[B, 1, 128, T]``.
@@ -88,14 +92,16 @@ def kaldi_mel_banks(n_mels: int, n_fft: int, sample_rate: int, f_min: float, f_m
 
 
 class SpecAugment(nn.Module):
-    """Random time and frequency masks (Park et al.), active only in training mode.
+    """Random time and frequency masks (Park et al.), active only in training mode and while ``enabled``.
 
     Each clip gets ``num_masks`` masks per axis with widths drawn uniformly from ``[0, max_width)``
-    (torchaudio's ``mask_along_axis_iid``); masked values become ``mask_value``. Masks stay inside each
-    clip's valid frames, so padding is unaffected.
+    (torchaudio's ``mask_along_axis_iid``, as torchlibrosa's ``SpecAugmentation`` in PANNs and torchaudio's
+    masking transforms in EfficientAT); masked values become ``mask_value``. Padded frames are zeroed again
+    afterwards, so padding is unaffected.
     """
 
-    def __init__(self, freq_mask: int, time_mask: int, num_masks: int = 2, mask_value: float = 0.0):
+    def __init__(self, freq_mask: int, time_mask: int, num_masks: int = 2, mask_value: float = 0.0,
+                 enabled: bool = True):
         super().__init__()
         self.freq_mask, self.time_mask, self.num_masks, self.mask_value = (
             freq_mask,
@@ -103,12 +109,22 @@ class SpecAugment(nn.Module):
             num_masks,
             mask_value,
         )
+        self.enabled = enabled
+
+    @property
+    def active(self) -> bool:
+        """Whether a forward pass masks now (training mode, enabled, a non-zero mask width)."""
+        return self.training and self.enabled and (self.freq_mask > 0 or self.time_mask > 0)
+
+    def extra_repr(self) -> str:
+        return (f"freq_mask={self.freq_mask}, time_mask={self.time_mask}, num_masks={self.num_masks}, "
+                f"mask_value={self.mask_value}, enabled={self.enabled}")
 
     def forward(
         self, spec: torch.Tensor, lengths: torch.Tensor, freq_dim: int, time_dim: int
     ) -> torch.Tensor:
         """``spec`` has batch at dim 0; ``freq_dim``/``time_dim`` index its axes."""
-        if not self.training or (self.freq_mask <= 0 and self.time_mask <= 0):
+        if not self.active:
             return spec
         # put into (B, 1, F, T) for torchaudio, then back
         perm = [0, freq_dim, time_dim] + [d for d in range(1, spec.dim()) if d not in (freq_dim, time_dim)]
@@ -121,6 +137,29 @@ class SpecAugment(nn.Module):
         x = x * length_mask(lengths, x.shape[-1])[:, None, None, :].to(x.dtype)
         out = x.reshape([spec.shape[d] for d in perm]).permute(*torch.argsort(torch.tensor(perm)).tolist())
         return out.contiguous()
+
+
+def set_spec_augment(module: nn.Module, enabled: bool) -> list[str]:
+    """Switch every :class:`SpecAugment` inside ``module`` on or off; returns their qualified names.
+
+    ``TrainConfig.spec_augment`` reaches the trainable backbones through this (training calls it once
+    after building the model), so ``spec_augment: false`` really trains without masking.
+    """
+    names = []
+    for name, sub in module.named_modules():
+        if isinstance(sub, SpecAugment):
+            sub.enabled = bool(enabled)
+            names.append(name)
+    return names
+
+
+def spec_augment_state(module: nn.Module) -> dict[str, dict]:
+    """``{qualified name: {"enabled", "training", "active", "freq_mask", "time_mask", "num_masks",
+    "mask_value"}}`` for every :class:`SpecAugment` inside ``module`` (the ingredient report reads it)."""
+    return {name: {"enabled": sub.enabled, "training": sub.training, "active": sub.active,
+                   "freq_mask": sub.freq_mask, "time_mask": sub.time_mask, "num_masks": sub.num_masks,
+                   "mask_value": sub.mask_value}
+            for name, sub in module.named_modules() if isinstance(sub, SpecAugment)}
 
 
 class SfxLogMel(nn.Module):
@@ -245,7 +284,9 @@ class PannsLogMel(nn.Module):
         self.n_mels, self.f_min, self.f_max, self.amin = n_mels, f_min, f_max, amin
         self.spectrogram_extractor = _PannsSpectrogram(n_fft, hop_length)
         self.logmel_extractor = _PannsLogmel(n_fft, n_mels, sample_rate, f_min, f_max)
-        # PANNs' SpecAugmentation: 2 stripes of width < 64 frames and 2 of < 8 mel bins
+        # PANNs' SpecAugmentation(time_drop_width=64, time_stripes_num=2, freq_drop_width=8,
+        # freq_stripes_num=2): 2 stripes of width < 64 frames and 2 of < 8 mel bins, set to 0; applied by the
+        # backbone after bn0 (see _PannsBase.forward)
         self.spec_augment = SpecAugment(freq_mask, time_mask)
 
     def config(self) -> dict:
@@ -269,8 +310,8 @@ class PannsLogMel(nn.Module):
         logmel = 10.0 * torch.log10(torch.clamp(mel, min=self.amin))  # ref = 1.0 -> no offset
         n_frames = self.frame_lengths(lengths)
         logmel = logmel[:, : int(n_frames.max()) if len(n_frames) else 0]
-        logmel = self.spec_augment(logmel, n_frames, freq_dim=2, time_dim=1)
-        # padded frames are zeroed after bn0 by the backbone (zero *before* bn0 would not survive it)
+        # padded frames are zeroed after bn0 by the backbone (zero *before* bn0 would not survive it), and
+        # self.spec_augment runs there too: PANNs masks the bn0-normalised log mel (masked value 0 = mean)
         return logmel[:, None], n_frames
 
 
@@ -345,9 +386,11 @@ class EfficientATMel(nn.Module):
             )
             mel_fb = self._mel_fb(f_min, f_max).to(power.device)
         mel = torch.matmul(mel_fb.to(power.dtype), power)  # [B, M, T]
-        logmel = (torch.log(mel + 1e-5) + 4.5) / 5.0
+        logmel = torch.log(mel + 1e-5)
         n_frames = self.frame_lengths(lengths)
         logmel = logmel[:, :, : int(n_frames.max()) if len(n_frames) else 0]
+        # EfficientAT masks the log mel with value 0 *before* its fast normalisation (masked bins end at 0.9)
         logmel = self.spec_augment(logmel, n_frames, freq_dim=1, time_dim=2)
+        logmel = (logmel + 4.5) / 5.0
         logmel = logmel * length_mask(n_frames, logmel.shape[-1])[:, None, :].to(logmel.dtype)
         return logmel[:, None], n_frames

@@ -13,7 +13,9 @@ Official files are ``{"model": state_dict, ...}`` with keys ``spectrogram_extrac
 
 Frames: the last convolutional output averaged over frequency, 2048-d, one per 32 spectrogram frames
 (~3.1 frames/s at 32 kHz with hop 320). Dropout (0.2 after blocks, 0.1 inside residual blocks) and
-SpecAugment act only in training mode, as in PANNs.
+SpecAugment (on the ``bn0`` output, 2 time stripes < 64 frames and 2 frequency stripes < 8 bins, value 0)
+act only in training mode, as in PANNs. Mei et al.'s copy of ResNet38 uses dropout 0.2 inside the residual
+blocks too; here the official 0.1 is kept (a documented difference of their fork).
 """
 
 from __future__ import annotations
@@ -79,6 +81,7 @@ class _PannsBase(nn.Module):
         waveform, lengths = ensure_min_length(waveform, lengths, self.min_samples)
         x, n = self.frontend(waveform, lengths)  # [B, 1, T, 64]
         x = self.bn0(x.transpose(1, 3)).transpose(1, 3)  # BatchNorm over mel bins
+        x = self.frontend.spec_augment(x, n, freq_dim=3, time_dim=2)  # after bn0, as in PANNs
         x = mask_time(x.contiguous(), n, time_dim=2)
         x, n = self._trunk(x, n)  # [B, 2048, T', F']
         frames = x.mean(dim=3).transpose(1, 2).contiguous()

@@ -115,3 +115,11 @@ def download_weights(name: str, dest_dir: str | Path | None = None, progress: bo
     if info.md5 is None:
         print(f"{info.filename}: md5 {md5sum(path)} (the publisher lists no checksum)")
     return path
+
+
+STANDIN_SUFFIX = ".standin.json"
+
+
+def is_standin(path: str | Path | None) -> bool:
+    """Whether ``path`` is a random-weights stand-in written by :func:`write_random_weights`."""
+    return path is not None and Path(str(path) + STANDIN_SUFFIX).is_file()

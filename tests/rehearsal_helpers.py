@@ -1,0 +1,106 @@
+"""Running paper configs on the rehearsal, one test per config, in two xdist groups (used by tests/test_rehearsal.py).
+
+Each row runs the way a user resumes an interrupted table: ``reproduce(..., overrides=["stop_after_epoch=1"])``
+(one optimisation step, validation, checkpoint, then the invocation ends), then ``reproduce(...)`` again
+(resumes from the checkpoint, second step, test evaluation, metrics files, checkpoints removed). What the row
+left behind is summarised and its run folder deleted (a bert-large row's checkpoint is ~5 GB).
+
+The rows are split into two lanes (:func:`plan_lanes`), each an ``xdist_group``: under ``pytest -n 2 --dist
+loadgroup`` (``make test``) the two lanes run in the two worker processes side by side, a lane's rows one after
+the other. Every bert-large row is in lane 0 (each peaks at ~11 GB resident; two at once would not fit next
+to the other tests), so at most one runs at any time.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import gc
+import json
+import resource
+import shutil
+import time
+from pathlib import Path
+
+# rough CPU cost of one row on the rehearsal (a bert-base hybrid row = 1; measured), to balance the lanes
+COSTS = {"bert-large": 2.0, "finetune": 1.0, "frozen": 0.25}
+LANES = 2
+# the other (ungrouped) tests of tests/test_rehearsal.py that take long, in the same units: given to a lane too,
+# so the two lanes stay even and nothing long is left for the end
+EXTRA_COSTS = {"frozen_as_upstream": 1.0, "reproduce_command": 3.0, "missing_clotho_clip": 0.5}
+
+
+def row_cost(cfg) -> float:
+    m = cfg.model_config()
+    if "large" in m.text_encoder:
+        return COSTS["bert-large"]
+    return COSTS["finetune"] if (m.audio_trainable or m.text_trainable) else COSTS["frozen"]
+
+
+def plan_lanes(entries, configs, lanes: int = LANES, extra: dict | None = None) -> tuple[list[list[str]], dict]:
+    """``(rows per lane, {extra test: lane})``, balanced by :func:`row_cost` (``extra``: more work in the same
+    units). Lane 0 takes every bert-large row, first; the rest go, dearest first, to the lane with least work; the
+other lanes then run their rows cheapest (and lightest in memory) first, while lane 0 runs its bert-large rows."""
+    plan = [[] for _ in range(lanes)]
+    load = [0.0] * lanes
+    heavy = [e for e in entries if row_cost(configs[e.name]) == COSTS["bert-large"]]
+    for e in heavy:
+        plan[0].append(e.name)
+        load[0] += COSTS["bert-large"]
+    work = [(row_cost(configs[e.name]), e.name, True) for e in entries if e not in heavy]
+    work += [(cost, name, False) for name, cost in (extra or {}).items()]
+    placed = {}
+    configs_cost = {name: cost for cost, name, _ in work}
+    for cost, name, is_row in sorted(work, key=lambda w: -w[0]):
+        i = min(range(lanes), key=load.__getitem__)
+        if is_row:
+            plan[i].append(name)
+        else:
+            placed[name] = i
+        load[i] += cost
+    for lane in plan[1:]:  # light rows first: they overlap lane 0's bert-large rows (memory)
+        lane.sort(key=lambda name: configs_cost[name])
+    return plan, placed
+
+
+def release_memory() -> None:
+    """Hand freed memory back to the system: glibc keeps a finished row's freed tensors (GBs) in its heap."""
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc
+        pass
+
+
+def run_row(name: str, rehearsal, out) -> dict:
+    """Row ``name`` interrupted after epoch 1 and resumed (module docstring); a summary of what it left."""
+    from hybridlib import runs
+    from hybridlib.reproduce import reproduce
+
+    out = Path(out)
+    wall, cpu = time.perf_counter(), time.process_time()
+    try:
+        first = reproduce("all", seeds=[0], out=out, rows=[name], rehearsal=rehearsal,
+                          overrides=["stop_after_epoch=1"], progress=False, show=False)
+        status = first["rows"][0]
+        seed_dir = runs.seed_dir(out / status.name, 0)
+        interrupted = {"state": status.seeds[0], "checkpoint": (seed_dir / runs.CHECKPOINT).is_file(),
+                       "epochs_logged": len(runs.read_log(seed_dir)) if (seed_dir / runs.LOG).is_file() else 0,
+                       "metrics": sorted(p.name for p in seed_dir.glob("metrics-*.json"))}
+        second = reproduce("all", seeds=[0], out=out, rows=[name], rehearsal=rehearsal, progress=False, show=False)
+        final = second["rows"][0]
+        log = runs.read_log(seed_dir)
+        return {
+            "row": final.row, "interrupted": interrupted, "state": final.seeds[0], "problems": final.problems,
+            "epochs_logged": len(log), "train_loss_finite": bool(log["train_loss"].notna().all()),
+            "seed_metrics": sorted(p.name for p in seed_dir.glob("metrics-*.json")),
+            "row_metrics": sorted(p.name for p in (out / final.name).glob("metrics-*.json")),
+            "best": (seed_dir / runs.BEST / "model.safetensors").is_file(),
+            "checkpoints_left": sorted(p.name for p in seed_dir.glob("checkpoint*.pt")),
+            "ingredients": json.loads((seed_dir / runs.INGREDIENTS).read_text()),
+            "data_report": json.loads((seed_dir / runs.DATA_REPORT).read_text()),
+            "wall_seconds": round(time.perf_counter() - wall, 1), "cpu_seconds": round(time.process_time() - cpu, 1),
+            "peak_rss_gb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6, 2),
+        }
+    finally:
+        shutil.rmtree(out, ignore_errors=True)
+        release_memory()
