@@ -149,3 +149,34 @@ def test_finding_configs_train_and_evaluate_end_to_end(name, tmp_path):
     assert main(["evaluate", "--run", str(out), "--no-progress"]) == 0
     assert json.loads((out / "metrics-evaluation.json").read_text())["seeds"]["0"] == pytest.approx(first)
 
+
+
+# teaching configs that no notebook or other test trains: each trains one epoch and re-evaluates here, and the
+# run's ingredients.json shows the config's declared model, loss and batch size in effect
+OTHER_TEACHING_CONFIGS = ["hybrid-late-audio-only-missing", "hybrid-late-cs", "hybrid-mid-cs", "hybrid-mid-fs",
+                          "loss-nt-xent-bs128", "loss-triplet-sum-bs128", "loss-triplet-max-bs128",
+                          "loss-triplet-weighted-bs128"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", OTHER_TEACHING_CONFIGS)
+def test_other_teaching_configs_train_and_evaluate_end_to_end(name, tmp_path):
+    import json
+
+    from hybridlib import runs
+    from hybridlib.cli import main
+
+    path = EXPERIMENTS / "teaching" / f"{name}.yaml"
+    declared = load_config(path)
+    out = tmp_path / name
+    assert main(["train", "--config", str(path), "--smoke", "--out", str(out), "--seed", "0", "--set", "epochs=1",
+                 "--set", "tensorboard=false", "--no-progress"]) == 0
+    first = json.loads((out / "metrics-evaluation.json").read_text())["seeds"]["0"]
+    assert 0 <= first["t2a_mAP@10"] <= 100
+    used = runs.read_ingredients(out / "seed-0")
+    mcfg = declared.model_config()
+    assert (used["model"]["fusion"], used["model"]["metadata_kind"], used["model"]["missing_metadata"]) == (
+        mcfg.fusion, mcfg.metadata_kind, mcfg.missing_metadata)
+    assert (used["optimisation"]["loss"], used["optimisation"]["batch_size"]) == (declared.loss, declared.batch_size)
+    assert main(["evaluate", "--run", str(out), "--no-progress"]) == 0
+    assert json.loads((out / "metrics-evaluation.json").read_text())["seeds"]["0"] == pytest.approx(first)
