@@ -118,11 +118,29 @@ def run_trainings(jobs: Sequence[TrainingJob], workers: int | None = None, data=
 _POOLS: dict = {}
 
 
-def one_thread_per_worker() -> None:
-    """Worker start-up: one torch thread per process (a config's ``num_threads`` still applies in training)."""
+def one_thread_per_worker(parent: int | None = None) -> None:
+    """Worker start-up: one torch thread per process (a config's ``num_threads`` still applies in training).
+
+    With ``parent`` (the pool owner's pid) a daemon thread ends the worker once that process is gone: a
+    kernel killed with SIGKILL (JupyterLab's restart, ``kill -9``) never shuts its pool down, and the
+    idle workers would otherwise stay, holding their memory, until the machine restarts.
+    """
     import torch
 
     torch.set_num_threads(1)
+    if parent is not None:
+        import threading
+
+        threading.Thread(target=_exit_when_orphaned, args=(parent,), daemon=True).start()
+
+
+def _exit_when_orphaned(parent: int, interval: float = 2.0) -> None:
+    import os
+    import time
+
+    while os.getppid() == parent:
+        time.sleep(interval)
+    os._exit(0)
 
 
 def worker_pool(workers: int):
@@ -134,8 +152,10 @@ def worker_pool(workers: int):
 
     pool = _POOLS.get(workers)
     if pool is None:
+        import os
+
         pool = _POOLS[workers] = ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"),
-                                                     initializer=one_thread_per_worker)
+                                                     initializer=one_thread_per_worker, initargs=(os.getpid(),))
         atexit.register(pool.shutdown, wait=False, cancel_futures=True)
     return pool
 

@@ -111,3 +111,32 @@ def test_cli_evaluate_writes_one_file_per_split(tmp_path, smoke_late, capsys):
     val = json.loads(runs.metrics_path(out, "validation").read_text())
     assert val["split"] == "validation" and val["seeds"]["0"] != test["seeds"]["0"]
     assert "metrics-validation.json" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_pool_workers_end_when_their_owner_is_killed(tmp_path):
+    """A kernel killed with SIGKILL never shuts its pool down: its idle workers must not stay behind."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    script = ("import os, sys\n"
+              "from hybridlib.experiments import worker_pool\n"
+              "print(worker_pool(1).submit(os.getpid).result(), flush=True)\n"
+              "os.kill(os.getpid(), 9)\n")
+    log = tmp_path / "owner.log"
+    with open(log, "w") as out:  # a file, not a pipe: an orphaned worker would hold a pipe open
+        done = subprocess.run([sys.executable, "-c", script], stdout=out, stderr=subprocess.STDOUT, timeout=300)
+    assert done.returncode == -signal.SIGKILL, log.read_text()
+    worker = int(log.read_text().split()[-1])
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            os.kill(worker, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.5)
+    os.kill(worker, signal.SIGKILL)
+    raise AssertionError(f"pool worker {worker} still runs 30 s after its owner was killed")
