@@ -87,7 +87,7 @@ def check_row(name: str, root: Path, runs_dir: Path, steps: int, device: str, nu
     from hybridlib.losses import get_loss
     from hybridlib.reproduce import row_config, table_entries
     from hybridlib.training import build_model, train
-    from hybridlib.training.optim import build_optimizer
+    from hybridlib.training.optim import build_optimizer, optimizer_step
     from hybridlib.util.devices import to_device
 
     entry = next((e for e in table_entries("all") if e.name == name), None)
@@ -128,13 +128,7 @@ def check_row(name: str, root: Path, runs_dir: Path, steps: int, device: str, nu
             with torch.autocast("cuda", dtype=torch.float16):
                 sim = model(batch)
                 loss = loss_fn(sim.float(), same_item=batch["same_item"])
-            optimizer.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            if cfg.grad_clip:
-                scaler.unscale_(optimizer)
-                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-            scaler.step(optimizer)
-            scaler.update()
+            optimizer_step(loss, model, optimizer, scaler, cfg.grad_clip)
             torch.cuda.synchronize(device)
             waits.append(start - t_wait)
             times.append(time.perf_counter() - start)

@@ -101,7 +101,7 @@ def _train_one_seed(cfg, out_dir: Path, data, model, resume: bool, progress: boo
     from hybridlib.losses import get_loss
     from hybridlib.training import distributed as dist_utils
     from hybridlib.training.augment import frame_augmenter
-    from hybridlib.training.optim import build_optimizer, build_scheduler
+    from hybridlib.training.optim import build_optimizer, build_scheduler, optimizer_step
     from hybridlib.util.progress import progress_bar as tqdm
 
     start_time = time.perf_counter()
@@ -189,13 +189,7 @@ def _train_one_seed(cfg, out_dir: Path, data, model, resume: bool, progress: boo
                 with torch.autocast(device_type=device.type, dtype=torch.float16, enabled=use_amp):
                     sim, clip_index = runner(batch)
                     loss = loss_fn(sim.float(), same_item=clip_index[:, None] == clip_index[None, :])
-                optimizer.zero_grad(set_to_none=True)
-                scaler.scale(loss).backward()
-                if cfg.grad_clip:
-                    scaler.unscale_(optimizer)
-                    torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-                scaler.step(optimizer)
-                scaler.update()
+                optimizer_step(loss, model, optimizer, scaler, cfg.grad_clip)
                 scheduler.step()
                 total += float(loss.detach())
                 count += 1

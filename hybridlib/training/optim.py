@@ -48,3 +48,16 @@ def build_scheduler(optimizer, cfg: TrainConfig, steps_per_epoch: int):
     if cfg.schedule == "step":
         return S.StepLR(optimizer, step_size=cfg.step_size * steps_per_epoch, gamma=cfg.gamma)
     return S.ConstantLR(optimizer, factor=1.0, total_iters=0)
+
+
+def optimizer_step(loss: torch.Tensor, model: torch.nn.Module, optimizer: torch.optim.Optimizer, scaler,
+                   grad_clip: float | None) -> None:
+    """One step through AMP's gradient ``scaler`` (a disabled one on CPU): zero the gradients, backward, clip the
+    gradient norm at ``grad_clip`` on unscaled gradients (Mei et al.: 2; None: no clipping), step, update."""
+    optimizer.zero_grad(set_to_none=True)
+    scaler.scale(loss).backward()
+    if grad_clip:
+        scaler.unscale_(optimizer)
+        torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+    scaler.step(optimizer)
+    scaler.update()
