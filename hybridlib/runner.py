@@ -177,7 +177,22 @@ def ipc_kernel_manager(log=None):
 
     class IPCKernelManager(AsyncKernelManager):
         def __init__(self, **kwargs):
+            import tempfile
+
+            # a folder of its own for the sockets: jupyter_client names them kernel-ipc-<n> in the working
+            # folder after checking which exist, so two kernels starting at once there took the same names
+            # (the second client then failed with "Invalid Signature")
+            self._socket_dir = tempfile.mkdtemp(prefix="hybridlib-kernel-")
+            kwargs.setdefault("ip", os.path.join(self._socket_dir, "ipc"))
             super().__init__(transport="ipc", **kwargs)
+
+        async def shutdown_kernel(self, *args, **kw):
+            try:
+                return await super().shutdown_kernel(*args, **kw)
+            finally:
+                import shutil
+
+                shutil.rmtree(self._socket_dir, ignore_errors=True)
 
         async def start_kernel(self, **kw):
             if log is not None:  # Popen arguments of the kernel process

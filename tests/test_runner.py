@@ -126,3 +126,33 @@ def test_cli_params_file(series, tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert json.loads((tmp_path / "o" / "02_good" / "results.json").read_text())["value"] == 11
     assert str(tmp_path / "o") in proc.stdout
+
+
+def test_two_kernels_started_at_once_in_one_folder_get_their_own_sockets(tmp_path, monkeypatch):
+    """Two notebooks executed at the same time from one folder (xdist, two run-notebooks): each kernel client
+    talks to its own kernel (the shared kernel-ipc-<n> names once gave "Invalid Signature")."""
+    import asyncio
+
+    from hybridlib.runner import ipc_kernel_manager
+
+    monkeypatch.chdir(tmp_path)
+    manager = ipc_kernel_manager()
+
+    async def both():
+        kms = [manager(kernel_name="hybrid-retrieval") for _ in range(2)]
+        await asyncio.gather(*(km.start_kernel() for km in kms))
+        try:
+            assert kms[0].ip != kms[1].ip and not list(tmp_path.iterdir())  # nothing in the working folder
+            for km in kms:
+                client = km.client()
+                client.start_channels()
+                await client.wait_for_ready(timeout=120)
+                reply = await client.execute_interactive("import os; pid = os.getpid()", timeout=60)
+                assert reply["content"]["status"] == "ok"
+                client.stop_channels()
+        finally:
+            await asyncio.gather(*(km.shutdown_kernel(now=True) for km in kms))
+        return [km._socket_dir for km in kms]
+
+    for folder in asyncio.run(both()):
+        assert not (tmp_path / folder).exists()  # an absolute path: the socket folder is removed
