@@ -17,6 +17,7 @@ import torch
 
 from hybridlib.features.splits import EncodedSplit
 from hybridlib.util.devices import to_device
+from hybridlib.util.modules import module_mode
 from hybridlib.util.tensors import concat_along_batch
 
 RECALL_KEYS = ("t2a_R@1", "t2a_R@5", "t2a_R@10", "a2t_R@1", "a2t_R@5", "a2t_R@10")
@@ -31,25 +32,17 @@ def _model_device(model: torch.nn.Module, device) -> torch.device:
 def embed_items(model: torch.nn.Module, split: EncodedSplit, batch_size: int = 256, device=None):
     """Every clip of ``split`` embedded as a retrieval item, in chunks (eval mode; on the model's device)."""
     device = _model_device(model, device)
-    was_training = model.training
-    model.eval()
-    try:
+    with module_mode(model):
         return concat_along_batch([model.embed_items(to_device(b, device)) for b in split.item_chunks(batch_size)])
-    finally:
-        model.train(was_training)
 
 
 @torch.no_grad()
 def embed_queries(model: torch.nn.Module, split: EncodedSplit, batch_size: int = 256, device=None):
     """Every caption of ``split`` embedded as a query, in chunks (eval mode; on the model's device)."""
     device = _model_device(model, device)
-    was_training = model.training
-    model.eval()
-    try:
+    with module_mode(model):
         return concat_along_batch([model.embed_queries(to_device(b, device))
                                    for b in split.query_chunks(batch_size)])
-    finally:
-        model.train(was_training)
 
 
 def embed_split(model: torch.nn.Module, split: EncodedSplit, batch_size: int = 256, device=None):

@@ -75,6 +75,7 @@ from hybridlib.features.splits import EncodedSplit
 from hybridlib.models.retrieval import ItemEmbeddings, QueryEmbeddings
 from hybridlib.util.devices import to_device
 from hybridlib.util.errors import UserError
+from hybridlib.util.modules import module_mode
 
 SEARCH_CACHE_VERSION = 1
 DEFAULT_K = 10
@@ -179,12 +180,8 @@ def item_parts_of(model, split: EncodedSplit, batch_size: int = 256, device=None
     if model.cfg.fusion != "late":
         return None
     device = device or next(model.parameters()).device
-    was_training = model.training
-    model.eval()
-    try:
+    with module_mode(model):
         chunks = [model.item_parts(to_device(b, device)) for b in split.item_chunks(batch_size)]
-    finally:
-        model.train(was_training)
     if chunks[0] is None:
         return None
     return {k: torch.cat([c[k] for c in chunks]).cpu() for k in chunks[0]}

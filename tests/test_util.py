@@ -75,3 +75,19 @@ def test_one_normaliser_for_queries_and_metadata():
         normalize_text(None)
     with pytest.raises(ValueError, match="mode"):
         normalize_text("x", mode="nope")
+
+
+def test_module_mode_sets_the_mode_and_restores_it_even_after_an_error():
+    import torch
+
+    from hybridlib.util.modules import module_mode
+
+    net = torch.nn.Dropout(0.5).train()
+    with module_mode(net):
+        assert not net.training
+    assert net.training
+    net.eval()
+    with pytest.raises(RuntimeError), module_mode(net, training=True):
+        assert net.training
+        raise RuntimeError("inside")
+    assert not net.training

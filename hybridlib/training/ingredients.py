@@ -29,6 +29,7 @@ from __future__ import annotations
 import torch
 
 from hybridlib.config import TrainConfig
+from hybridlib.util.modules import module_mode
 
 
 def count_parameters(module: torch.nn.Module | None) -> dict[str, int]:
@@ -77,12 +78,8 @@ def schedule_report(cfg: TrainConfig, steps_per_epoch: int) -> dict:
 def _spec_augment(model: torch.nn.Module, cfg: TrainConfig, mcfg) -> dict:
     from hybridlib.models.audio.frontends import spec_augment_state
 
-    was_training = model.training
-    model.train()  # what a training step sees
-    try:
+    with module_mode(model, training=True):  # what a training step sees
         modules = spec_augment_state(model)
-    finally:
-        model.train(was_training)
     frame_masking = bool(cfg.spec_augment and mcfg.audio_cached and (cfg.frame_time_mask or cfg.frame_channel_mask))
     return {"config": cfg.spec_augment, "modules": modules,
             "active": any(m["active"] for m in modules.values()) or frame_masking,
