@@ -28,6 +28,7 @@ from hybridlib.paths import project_root
 ROOT = project_root()
 
 
+@pytest.mark.slow  # builds the whole rehearsal (~18 s), which only the slow tests below use
 def test_rehearsal_has_real_rows_and_audio_in_the_official_layouts(rehearsal_root, shared_data):
     manifest = read_manifest(rehearsal_root)
     by = {}
