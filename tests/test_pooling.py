@@ -95,6 +95,32 @@ def test_attention_weights_shape_and_masking():
         assert weights[1, :, 3:6].abs().max() == 0  # padded frames of clip 1 get no attention
 
 
+@pytest.mark.parametrize("num_layers,n_extra", [(1, 0), (2, 0), (1, 1), (3, 2)])
+def test_last_layer_computing_only_the_read_tokens_equals_the_full_layer(num_layers, n_extra):
+    """Without ``return_attention`` the last layer computes only the global and extra tokens' outputs: the
+    same outputs and the same gradients as the full layer (which ``return_attention`` still runs)."""
+    torch.manual_seed(3)
+    pool = TransformerPooling(10, 8, num_layers=num_layers, num_heads=2, dropout=0.0).train()
+    frames, lengths = torch.randn(3, 9, 10), torch.tensor([9, 4, 1])
+    extra = torch.randn(3, n_extra, 8) if n_extra else None
+    outs, grads = [], []
+    for full in (False, True):
+        pool.zero_grad()
+        out = pool(frames, lengths, extra_tokens=extra, return_attention=full)
+        loss = out.pooled.pow(2).sum() + (out.extra.sum() if n_extra else 0)
+        loss.backward()
+        outs.append(out)
+        grads.append({n: p.grad.clone() for n, p in pool.named_parameters() if p.grad is not None})
+    fast, full = outs
+    torch.testing.assert_close(fast.pooled, full.pooled, atol=1e-6, rtol=1e-5)
+    if n_extra:
+        assert fast.extra.shape == full.extra.shape == (3, n_extra, 8)
+        torch.testing.assert_close(fast.extra, full.extra, atol=1e-6, rtol=1e-5)
+    assert grads[0].keys() == grads[1].keys()
+    for name in grads[0]:
+        torch.testing.assert_close(grads[0][name], grads[1][name], atol=1e-5, rtol=1e-4, msg=name)
+
+
 def test_gradients_reach_projection_and_global_bias():
     pool = TransformerPooling(10, 8, num_layers=1, num_heads=2).train()
     pool(torch.randn(4, 6, 10), torch.tensor([6, 5, 2, 1])).pooled.pow(2).sum().backward()
