@@ -12,7 +12,6 @@ Results of several seeds go to ``<out>/seed-<n>/`` and are aggregated into ``<ou
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +19,7 @@ from pathlib import Path
 from hybridlib import runs
 from hybridlib.config import TrainConfig
 from hybridlib.util.errors import HybridlibError, UserError
+from hybridlib.util.workers import default_workers, spawn_pool
 
 KNOBS = ("remove_metadata", "drop_tags", "add_distractors", "swap_synonyms")
 
@@ -44,12 +44,6 @@ class JobOutcome:
     seconds: float = 0.0
     error: str | None = None
     extra: dict = field(default_factory=dict)
-
-
-def default_workers(n_jobs: int) -> int:
-    """Worker processes for ``n_jobs`` CPU trainings: ``HYBRIDLIB_WORKERS`` if set, else one per core."""
-    wanted = int(os.environ.get("HYBRIDLIB_WORKERS", "0") or 0) or (os.cpu_count() or 1)
-    return max(1, min(n_jobs, wanted))
 
 
 _PREPARED: dict = {}  # per process: fingerprint -> TrainingData (a worker reuses data across its jobs)
@@ -118,44 +112,22 @@ def run_trainings(jobs: Sequence[TrainingJob], workers: int | None = None, data=
 _POOLS: dict = {}
 
 
-def one_thread_per_worker(parent: int | None = None) -> None:
-    """Worker start-up: one torch thread per process (a config's ``num_threads`` still applies in training).
-
-    With ``parent`` (the pool owner's pid) a daemon thread ends the worker once that process is gone: a
-    kernel killed with SIGKILL (JupyterLab's restart, ``kill -9``) never shuts its pool down, and the
-    idle workers would otherwise stay, holding their memory, until the machine restarts.
-    """
+def one_thread_per_worker() -> None:
+    """Training-worker start-up: one torch thread per process (a config's ``num_threads`` still applies in
+    training)."""
     import torch
 
     torch.set_num_threads(1)
-    if parent is not None:
-        import threading
-
-        threading.Thread(target=_exit_when_orphaned, args=(parent,), daemon=True).start()
-
-
-def _exit_when_orphaned(parent: int, interval: float = 2.0) -> None:
-    import os
-    import time
-
-    while os.getppid() == parent:
-        time.sleep(interval)
-    os._exit(0)
 
 
 def worker_pool(workers: int):
     """A process pool of ``workers`` spawned processes, kept for the next call (starting one costs seconds:
     importing torch and building the encoders); shut down when the interpreter exits."""
     import atexit
-    import multiprocessing as mp
-    from concurrent.futures import ProcessPoolExecutor
 
     pool = _POOLS.get(workers)
     if pool is None:
-        import os
-
-        pool = _POOLS[workers] = ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"),
-                                                     initializer=one_thread_per_worker, initargs=(os.getpid(),))
+        pool = _POOLS[workers] = spawn_pool(workers, initializer=one_thread_per_worker)
         atexit.register(pool.shutdown, wait=False, cancel_futures=True)
     return pool
 

@@ -61,8 +61,8 @@ def test_layout_and_reader(tiny_set):
 
 @pytest.mark.slow
 def test_same_seed_bit_identical_other_seed_differs(tiny_set, tmp_path):
-    again = make_teaching_set(tmp_path / "again", seed=0, n_clips=TINY, progress=False)
-    assert _digest(again) == _digest(tiny_set)
+    again = make_teaching_set(tmp_path / "again", seed=0, n_clips=TINY, progress=False, workers=2)
+    assert _digest(again) == _digest(tiny_set)  # made by two worker processes, the same bytes as in one
     other = make_teaching_set(tmp_path / "other", seed=1, n_clips=(2, 1, 1), progress=False)
     a = (tiny_set / "CLOTHO_v2.1/clotho_audio_files/development/teach_dev_0000.wav").read_bytes()
     b = (other / "CLOTHO_v2.1/clotho_audio_files/development/teach_dev_0000.wav").read_bytes()
@@ -138,6 +138,14 @@ def test_folder_bank_with_real_sounds(shared_data, tmp_path):
     for ln in rows:
         file = ln.split("|")[1].strip()
         assert manifest[file]["license"] in ln
+
+
+@pytest.mark.slow
+def test_folder_bank_in_worker_processes_gives_the_same_files(shared_data, tmp_path):
+    bank = shared_data("soundbank-modsounds")
+    one = make_teaching_set(tmp_path / "one", seed=0, n_clips=(4, 2, 2), bank=bank, progress=False, workers=1)
+    two = make_teaching_set(tmp_path / "two", seed=0, n_clips=(4, 2, 2), bank=bank, progress=False, workers=2)
+    assert _digest(one) == _digest(two)
 
 
 def test_bad_bank_is_named(tmp_path):

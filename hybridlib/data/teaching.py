@@ -84,6 +84,7 @@ SPLITS = DATASET_SPLITS["teaching"]
 FULL_CLIPS = (600, 150, 150)
 SMOKE_CLIPS = (32, 16, 16)
 SAMPLE_RATE = synth.SAMPLE_RATE
+CLIPS_PER_WORKER = 128  # a generation worker pays ~1 s to start: below this many clips each, stay serial
 FORMAT_VERSION = 1
 
 # Probabilities of the metadata model (see the module docstring).
@@ -145,8 +146,6 @@ class FolderBank:
     """
 
     def __init__(self, folder: str | Path, bad_audio: str = "exclude", progress: bool = False):
-        from hybridlib.util.progress import progress_bar as tqdm
-
         from hybridlib.data.audio_io import (
             BAD_AUDIO_POLICIES,
             AudioError,
@@ -154,6 +153,7 @@ class FolderBank:
             check_audio_file,
             describe_bad_audio,
         )
+        from hybridlib.util.progress import progress_bar as tqdm
 
         if bad_audio not in BAD_AUDIO_POLICIES:
             raise ValueError(f"bad_audio must be one of {BAD_AUDIO_POLICIES}, got {bad_audio!r}")
@@ -383,14 +383,16 @@ def _clip_rng(seed: int, split_index: int, index: int) -> np.random.Generator:
 
 def make_teaching_set(out: str | Path, seed: int = 0, n_clips: tuple[int, int, int] = FULL_CLIPS,
                       bank: str | Path = "procedural", progress: bool = True, overwrite: bool = False,
-                      bad_audio: str = "exclude") -> Path:
+                      bad_audio: str = "exclude", workers: int | None = None) -> Path:
     """Generate the teaching set into ``out`` (see the module docstring) and return ``out``.
+
+    ``workers``: processes that synthesise clips side by side (None: one per core for sets of at least
+    ``CLIPS_PER_WORKER`` clips per worker, else this process); the files are the same for any number.
 
     ``out`` must be empty or absent unless ``overwrite`` (the old set is replaced only once the new one is
     complete). ``bad_audio``: what to do with unusable files of a folder bank (``exclude`` and record them
     in ``teaching.json``, or ``error``).
     """
-    from hybridlib.util.progress import progress_bar as tqdm
 
     out = Path(out)
     if len(n_clips) != 3 or any(isinstance(c, bool) or int(c) < 1 for c in n_clips):
@@ -402,7 +404,7 @@ def make_teaching_set(out: str | Path, seed: int = 0, n_clips: tuple[int, int, i
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
     try:
-        _write_teaching_set(tmp, seed, n_clips, bank, source, progress)
+        _write_teaching_set(tmp, seed, n_clips, bank, source, progress, workers)
         if out.exists() and overwrite:
             old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
             os.replace(out, old / out.name)
@@ -420,50 +422,90 @@ def make_teaching_set(out: str | Path, seed: int = 0, n_clips: tuple[int, int, i
     return out
 
 
-def _write_teaching_set(out: Path, seed: int, n_clips, bank, source, progress: bool) -> None:
+def _make_clip(source, seed: int, s_idx: int, split: str, i: int, audio_dir: Path) -> dict:
+    """Clip ``i`` of split ``split``: its audio written to ``audio_dir``, its table rows returned. Everything
+    comes from the clip's own random generator, so clips can be made in any order or process."""
+    rng = _clip_rng(seed, s_idx, i)
+    scene = make_scene(rng, source)
+    name = f"teach_{split[:3]}_{i:04d}.wav"
+    sf.write(audio_dir / name, scene["audio"].astype(np.float32), SAMPLE_RATE, subtype="PCM_16")
+    captions, mentions = make_captions(scene, rng)
+    keywords, named, place_named = make_keywords(scene, rng)
+    tags = make_tags(scene, rng)
+    licenses = sorted({source.rows[f]["license"] for f in scene["sources"]}) if scene["sources"] else []
+    events = [{"file_name": name, "split": split, "class": ev.cls.name, "label": ev.cls.label,
+               "onset": f"{ev.onset:.3f}", "offset": f"{ev.offset:.3f}", "level_db": f"{ev.level_db:.2f}",
+               "count": ev.count or "", "in_keywords": int(ev.cls.name in named), "in_tags": int(ev.cls.label in tags),
+               "mentioned": mentions.get(ev.cls.name, 0)} for ev in scene["events"]]
+    return {
+        "sources": sorted(scene["sources"]),
+        "caption": {"file_name": name, **{f"caption_{k + 1}": c for k, c in enumerate(captions)}},
+        "metadata": {"file_name": name, "keywords": ";".join(keywords), "sound_id": f"{s_idx}{i:05d}",
+                     "sound_link": "", "start_end_samples": f"[0, {len(scene['audio'])}]",
+                     "manufacturer": "hybridlib teaching set",
+                     "license": ";".join(licenses) if licenses else source.license, "tags": ";".join(tags)},
+        "events": events,
+        "scene": {"file_name": name, "split": split, "place": scene["place"], "duration": f"{scene['duration']:.2f}",
+                  "background": scene["background"], "place_in_keywords": int(place_named),
+                  "n_events": len(scene["events"])},
+    }
+
+
+_WORKER_SOURCE = None  # the bank, in a generation worker process
+
+
+def _set_worker_source(source) -> None:
+    global _WORKER_SOURCE
+    _WORKER_SOURCE = source
+
+
+def _make_clip_in_worker(task: tuple) -> dict:
+    return _make_clip(_WORKER_SOURCE, *task)
+
+
+def _write_teaching_set(out: Path, seed: int, n_clips, bank, source, progress: bool,
+                        workers: int | None = None) -> None:
     from hybridlib.util.progress import progress_bar as tqdm
+    from hybridlib.util.workers import default_workers, spawn_pool
 
     csv_dir = out / "CLOTHO_v2.1" / "clotho_csv_files"
-    event_rows, scene_rows, used = [], [], set()
-    total = sum(int(c) for c in n_clips)
-    bar = tqdm(total=total, desc="teaching set", unit="clip", disable=not progress)
+    tasks = []
     for s_idx, (split, count) in enumerate(zip(SPLITS, n_clips)):
         audio_dir = out / "CLOTHO_v2.1" / "clotho_audio_files" / split
         audio_dir.mkdir(parents=True, exist_ok=True)
-        cap_rows, meta_rows = [], []
-        for i in range(int(count)):
-            rng = _clip_rng(seed, s_idx, i)
-            scene = make_scene(rng, source)
-            name = f"teach_{split[:3]}_{i:04d}.wav"
-            sf.write(audio_dir / name, scene["audio"].astype(np.float32), SAMPLE_RATE, subtype="PCM_16")
-            captions, mentions = make_captions(scene, rng)
-            keywords, named, place_named = make_keywords(scene, rng)
-            tags = make_tags(scene, rng)
-            used.update(scene["sources"])
-            licenses = sorted({source.rows[f]["license"] for f in scene["sources"]}) if scene["sources"] else []
-            cap_rows.append({"file_name": name, **{f"caption_{k + 1}": c for k, c in enumerate(captions)}})
-            meta_rows.append({"file_name": name, "keywords": ";".join(keywords), "sound_id": f"{s_idx}{i:05d}",
-                              "sound_link": "", "start_end_samples": f"[0, {len(scene['audio'])}]",
-                              "manufacturer": "hybridlib teaching set",
-                              "license": ";".join(licenses) if licenses else source.license,
-                              "tags": ";".join(tags)})
-            for ev in scene["events"]:
-                event_rows.append({"file_name": name, "split": split, "class": ev.cls.name, "label": ev.cls.label,
-                                   "onset": f"{ev.onset:.3f}", "offset": f"{ev.offset:.3f}",
-                                   "level_db": f"{ev.level_db:.2f}", "count": ev.count or "",
-                                   "in_keywords": int(ev.cls.name in named),
-                                   "in_tags": int(ev.cls.label in tags),
-                                   "mentioned": mentions.get(ev.cls.name, 0)})
-            scene_rows.append({"file_name": name, "split": split, "place": scene["place"],
-                               "duration": f"{scene['duration']:.2f}", "background": scene["background"],
-                               "place_in_keywords": int(place_named), "n_events": len(scene["events"])})
+        tasks += [(seed, s_idx, split, i, audio_dir) for i in range(int(count))]
+    # one process per core for the full set (synthesis is numpy on one thread); a small set is quicker here
+    workers = default_workers(len(tasks) // CLIPS_PER_WORKER) if workers is None else max(1, int(workers))
+    bar = tqdm(total=len(tasks), desc="teaching set", unit="clip", disable=not progress)
+    if workers == 1:
+        clips = []
+        for task in tasks:
+            clips.append(_make_clip(source, *task))
             bar.update(1)
+    else:
+        from concurrent.futures.process import BrokenProcessPool
+
+        try:
+            with spawn_pool(workers, initializer=_set_worker_source, initargs=(source,)) as pool:
+                clips = []
+                for clip in pool.map(_make_clip_in_worker, tasks, chunksize=8):  # in task order
+                    clips.append(clip)
+                    bar.update(1)
+        except BrokenProcessPool:  # e.g. a script without `if __name__ == "__main__":` cannot spawn workers
+            print("[teaching] worker processes could not run; generating in this process", flush=True)
+            bar.reset()
+            clips = [_make_clip(source, *task) for task in tasks]
+    bar.close()
+    used = {f for clip in clips for f in clip["sources"]}
+    for split in SPLITS:
+        rows = [clip for clip, task in zip(clips, tasks) if task[2] == split]
         write_csv_rows(csv_dir / f"clotho_captions_{split}.csv",
-                       ["file_name"] + [f"caption_{k}" for k in range(1, 6)], cap_rows)
+                       ["file_name"] + [f"caption_{k}" for k in range(1, 6)], [c["caption"] for c in rows])
         write_csv_rows(csv_dir / f"clotho_metadata_{split}.csv",
                        ["file_name", "keywords", "sound_id", "sound_link", "start_end_samples", "manufacturer",
-                        "license", "tags"], meta_rows)
-    bar.close()
+                        "license", "tags"], [c["metadata"] for c in rows])
+    event_rows = [e for clip in clips for e in clip["events"]]
+    scene_rows = [clip["scene"] for clip in clips]
     write_csv_rows(out / "events.csv", ["file_name", "split", "class", "label", "onset", "offset", "level_db",
                                         "count", "in_keywords", "in_tags", "mentioned"], event_rows)
     write_csv_rows(out / "scenes.csv", ["file_name", "split", "place", "duration", "background",
