@@ -71,6 +71,15 @@ def test_captions_per_clip_sampling():
     assert len(batches) == 2 and all(len(set(b["clip_index"].tolist())) == 4 for b in batches)
 
 
+@pytest.mark.parametrize("stride", [2, 3, 4])
+def test_pool_frames_has_the_bits_of_avg_pool1d(stride):
+    for length in (1, 2, 5, stride * 7, stride * 7 + 1, 317):
+        f = torch.randn(length, 16)
+        ref = torch.nn.functional.avg_pool1d(f.T[None], stride, stride, ceil_mode=True)[0].T
+        assert torch.equal(pool_frames(f, stride), ref), (length, stride)
+    assert pool_frames(torch.zeros(0, 16), stride).shape == (0, 16)
+
+
 def test_pool_frames_averages_windows():
     f = torch.arange(5.0)[:, None].repeat(1, 2)
     out = pool_frames(f, 2)
