@@ -92,8 +92,16 @@ def run_trainings(jobs: Sequence[TrainingJob], workers: int | None = None, data=
                 for j in tqdm(jobs, desc="trainings", disable=not progress or len(jobs) == 1)]
     from concurrent.futures import as_completed
 
-    for j in jobs:  # fill the cache here, once, so workers only read it
-        _data_for(j.cfg, data)
+    from hybridlib.features.prepare import audio_fingerprint
+
+    # Fill the feature cache's audio here, once per distinct audio input, so workers do not extract the same
+    # clips side by side; texts (seconds on the teaching set) are left to the workers (the cache takes
+    # concurrent writers), so configs that differ only in metadata are not prepared here one after another.
+    filled = set()
+    for j in jobs:
+        if audio_fingerprint(j.cfg) not in filled:
+            filled.add(audio_fingerprint(j.cfg))
+            _data_for(j.cfg, data)
     _PREPARED.clear()
     from concurrent.futures.process import BrokenProcessPool
 

@@ -140,3 +140,16 @@ def test_pool_workers_end_when_their_owner_is_killed(tmp_path):
         time.sleep(0.5)
     os.kill(worker, signal.SIGKILL)
     raise AssertionError(f"pool worker {worker} still runs 30 s after its owner was killed")
+
+
+def test_audio_fingerprint_ignores_metadata_and_texts_but_not_the_audio():
+    """The parent fills the cache once per audio fingerprint before workers start (run_trainings)."""
+    from hybridlib.features.prepare import audio_fingerprint, data_fingerprint
+
+    late, fs, base = (teaching_config(n, smoke=True) for n in ("hybrid-late", "hybrid-late-fs", "baseline"))
+    assert len({data_fingerprint(c) for c in (late, fs, base)}) == 3
+    assert audio_fingerprint(late) == audio_fingerprint(fs) == audio_fingerprint(base) \
+        == audio_fingerprint(late.replace(frame_stride=4, metadata_degradation={"drop_tags": 0.5}))
+    assert audio_fingerprint(late) != audio_fingerprint(late.replace(max_audio_seconds=5.0))
+    other = late.replace(model={**late.model, "audio_backbone": "efficientat-mn10"})
+    assert audio_fingerprint(other) != audio_fingerprint(late)

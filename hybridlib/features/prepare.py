@@ -94,6 +94,18 @@ def data_fingerprint(cfg: TrainConfig) -> str:
     return hashlib.sha1(blob.encode()).hexdigest()[:16]
 
 
+AUDIO_SETTINGS = ("datasets", "benchmark", "data_root", "smoke", "train", "splits", "max_audio_seconds",
+                  "audio_check", "audio")
+
+
+def audio_fingerprint(cfg: TrainConfig) -> str:
+    """A short hash of the :func:`data_settings` that decide which clips' audio features the cache must hold
+    (equal for configs that differ only in metadata, captions, texts or frame stride)."""
+    settings = data_settings(cfg)
+    blob = json.dumps({k: settings[k] for k in AUDIO_SETTINGS}, sort_keys=True, default=str)
+    return hashlib.sha1(blob.encode()).hexdigest()[:16]
+
+
 def dataset_root(cfg: TrainConfig, dataset: str, progress: bool = True) -> Path:
     """The folder ``dataset`` is read from (the teaching set is generated there when missing).
 
