@@ -248,6 +248,20 @@ def train_toy(
                   time.perf_counter() - start, loss_kwargs, heads.eval())
 
 
+PARALLEL_MIN_VISITS = 20_000  # items x epochs per run below which worker start-up (~3 s) outweighs the gain
+_WORKER_DATA = None  # the toy data, in a sweep worker process
+
+
+def _set_worker_data(data) -> None:
+    global _WORKER_DATA
+    _WORKER_DATA = data
+
+
+def _train_in_worker(task: tuple):
+    loss, batch_size, seed, settings = task
+    return train_toy(_WORKER_DATA, loss=loss, batch_size=batch_size, seed=seed, **settings)
+
+
 def batch_size_sweep(
     data: ToyRetrievalData,
     losses: Sequence[str] = ("triplet-sum", "triplet-max", "triplet-weighted", "nt-xent"),
@@ -259,22 +273,35 @@ def batch_size_sweep(
     eval_every: int = 1,
     keep_models: bool = False,
     progress: bool = True,
+    workers: int | None = None,
 ):
     """Train every (loss, batch size, seed); return ``(table, histories)`` as pandas DataFrames.
 
     ``table`` has one row per run (metrics in percent, ``spread``, ``steps``, ``seconds``); ``histories``
     one row per run and epoch. With ``keep_models=True`` a third value maps ``(loss, batch_size, seed)``
-    to the trained :class:`ProjectionHeads`.
+    to the trained :class:`ProjectionHeads`. ``workers``: processes training runs side by side (None: one
+    per core when each run visits at least ``PARALLEL_MIN_VISITS`` items, else this process); every run
+    trains on one thread, so the numbers are the same for any number of workers.
     """
     import pandas as pd
 
     from hybridlib.util.progress import progress_bar as tqdm
+    from hybridlib.util.workers import default_workers, spawn_pool
 
     combos = [(loss, b, s) for b in batch_sizes for loss in losses for s in seeds]
+    settings = dict(epochs=epochs, lr=lr, embed_dim=embed_dim, eval_every=eval_every)
+    if workers is None:
+        big = data.train_audio.shape[0] * epochs >= PARALLEL_MIN_VISITS
+        workers = default_workers(len(combos)) if big else 1
+    if workers > 1 and len(combos) > 1:
+        with spawn_pool(min(workers, len(combos)), initializer=_set_worker_data, initargs=(data,)) as pool:
+            done = pool.map(_train_in_worker, [(loss, b, s, settings) for loss, b, s in combos])
+            trained = list(tqdm(done, total=len(combos), desc="toy training runs", disable=not progress))
+    else:
+        trained = [train_toy(data, loss=loss, batch_size=b, seed=s, **settings)
+                   for loss, b, s in tqdm(combos, desc="toy training runs", disable=not progress)]
     rows, hist, models = [], [], {}
-    for loss, b, s in tqdm(combos, desc="toy training runs", disable=not progress):
-        run = train_toy(data, loss=loss, batch_size=b, epochs=epochs, lr=lr, embed_dim=embed_dim, seed=s,
-                        eval_every=eval_every)
+    for (_, b, s), run in zip(combos, trained):
         rows.append(run.row())
         hist.extend({"loss": run.loss, "batch_size": b, "seed": s, **h} for h in run.history)
         if keep_models:

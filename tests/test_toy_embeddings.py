@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pandas as pd
 import pytest
 import torch
 
@@ -86,3 +87,14 @@ def test_batch_size_sweep_keeps_models_matching_the_table():
                                         progress=False)
     heads = models[("nt-xent", 16, 0)]
     assert evaluate_toy(heads, data)["mAP@10"] == pytest.approx(table.loc[0, "mAP@10"])
+
+
+@pytest.mark.slow  # starts two worker processes (torch imports)
+def test_batch_size_sweep_in_two_workers_equals_one_process():
+    data = make_toy_data(**SMALL)
+    kw = dict(losses=("triplet-max", "nt-xent"), batch_sizes=(8, 32), seeds=(0, 1), epochs=2, progress=False)
+    one, hist_one = batch_size_sweep(data, workers=1, **kw)
+    two, hist_two = batch_size_sweep(data, workers=2, **kw)
+    pd.testing.assert_frame_equal(one.drop(columns="seconds"), two.drop(columns="seconds"))
+    pd.testing.assert_frame_equal(hist_one.drop(columns="seconds", errors="ignore"),
+                                  hist_two.drop(columns="seconds", errors="ignore"))
