@@ -275,10 +275,15 @@ def test_long_clip_is_encoded_in_chunks_with_bounded_input_and_identical_frames(
     chunk_input = int((10.0 + 2 * sfx.chunk_context / 44100) * 44100) + sfx.frame_hop
     assert all(b * n <= max(budget, chunk_input) for b, n in seen), seen
     assert sum(b for b, n in seen if n <= budget) == 4  # the short clips, two per batch
-    with torch.inference_mode():
-        whole, n = sfx(load_audio(items[-1].audio_path, 44100)[None])
-    assert torch.equal(frames["long.wav"], whole[0, : n[0]])  # exact for sfx-cnn (see models.audio.chunking)
+    assert sfx.embedding_net.conv_block2.conv1.weight.is_contiguous()  # extraction restored the layout
+    sfx.to(memory_format=torch.channels_last)  # the layout the cache extracts sfx-cnn in
+    try:
+        with torch.inference_mode():
+            whole, n = sfx(load_audio(items[-1].audio_path, 44100)[None])
+        assert torch.equal(frames["long.wav"], whole[0, : n[0]])  # exact for sfx-cnn (see models.audio.chunking)
+        with torch.inference_mode():
+            assert torch.equal(encode_long(sfx, load_audio(items[-1].audio_path, 44100), 7.0), whole[0, : n[0]])
+    finally:
+        sfx.to(memory_format=torch.contiguous_format)
     with safe_open(str(cache.clip_path(items[-1], cache.audio_dir(sfx))), framework="pt") as f:
         assert f.metadata()["chunked"].startswith("exact")
-    with torch.inference_mode():
-        assert torch.equal(encode_long(sfx, load_audio(items[-1].audio_path, 44100), 7.0), whole[0, : n[0]])

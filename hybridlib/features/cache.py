@@ -267,6 +267,12 @@ class FeatureCache:
 
         was_training = backbone.training
         backbone.eval()
+        # channels-last convolution weights where a backbone runs faster so (its ``channels_last_inference``:
+        # sfx-cnn 1.37x, EfficientAT 1.27x on this CPU; PANNs 5% slower, left as it is); frames equal to ~1e-6,
+        # deterministic; the layout is restored below
+        channels_last = bool(getattr(backbone, "channels_last_inference", False))
+        if channels_last:
+            backbone.to(memory_format=torch.channels_last)
         bar = tqdm(total=len(todo), desc=f"extract {getattr(backbone, 'name', '')}", disable=not progress)
         try:
             with ThreadPoolExecutor(max_workers=max(1, num_workers)) as pool, torch.inference_mode():
@@ -302,6 +308,8 @@ class FeatureCache:
                     bar.update(len(batch))
         finally:
             bar.close()
+            if channels_last:
+                backbone.to(memory_format=torch.contiguous_format)
             backbone.train(was_training)
         if bad:
             raise BadAudioError(describe_bad_audio(bad, limit=50) + " (screen clips with "

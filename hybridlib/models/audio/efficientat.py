@@ -138,6 +138,7 @@ class MobileNetAT(nn.Module):
     """EfficientAT ``mn{width}`` backbone. ``forward(waveform [B, N] at 32 kHz) -> (frames [B, T, D], lengths)``."""
 
     name = "efficientat-mn40"
+    channels_last_inference = True  # mn10/mn40 inference ~1.27x faster on the CPU (hybridlib.features.cache)
     checkpoint_prefixes: dict[str, str] = {}
     checkpoint_ignore: tuple[str, ...] = ()
     downsample = 32

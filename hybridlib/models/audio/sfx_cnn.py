@@ -59,6 +59,7 @@ class SfxCNN(nn.Module):
     """sfx-cnn backbone. ``forward(waveform [B, N] at 44.1 kHz, lengths) -> (frames [B, T, 512], lengths [B])``."""
 
     name = "sfx-cnn"
+    channels_last_inference = True  # frame extraction ~1.37x faster on the CPU (hybridlib.features.cache)
     # aiSFX stores a (state_dict, dataset_info) tuple; its per-dataset classifier heads are not used here
     checkpoint_ignore = ("fc.",)
     checkpoint_prefixes: dict[str, str] = {}
