@@ -282,3 +282,20 @@ def test_cli_make_teaching_set_reports_excluded_bank_files(bad_bank, tmp_path, c
     assert main(["make-teaching-set", "--out", str(tmp_path / "strict"), "--clips", "2", "1", "1",
                  "--bank", str(bad_bank), "--bad-audio", "error", "--no-progress"]) == 2
     assert "broken.ogg" in capsys.readouterr().err and not (tmp_path / "strict").exists()
+
+
+@pytest.mark.slow
+def test_a_script_without_main_guard_falls_back_to_one_process(tmp_path):
+    """Spawned workers re-import the script; without `if __name__ == "__main__":` they fail at start-up, and the
+    set is made in the calling process instead (the same files)."""
+    import subprocess
+    import sys
+
+    script = tmp_path / "make.py"
+    script.write_text("from hybridlib.data.teaching import make_teaching_set\n"
+                      f"make_teaching_set({str(tmp_path / 'out')!r}, n_clips=(2, 1, 1), progress=False, workers=2)\n")
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "generating in this process" in done.stdout
+    serial = make_teaching_set(tmp_path / "serial", n_clips=(2, 1, 1), progress=False, workers=1)
+    assert _digest(tmp_path / "out") == _digest(serial)
