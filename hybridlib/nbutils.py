@@ -1,4 +1,9 @@
-"""Small helpers every notebook uses: an output folder, ``results.json`` and saved figures.
+"""Small helpers every notebook uses: the dataset, an output folder, ``results.json`` and saved figures.
+
+The notebooks' ``DATA`` parameter names any folder the loaders read (the teaching set, Clotho in either layout,
+AudioCaps); :func:`open_data` recognises what it holds (``DATASET`` overrides), says it in the notebook's first
+output, records it in ``results.json`` (key ``dataset``) and gives the config values that train on it; every
+figure :func:`save_figure` saves is then labelled with it.
 
 The notebooks' ``parameters`` cell sets ``OUT_DIR``; the runner (:mod:`hybridlib.runner`) points it at
 ``runs/<timestamp>/<notebook>/``. Run interactively with ``OUT_DIR = None``, outputs go to
@@ -11,6 +16,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -56,8 +62,112 @@ def save_results(out_dir: str | Path, results: dict | None = None, **more: Any) 
 
 
 def save_figure(fig, out_dir: str | Path, name: str, dpi: int = 110) -> None:
-    """Save a matplotlib figure as ``<out_dir>/<name>.png``. Returns nothing, so a cell ending with it shows
+    """Save a matplotlib figure as ``<out_dir>/<name>.png``, labelled (bottom right) with the dataset that
+    :func:`open_data` recorded for this output folder. Returns nothing, so a cell ending with it shows
     the figure and no ``PosixPath(...)`` line."""
     path = Path(out_dir) / f"{name}.png"
     path.parent.mkdir(parents=True, exist_ok=True)
+    label = dataset_label(out_dir)
+    if label and not any(getattr(t, "_hybridlib_dataset", False) for t in fig.texts):
+        text = fig.text(0.995, 0.002, f"data: {label}", ha="right", va="bottom", fontsize=7, color="0.35")
+        text._hybridlib_dataset = True  # labelled once, however often the figure is saved
     fig.savefig(path, dpi=dpi, bbox_inches="tight")
+
+
+@dataclass
+class DataChoice:
+    """The dataset a notebook runs on (:func:`open_data`): its name, root, layout and clips per split."""
+
+    dataset: str                  # teaching | clotho | audiocaps | wavcaps-fs
+    root: Path
+    label: str                    # e.g. "Clotho (aac-datasets layout)"
+    splits: dict[str, int]        # split name -> clips
+    default: bool = False         # the generated teaching set at its default folder
+    audioset_labels: Path | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def name(self) -> str:
+        """Short name for titles: ``"teaching set"``, ``"Clotho"``, ``"AudioCaps"``."""
+        from hybridlib.data.detect import NAMES
+
+        return NAMES[self.dataset]
+
+    @property
+    def roles(self) -> dict[str, str | None]:
+        """``train``/``val``/``test`` -> this dataset's split name (None where it has none)."""
+        from hybridlib.data.splits import DATASET_SPLITS, ROLES
+
+        return dict(zip(ROLES, DATASET_SPLITS[self.dataset]))
+
+    def config_values(self) -> dict:
+        """Keyword values for :func:`hybridlib.config.teaching_config` that read this dataset (the default
+        teaching set: ``data_root=None``, so it is generated and checked as usual)."""
+        values = {"dataset": self.dataset, "data_root": None if self.default else str(self.root)}
+        if self.audioset_labels is not None:
+            values["audioset_labels"] = str(self.audioset_labels)
+        return values
+
+    def summary(self) -> dict:
+        """What ``results.json`` records under ``dataset``."""
+        return {"name": self.dataset, "label": self.label, "root": str(self.root), "splits": dict(self.splits),
+                "audioset_labels": str(self.audioset_labels) if self.audioset_labels else None}
+
+    def __str__(self) -> str:
+        sizes = ", ".join(f"{split} {n}" for split, n in self.splits.items())
+        return f"dataset: {self.label} in {self.root} | clips per split: {sizes}" + "".join(
+            f" | {note}" for note in self.notes)
+
+
+def open_data(data: str | Path | None, dataset: str | None = None, smoke: bool = False,
+              out: str | Path | None = None, show: bool = True) -> DataChoice:
+    """The dataset of a notebook's ``DATA`` (``DATASET`` overrides what is recognised from the folder).
+
+    ``data`` None: the teaching set at its default folder (generated on first use). Otherwise any root the
+    loaders read (:func:`hybridlib.data.detect.detect_dataset`): a teaching set is used as it is, whatever
+    made it; Clotho in the aac-datasets or Zenodo layout; AudioCaps, with AudioSet's label files for
+    closed-set tags when they are there. ``show`` prints the dataset and its split sizes (the notebook's first
+    output); ``out`` records them in ``<out>/results.json`` under ``dataset``, and :func:`save_figure` then
+    labels each figure with the dataset's name.
+    """
+    from hybridlib.data.detect import FoundDataset, detect_dataset, split_sizes
+
+    if data is None and dataset in (None, "teaching"):
+        from hybridlib.data import ensure_teaching_set
+
+        found = FoundDataset("teaching", Path(ensure_teaching_set(smoke=smoke, progress=show)), "")
+        default = True
+    else:
+        if data is None:
+            from hybridlib.paths import data_dir
+
+            data = data_dir()
+        found = detect_dataset(data, dataset)
+        if found.dataset == "teaching":
+            from hybridlib.data.teaching import use_teaching_set
+
+            use_teaching_set(found.root)
+        default = False
+    label = found.label
+    kwargs = {"audioset_labels": found.audioset_labels} if found.audioset_labels is not None else {}
+    choice = DataChoice(found.dataset, found.root, label, split_sizes(found, **kwargs), default,
+                        found.audioset_labels)
+    if found.dataset == "audiocaps" and found.audioset_labels is None:
+        choice.notes.append("no AudioSet label files: no closed-set tags")
+    if show:
+        print(choice, flush=True)
+    if out is not None:
+        save_results(out, dataset=choice.summary())
+    return choice
+
+
+def dataset_label(out_dir: str | Path) -> str | None:
+    """The dataset's name recorded by :func:`open_data` in ``<out_dir>/results.json`` (None: not recorded)."""
+    path = Path(out_dir) / "results.json"
+    if not path.is_file():
+        return None
+    try:
+        entry = json.loads(path.read_text()).get("dataset")
+    except ValueError:
+        return None
+    return entry.get("label") if isinstance(entry, dict) else None

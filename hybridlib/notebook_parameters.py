@@ -190,6 +190,7 @@ PARAMETER_RULES: dict[str, dict] = {
     "SMOKE": _rule("bool"), "COMPARE": _rule("bool"),
     "SEED": _rule("int", minimum=0), "OUT_DIR": _rule("path", allow_none=True),
     "DATA": {**_FOLDER, "teaching_default": True}, "CLOTHO_ROOT": _FOLDER, "CHECKPOINT": _FOLDER,
+    "DATASET": _rule("str", choices_from="hybridlib.data.detect.NAMES", allow_none=True),
     "EPOCHS": _MAYBE_COUNT, "BATCH_SIZE": _rule("int", minimum=2, allow_none=True),
     "POOL_EPOCHS": _COUNT, "POOL_CLIPS": _COUNT, "N_EXAMPLES": _COUNT, "N_SEEDS": _COUNT, "LOSS_SEEDS": _COUNT,
     "N_TRAIN": _COUNT, "N_TEST": _COUNT, "PLAYER_RATE": _COUNT, "D_MODEL": _COUNT,

@@ -563,15 +563,57 @@ def ensure_teaching_set(root: str | Path | None = None, smoke: bool = False, see
         if differ:
             detail = "; ".join(f"{k}: {have!r} there, {want!r} asked for" for k, (have, want) in differ.items())
             raise DatasetError(f"{root} holds a teaching set generated with other settings ({detail}); "
-                               "delete it or pass another root")
+                               "delete it or pass another root (a data_root named explicitly is used as it is)")
         return root
     if root.exists() and any(root.iterdir()):
-        raise DatasetError(f"{root} exists but is not a complete teaching set (no teaching.json); "
-                           "delete it or choose another root")
+        raise DatasetError(not_a_teaching_set(root))
     try:
         make_teaching_set(root, seed=seed, n_clips=size, bank=bank, progress=progress)  # atomic
     except DatasetError:
         if not marker.is_file():
             raise
         return ensure_teaching_set(root, smoke, seed, bank, progress, n_clips)  # lost a race: check the winner's
+    return root
+
+
+def not_a_teaching_set(root: str | Path) -> str:
+    """Why ``root`` (an existing folder without ``teaching.json``) cannot serve as the teaching set, and what to do:
+    a folder holding another dataset (Clotho, AudioCaps, ...) is named with the setting that reads it; anything
+    else is a folder to empty or replace (a set interrupted by an older version, or an unrelated folder)."""
+    from hybridlib.data.detect import LOOKED_FOR, find_datasets
+
+    root = Path(root)
+    found = find_datasets(root)
+    if found:
+        names = ", ".join(f.label for f in found)
+        first = found[0].dataset
+        return (f"{root} holds {names}, not a teaching set: read it with --set dataset={first} (a config: "
+                f"dataset: {first}; a notebook: DATA alone, or DATASET = {first!r})")
+    return (f"{root} exists but is not a complete teaching set (no teaching.json) and holds no other dataset "
+            f"(looked for {LOOKED_FOR}); to generate a teaching set there, empty it first "
+            f"(python -m hybridlib make-teaching-set --out {root}), or choose another root")
+
+
+def use_teaching_set(root: str | Path) -> Path:
+    """A teaching set a user named (``data_root``, ``DATA``): used as it is, whatever seed, size or bank made it
+    (``make-teaching-set --out ROOT --bank DIR --clips ...``). Only the default root is generated and checked
+    against the default settings (:func:`ensure_teaching_set`).
+
+    :class:`DatasetError` when ``root`` holds no ``teaching.json`` (:func:`not_a_teaching_set` says what it
+    holds instead) or a damaged one.
+    """
+    root = Path(root)
+    marker = root / "teaching.json"
+    if not root.is_dir():
+        raise DatasetError(f"teaching set {root} does not exist; make one with "
+                           f"`python -m hybridlib make-teaching-set --out {root}`")
+    if not marker.is_file():
+        raise DatasetError(not_a_teaching_set(root))
+    try:
+        info = json.loads(marker.read_text(encoding="utf-8"))
+    except (ValueError, OSError) as exc:
+        raise DatasetError(f"{marker} is damaged ({type(exc).__name__}); generate the set again") from None
+    if info.get("format_version") != FORMAT_VERSION:
+        raise DatasetError(f"{root} holds a teaching set of format version {info.get('format_version')!r}, this "
+                           f"version reads {FORMAT_VERSION}; generate it again (make-teaching-set --out NEW_ROOT)")
     return root

@@ -109,19 +109,26 @@ def audio_fingerprint(cfg: TrainConfig) -> str:
 def dataset_root(cfg: TrainConfig, dataset: str, progress: bool = True) -> Path:
     """The folder ``dataset`` is read from (the teaching set is generated there when missing).
 
+    A teaching set at a ``data_root`` named explicitly is used as it is (whatever seed, size or bank made it,
+    :func:`hybridlib.data.teaching.use_teaching_set`); only the default root is generated and checked against the
+    default settings. A ``data_root`` holding another dataset (Clotho, AudioCaps) names the ``dataset=`` to set.
     A ``data_root`` that does not exist is a :class:`~hybridlib.data.DatasetError` (a typo must not make
     the teaching set generate hundreds of megabytes somewhere), except the teaching set's own default folder.
     """
     from hybridlib import paths
     from hybridlib.data import DatasetError, ensure_teaching_set
+    from hybridlib.data.teaching import use_teaching_set
 
     if cfg.data_root:
         root = Path(cfg.data_root)
         default = paths.teaching_dir(cfg.smoke)
-        if not root.exists() and not (dataset == "teaching" and root.resolve() == default.resolve()):
+        is_default = root.resolve() == default.resolve()
+        if not root.exists() and not (dataset == "teaching" and is_default):
             hint = (f"leave data_root unset to use (and generate) the teaching set in {default}"
                     if dataset == "teaching" else "point it at the dataset's folder")
             raise DatasetError(f"data_root {root} does not exist; {hint}")
+        if dataset == "teaching" and not is_default:
+            return use_teaching_set(root)  # named explicitly: used as it is (any seed, size or bank)
     if dataset == "teaching":
         root = Path(cfg.data_root) if cfg.data_root else None
         return Path(ensure_teaching_set(root=root, smoke=cfg.smoke, progress=progress))
