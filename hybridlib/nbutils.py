@@ -85,6 +85,8 @@ class DataChoice:
     default: bool = False         # the generated teaching set at its default folder
     audioset_labels: Path | None = None
     notes: list[str] = field(default_factory=list)
+    # "os" / "cs" -> clips with keywords / tags (all splits); "fs" -> clips with 2+ captions (the smallest split)
+    metadata: dict[str, int] = field(default_factory=dict)
 
     @property
     def name(self) -> str:
@@ -108,10 +110,63 @@ class DataChoice:
             values["audioset_labels"] = str(self.audioset_labels)
         return values
 
+    def config(self, name: str, **values):
+        """``experiments/teaching/<name>.yaml`` (:func:`hybridlib.config.teaching_config` with ``values``) reading
+        this dataset. A config fed keywords (OS) on a dataset without any reads its closed-set tags (CS) instead
+        (AudioCaps with AudioSet labels); without either a metadata config stops with a one-line
+        :class:`~hybridlib.data.DatasetError`."""
+        from hybridlib.config import teaching_config
+        from hybridlib.data import DatasetError
+        from hybridlib.features.prepare import metadata_kind_for
+
+        cfg = teaching_config(name, **self.config_values(), **values)
+        kind = metadata_kind_for(cfg, self.dataset)
+        if kind in ("os", "cs") and not self.metadata.get(kind):
+            other = "cs" if kind == "os" else "os"
+            if not self.metadata.get(other):
+                hint = (" (AudioCaps' tags come from AudioSet's label files: class_labels_indices.csv and the "
+                        "segment CSVs in the AudioCaps folder)" if self.dataset == "audiocaps" else "")
+                raise DatasetError(f"config {name!r} needs metadata but {self.label} in {self.root} has no clip "
+                                   f"with keywords or tags{hint}")
+            cfg = cfg.replace(metadata_by_dataset={**cfg.metadata_by_dataset, self.dataset: other})
+        return cfg
+
+    def unusable(self, cfg) -> str | None:
+        """Why ``cfg`` (built by :meth:`config`) cannot train on this dataset, or None: full-sentence metadata
+        needs two captions per clip in every split (AudioCaps' training clips have one); captions generated from
+        keywords need keywords."""
+        from hybridlib.features.prepare import metadata_kind_for
+
+        if metadata_kind_for(cfg, self.dataset) == "fs" and not self.metadata.get("fs"):
+            return f"full-sentence metadata (FS) needs clips with two captions or more in every split of {self.name}"
+        if cfg.train_captions == "from-keywords" and not self.metadata.get("os"):
+            return f"captions generated from keywords need keywords, and {self.name} has none"
+        return None
+
+    def configs(self, names, **values) -> dict:
+        """``{name: config}`` (:meth:`config`) for the names this dataset can train; each one it cannot (no
+        metadata of its kind, see :meth:`unusable`) is left out with one printed line saying why."""
+        from hybridlib.data import DatasetError
+
+        kept = {}
+        for name in dict.fromkeys(names):
+            try:
+                cfg = self.config(name, **values)
+            except DatasetError as exc:
+                print(f"{name}: skipped on {self.name} ({exc})")
+                continue
+            why = self.unusable(cfg)
+            if why:
+                print(f"{name}: skipped on {self.name} ({why})")
+                continue
+            kept[name] = cfg
+        return kept
+
     def summary(self) -> dict:
         """What ``results.json`` records under ``dataset``."""
         return {"name": self.dataset, "label": self.label, "root": str(self.root), "splits": dict(self.splits),
-                "audioset_labels": str(self.audioset_labels) if self.audioset_labels else None}
+                "audioset_labels": str(self.audioset_labels) if self.audioset_labels else None,
+                "clips_with_metadata": dict(self.metadata), "notes": list(self.notes)}
 
     def __str__(self) -> str:
         sizes = ", ".join(f"{split} {n}" for split, n in self.splits.items())
@@ -130,7 +185,7 @@ def open_data(data: str | Path | None, dataset: str | None = None, smoke: bool =
     output); ``out`` records them in ``<out>/results.json`` under ``dataset``, and :func:`save_figure` then
     labels each figure with the dataset's name.
     """
-    from hybridlib.data.detect import FoundDataset, detect_dataset, split_sizes
+    from hybridlib.data.detect import FoundDataset, detect_dataset, split_summary
 
     if data is None and dataset in (None, "teaching"):
         from hybridlib.data import ensure_teaching_set
@@ -150,10 +205,16 @@ def open_data(data: str | Path | None, dataset: str | None = None, smoke: bool =
         default = False
     label = found.label
     kwargs = {"audioset_labels": found.audioset_labels} if found.audioset_labels is not None else {}
-    choice = DataChoice(found.dataset, found.root, label, split_sizes(found, **kwargs), default,
-                        found.audioset_labels)
+    per_split = split_summary(found, **kwargs)
+    metadata = {"os": sum(s["keywords"] for s in per_split.values()), "cs": sum(s["tags"] for s in per_split.values()),
+                "fs": min((s["multi_caption"] for s in per_split.values()), default=0)}
+    choice = DataChoice(found.dataset, found.root, label, {k: s["clips"] for k, s in per_split.items()}, default,
+                        found.audioset_labels, metadata=metadata)
     if found.dataset == "audiocaps" and found.audioset_labels is None:
         choice.notes.append("no AudioSet label files: no closed-set tags")
+    if not metadata["os"]:
+        choice.notes.append("no keywords (OS metadata)" + ("; hybrid configs read the closed-set tags (CS)"
+                                                           if metadata["cs"] else "; no metadata at all"))
     if show:
         print(choice, flush=True)
     if out is not None:

@@ -132,14 +132,20 @@ def detect_dataset(root: str | Path, dataset: str | None = None) -> FoundDataset
     return found[0]
 
 
-def split_sizes(found: FoundDataset, **kwargs) -> dict[str, int]:
-    """Clips per split of ``found`` as its reader loads them (captions tables; ``kwargs`` go to the reader)."""
+def split_summary(found: FoundDataset, **kwargs) -> dict[str, dict[str, int]]:
+    """Per split of ``found``, as its reader loads it (captions tables; ``kwargs`` go to the reader): clips,
+    captions, clips with two captions or more (``multi_caption``: the FS protocol moves one to the metadata), and
+    clips with open-set keywords (``keywords``) and with closed-set tags (``tags``)."""
     from hybridlib.data.loaders import load_split
 
-    sizes = {}
+    summary = {}
     for split in dataset_splits(found.dataset):
         try:
-            sizes[split] = len(load_split(found.dataset, found.root, split, **kwargs))
+            items = list(load_split(found.dataset, found.root, split, **kwargs))
         except DatasetError:
-            sizes[split] = 0
-    return sizes
+            items = []
+        summary[split] = {"clips": len(items), "captions": sum(len(it.captions) for it in items),
+                          "multi_caption": sum(len(it.captions) >= 2 for it in items),
+                          "keywords": sum(bool(it.keywords) for it in items),
+                          "tags": sum(bool(it.tags) for it in items)}
+    return summary
