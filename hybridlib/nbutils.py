@@ -121,15 +121,38 @@ class DataChoice:
 
         cfg = teaching_config(name, **self.config_values(), **values)
         kind = metadata_kind_for(cfg, self.dataset)
-        if kind in ("os", "cs") and not self.metadata.get(kind):
-            other = "cs" if kind == "os" else "os"
-            if not self.metadata.get(other):
-                hint = (" (AudioCaps' tags come from AudioSet's label files: class_labels_indices.csv and the "
-                        "segment CSVs in the AudioCaps folder)" if self.dataset == "audiocaps" else "")
-                raise DatasetError(f"config {name!r} needs metadata but {self.label} in {self.root} has no clip "
-                                   f"with keywords or tags{hint}")
-            cfg = cfg.replace(metadata_by_dataset={**cfg.metadata_by_dataset, self.dataset: other})
+        if kind is not None:
+            try:
+                usable = self.metadata_kind(kind)
+            except DatasetError as exc:
+                raise DatasetError(f"config {name!r}: {exc}") from None
+            if usable != kind:
+                cfg = cfg.replace(metadata_by_dataset={**cfg.metadata_by_dataset, self.dataset: usable})
         return cfg
+
+    def metadata_kind(self, wanted: str) -> str:
+        """``wanted`` (``os`` keywords, ``cs`` tags, ``fs``) when this dataset has it, else the other of os/cs
+        (AudioCaps has tags, no keywords); a :class:`~hybridlib.data.DatasetError` when it has neither."""
+        from hybridlib.data import DatasetError
+
+        if wanted not in ("os", "cs") or self.metadata.get(wanted):
+            return wanted
+        other = "cs" if wanted == "os" else "os"
+        if self.metadata.get(other):
+            return other
+        hint = (" (AudioCaps' tags come from AudioSet's label files: class_labels_indices.csv and the segment "
+                "CSVs in the AudioCaps folder)" if self.dataset == "audiocaps" else "")
+        raise DatasetError(f"{self.label} in {self.root} has no metadata: no clip with keywords or tags{hint}")
+
+    def load(self, split: str):
+        """One split (its name or a role: ``train``, ``val``, ``test``) as its reader loads it, AudioCaps with
+        AudioSet's tags when their files are there."""
+        from hybridlib.data.loaders import load_split
+        from hybridlib.data.splits import normalize_split
+
+        split = self.roles.get(split) or normalize_split(self.dataset, split)
+        kwargs = {"audioset_labels": self.audioset_labels} if self.audioset_labels is not None else {}
+        return load_split(self.dataset, self.root, split, **kwargs)
 
     def unusable(self, cfg) -> str | None:
         """Why ``cfg`` (built by :meth:`config`) cannot train on this dataset, or None: full-sentence metadata
