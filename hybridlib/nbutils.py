@@ -102,6 +102,11 @@ class DataChoice:
 
         return dict(zip(ROLES, DATASET_SPLITS[self.dataset]))
 
+    @property
+    def ground_truth(self) -> bool:
+        """Whether the root holds a generated set's ground truth (``events.csv``, ``scenes.csv``)."""
+        return self.dataset == "teaching" and all((self.root / f).is_file() for f in ("events.csv", "scenes.csv"))
+
     def config_values(self) -> dict:
         """Keyword values for :func:`hybridlib.config.teaching_config` that read this dataset (the default
         teaching set: ``data_root=None``, so it is generated and checked as usual)."""
