@@ -107,6 +107,33 @@ class DataChoice:
         """Whether the root holds a generated set's ground truth (``events.csv``, ``scenes.csv``)."""
         return self.dataset == "teaching" and all((self.root / f).is_file() for f in ("events.csv", "scenes.csv"))
 
+    def clip_labels(self, items) -> tuple[dict[str, str], dict[str, int], str]:
+        """A class label per clip of ``items`` for class-structure plots, events per clip, and where they come
+        from: a generated set's ground truth (the loudest event names the clip; ``events.csv``); a real dataset's
+        first closed-set tag, else its first keyword (no event counts: an empty dict). Clips without any label
+        are left out."""
+        items = list(items)
+        if self.ground_truth:
+            from hybridlib.data.tables import read_csv_rows
+
+            splits = {it.split for it in items}
+            wanted = {it.clip_id for it in items}
+            loudest: dict[str, tuple[float, str]] = {}
+            counts: dict[str, int] = {}
+            for row in read_csv_rows(self.root / "events.csv", ["file_name", "split", "label", "level_db"]):
+                clip = row["file_name"]
+                if clip not in wanted or row["split"] not in splits:
+                    continue
+                counts[clip] = counts.get(clip, 0) + 1
+                level = float(row["level_db"])
+                if clip not in loudest or level >= loudest[clip][0]:
+                    loudest[clip] = (level, row["label"])
+            return {c: lab for c, (_, lab) in loudest.items()}, counts, "ground truth: the loudest event"
+        use_tags = any(it.tags for it in items)
+        labels = {it.clip_id: (it.tags if use_tags else it.keywords)[0] for it in items
+                  if (it.tags if use_tags else it.keywords)}
+        return labels, {}, "first closed-set tag" if use_tags else "first keyword"
+
     def config_values(self) -> dict:
         """Keyword values for :func:`hybridlib.config.teaching_config` that read this dataset (the default
         teaching set: ``data_root=None``, so it is generated and checked as usual)."""
