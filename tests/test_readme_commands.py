@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from hybridlib.paths import project_root
+from hybridlib.paths import project_root, shared_data_dir
 
 ROOT = project_root()
 README = ROOT / "README.md"
@@ -39,6 +39,32 @@ VARIANTS = {
     ".venv/bin/python -m hybridlib train --config experiments/teaching/hybrid-late.yaml --out runs/late --seed 0":
         ".venv/bin/python -m hybridlib train --config experiments/teaching/hybrid-late.yaml --out runs/late --seed 0 "
         "--smoke --set epochs=1 --no-progress",
+}
+# your own sounds and real datasets: the shared sound bank (the README's relative path seen from the project), a
+# tiny set; the rehearsal's Clotho (HYBRIDLIB_REHEARSAL, set by the test) stands in for a downloaded data/
+BANK = shared_data_dir() / "soundbank-modsounds"
+VARIANTS |= {
+    ".venv/bin/python -m hybridlib make-teaching-set --out data/my-sounds --bank ../shared/data/soundbank-modsounds "
+    "--clips 120 30 30 --seed 1":
+        f".venv/bin/python -m hybridlib make-teaching-set --out data/my-sounds --bank {BANK} --clips 6 3 3 --seed 1 "
+        "--no-progress",
+    ".venv/bin/python -m hybridlib train --config experiments/teaching/hybrid-late.yaml --set data_root=data/my-sounds "
+    "--out runs/my-sounds":
+        ".venv/bin/python -m hybridlib train --config experiments/teaching/hybrid-late.yaml "
+        "--set data_root=data/my-sounds --out runs/my-sounds --seed 0 --set epochs=1 --no-progress",
+    'mkdir -p runs/my-sounds && .venv/bin/papermill --cwd notebooks notebooks/06_training_and_evaluation.ipynb '
+    'runs/my-sounds/06.ipynb -p DATA "$PWD/data/my-sounds"':
+        'mkdir -p runs/my-sounds && .venv/bin/papermill --cwd notebooks notebooks/06_training_and_evaluation.ipynb '
+        'runs/my-sounds/06.ipynb -p DATA "$PWD/data/my-sounds" -p SMOKE True',
+    "printf 'DATA: %s\\n' \"$PWD/data\" > clotho-params.yaml":
+        "printf 'DATA: %s\\n' \"$HYBRIDLIB_REHEARSAL/CLOTHO_v2.1\" > clotho-params.yaml",
+    ".venv/bin/python -m hybridlib run-notebooks --only 01,06 --params clotho-params.yaml --out runs/clotho":
+        ".venv/bin/python -m hybridlib run-notebooks --only 06 --params clotho-params.yaml --out runs/clotho --smoke",
+    ".venv/bin/python -m hybridlib train --config experiments/teaching/hybrid-late.yaml --set data_root=data "
+    "--set dataset=clotho --out runs/clotho-late":
+        ".venv/bin/python -m hybridlib train --config experiments/teaching/hybrid-late.yaml "
+        "--set data_root=$HYBRIDLIB_REHEARSAL/zenodo-clotho --set dataset=clotho --out runs/clotho-late --seed 0 "
+        "--set epochs=1 --no-progress",
 }
 RUN_AS_WRITTEN = {
     "printf 'SEED: 1\\n\"06\":\\n  EPOCHS: 3\\n' > my-params.yaml",
@@ -166,9 +192,10 @@ def _scratch_project(tmp_path: Path) -> Path:
 
 @pytest.mark.slow
 @pytest.mark.notebooks
-def test_readme_commands_run(tmp_path):
+def test_readme_commands_run(tmp_path, rehearsal_root):
     project = _scratch_project(tmp_path)
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "HYBRIDLIB_PROGRESS": "off"}
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "HYBRIDLIB_PROGRESS": "off",
+           "HYBRIDLIB_REHEARSAL": str(rehearsal_root)}
     timings = []
     for command in documented_commands():
         if command in SKIPPED:
@@ -191,4 +218,10 @@ def test_readme_commands_run(tmp_path):
     page = project / "runs" / "smoke" / "html" / "00_setup_and_tour.html"
     assert page.is_file() and remote_references(page.read_text()) == []  # offline page
     assert (project / "data" / "teaching" / "teaching.json").is_file()
+    # your own sounds and a real Clotho folder, through the CLI and a notebook
+    assert json.loads((project / "data" / "my-sounds" / "teaching.json").read_text())["seed"] == 1
+    assert list((project / "runs" / "my-sounds").glob("metrics-*.json"))
+    clotho = json.loads((project / "runs" / "clotho" / "06_training_and_evaluation" / "results.json").read_text())
+    assert clotho["dataset"]["name"] == "clotho" and clotho["configs"]["hybrid-late"]["dataset"] == "clotho"
+    assert list((project / "runs" / "clotho-late").glob("metrics-*.json"))
     assert list((project / "runs" / "late").glob("metrics-*.json"))
