@@ -3,6 +3,7 @@
 * :mod:`~hybridlib.data.items` - the item model (:class:`Item`, :class:`ClipSet` with a load report)
 * :mod:`~hybridlib.data.clotho`, :mod:`~hybridlib.data.audiocaps`, :mod:`~hybridlib.data.wavcaps` - readers of
   the real datasets (:func:`~hybridlib.data.loaders.load_split` dispatches on the name)
+* :mod:`~hybridlib.data.detect` - what a folder holds (teaching set, Clotho in either layout, AudioCaps, WavCaps)
 * :mod:`~hybridlib.data.metadata` - OS/CS/FS rendering, the FS protocol, degradation knobs
 * :mod:`~hybridlib.data.metadata_retrieval` - zero-shot metadata-only retrieval with a frozen text encoder
 * :mod:`~hybridlib.data.audio_io` - reading, resampling, crop/pad policy (needs torch)
@@ -37,6 +38,7 @@ _LAZY = {
     "ensure_teaching_set": "hybridlib.data.teaching",
     "make_teaching_set": "hybridlib.data.teaching",
     "download_clotho": "hybridlib.data.download",
+    "detect_dataset": "hybridlib.data.detect",
 }
 
 __all__ = ["ClipSet", "DatasetError", "Item", "LoadReport", "load_clotho", "degrade_metadata",
