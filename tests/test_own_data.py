@@ -261,3 +261,16 @@ def test_notebook_runs_on_a_real_folder(number, root_name, rehearsal_root, bank_
     if number == "02":
         kinds = {row["metadata"] for row in results["zero_shot_teaching"]}
         assert "CS" in kinds and "OS" not in kinds and results["sweep_metadata"] == "cs"  # AudioCaps: tags only
+
+
+def test_cli_configs_find_audiocaps_tags_in_the_folder_the_user_names(rehearsal_root):
+    """``--set data_root=<AudioCaps folder> --set dataset=audiocaps`` reads AudioSet's label files kept in that folder
+    (as the notebooks do through open_data), and in the aac-datasets place below a parent folder."""
+    from hybridlib.config import load_config
+    from hybridlib.features.prepare import audioset_labels_dir
+
+    config = Path(__file__).resolve().parents[1] / "experiments" / "teaching" / "hybrid-late-cs.yaml"
+    named = load_config(config, overrides=["dataset=audiocaps", f"data_root={rehearsal_root / 'AUDIOCAPS'}"])
+    assert audioset_labels_dir(named) == rehearsal_root / "AUDIOCAPS"
+    parent = load_config(config, overrides=["dataset=audiocaps", f"data_root={rehearsal_root}"])
+    assert audioset_labels_dir(parent) == rehearsal_root / "AUDIOCAPS"

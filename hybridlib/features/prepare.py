@@ -35,7 +35,6 @@ from hybridlib.features.splits import EncodedSplit, concat_splits, encode_split
 from hybridlib.util.errors import UserError
 
 ROLES = ("train", "val", "test")
-AUDIOSET_FOLDERS = ("audioset", "AUDIOSET", "AUDIOCAPS")  # aac-datasets keeps them in AUDIOCAPS/
 
 
 class MetadataMissing(UserError):
@@ -145,16 +144,17 @@ def audio_check_memo(cfg: TrainConfig) -> Path:
 def audioset_labels_dir(cfg: TrainConfig) -> Path | None:
     """The folder with AudioSet's ``class_labels_indices.csv`` and segment CSVs for AudioCaps' CS tags.
 
-    ``cfg.audioset_labels`` when set (a relative path is taken relative to the dataset root), else the first of
-    ``<dataset root>/audioset``, ``AUDIOSET`` and ``AUDIOCAPS`` (where aac-datasets puts them) that holds
-    ``class_labels_indices.csv``, else None (no tags).
+    ``cfg.audioset_labels`` when set (a relative path is taken relative to the dataset root), else the folder
+    :func:`hybridlib.data.detect.find_audioset_labels` finds below the dataset root (``audioset``, ``AUDIOSET``,
+    ``AUDIOCAPS`` where aac-datasets puts them, or the root itself), else None (no tags).
     """
+    from hybridlib.data.detect import find_audioset_labels
+
     root = dataset_root(cfg, "audiocaps", progress=False)
     if cfg.audioset_labels:
         folder = Path(cfg.audioset_labels)
         return folder if folder.is_absolute() else root / folder
-    return next((root / name for name in AUDIOSET_FOLDERS if (root / name / "class_labels_indices.csv").is_file()),
-                None)
+    return find_audioset_labels(root)
 
 
 def metadata_coverage(items, kind: str | None) -> float | None:
