@@ -39,7 +39,19 @@ VARIANTS = {
     ".venv/bin/python -m hybridlib train --config experiments/teaching/hybrid-late.yaml --out runs/late --seed 0":
         ".venv/bin/python -m hybridlib train --config experiments/teaching/hybrid-late.yaml --out runs/late --seed 0 "
         "--smoke --set epochs=1 --no-progress",
+    # the CPU track on real Clotho: the rehearsal's Clotho (real rows and keywords, real audio, aac-datasets layout)
+    # stands in for the download at data/CLOTHO_v2.1; one seed of two epochs per row, into the scratch project's runs/
+    ".venv/bin/python -m hybridlib extract --data data --dataset clotho":
+        'mkdir -p data && ln -sfn "$HYBRIDLIB_REHEARSAL/CLOTHO_v2.1" data/CLOTHO_v2.1 && '
+        ".venv/bin/python -m hybridlib extract --data data --dataset clotho --no-progress",
+    ".venv/bin/python -m hybridlib reproduce clotho-cpu --seeds 0 1 2":
+        ".venv/bin/python -m hybridlib reproduce clotho-cpu --seeds 0 --set data_root=data --set epochs=2 "
+        "--out runs/reproduce --no-progress",
+    ".venv/bin/python -m hybridlib reproduce clotho-cpu --report":
+        ".venv/bin/python -m hybridlib reproduce clotho-cpu --report --seeds 0 --set data_root=data --set epochs=2 "
+        "--out runs/reproduce",
 }
+REHEARSAL_VARIANTS = {c for c, v in VARIANTS.items() if "HYBRIDLIB_REHEARSAL" in v or "clotho-cpu" in c}
 RUN_AS_WRITTEN = {
     "printf 'SEED: 1\\n\"06\":\\n  EPOCHS: 3\\n' > my-params.yaml",
     ".venv/bin/python -m hybridlib info",
@@ -166,12 +178,16 @@ def _scratch_project(tmp_path: Path) -> Path:
 
 @pytest.mark.slow
 @pytest.mark.notebooks
-def test_readme_commands_run(tmp_path):
+def test_readme_commands_run(tmp_path, request):
     project = _scratch_project(tmp_path)
     env = {**os.environ, "PYTHONPATH": str(ROOT), "HYBRIDLIB_PROGRESS": "off"}
+    try:  # the real-Clotho commands run on the rehearsal (shared reference data: skipped without it, outside CI)
+        env["HYBRIDLIB_REHEARSAL"] = str(request.getfixturevalue("rehearsal_root"))
+    except pytest.skip.Exception:
+        env.pop("HYBRIDLIB_REHEARSAL", None)
     timings = []
     for command in documented_commands():
-        if command in SKIPPED:
+        if command in SKIPPED or (command in REHEARSAL_VARIANTS and "HYBRIDLIB_REHEARSAL" not in env):
             continue
         run = VARIANTS.get(command, command)
         start = time.perf_counter()
@@ -192,3 +208,9 @@ def test_readme_commands_run(tmp_path):
     assert page.is_file() and remote_references(page.read_text()) == []  # offline page
     assert (project / "data" / "teaching" / "teaching.json").is_file()
     assert list((project / "runs" / "late").glob("metrics-*.json"))
+    if "HYBRIDLIB_REHEARSAL" in env:  # the CPU track: five rows trained, the table labelled frozen-encoder numbers
+        from hybridlib.reproduce import FROZEN_ENCODER_SETTING, TABLES
+
+        saved = json.loads((project / "runs" / "reproduce" / "clotho-cpu-comparison.json").read_text())
+        assert saved["setting"] == FROZEN_ENCODER_SETTING
+        assert saved["rows_finished"] == sorted(TABLES["clotho-cpu"]["rows"])
