@@ -530,8 +530,9 @@ def side_by_side(ours: dict[str, dict], metrics: tuple[str, ...] = ("t2a_mAP@10"
         + ("   paper row" if reference is not None else "")]
     for r in cmp.itertuples(index=False):
         std = f" ± {r.ours_std:.{digits}f}" if r.ours_std is not None and r.ours_std == r.ours_std else ""
+        beside = "" if reference is None else f"   {r.paper_row if isinstance(r.paper_row, str) else '-'}"
         lines.append(f"{r.row + ' ' + r.metric:<46} {num(r.paper, f'.{digits}f'):>6}   {r.ours:>7.{digits}f}{std:<9}"
-                     f" {num(r.diff, f'+.{digits}f'):>8}" + (f"   {r.paper_row if isinstance(r.paper_row, str) else '-'}" if reference is not None else ""))
+                     f" {num(r.diff, f'+.{digits}f'):>8}{beside}")
     found = check_findings(by_paper_row(ours, reference), findings)
     if len(found):
         lines.append("")

@@ -4,6 +4,9 @@
   (section V-E: separate vs shared text encoder), ``mei-table-1``, ``mei-table-2``, and ``all`` (every config
   in ``experiments/hybrid`` and ``experiments/mei``). Each row of a table is reproduced by the config whose
   ``paper_row`` names it (Mei Table 2's batch-32 rows are Table 1's frozen AudioCaps runs, trained once).
+  ``clotho-cpu`` is a track of its own: the configs of ``experiments/clotho-cpu`` (real Clotho, the bundled frozen
+  encoders, a CPU), rows named by config, every output labelled :data:`FROZEN_ENCODER_SETTING`, the paper's row
+  beside ours for reference.
 * **One command per table**: ``python -m hybridlib reproduce hybrid-table-1 --seeds 0 1 2`` trains every row
   and seed in turn into ``runs/reproduce/<config name>/seed-<n>/`` (:func:`reproduce`): a seed whose metrics
   file exists (same config) is skipped, an interrupted one (``checkpoint.pt``) resumed, a finished seed's
