@@ -182,3 +182,11 @@ def test_a_rehearsal_with_realistic_lengths_has_clothos_15_to_30_s_clips(shared_
         lengths = [sf.info(str(p)).duration for p in (tmp_path / "CLOTHO_v2.1" / "clotho_audio_files" / split).glob("*.wav")]
         assert len(lengths) == 16 and min(lengths) >= 15 - 1e-3 and max(lengths) <= 30 + 1e-3
         assert len({round(x) for x in lengths}) >= 8 and 20 <= sum(lengths) / len(lengths) <= 25
+
+
+def test_make_rehearsal_clotho_clips_are_checked_before_anything_is_built(tmp_path, capsys):
+    from hybridlib.cli import main
+
+    assert main(["make-rehearsal", "--out", str(tmp_path / "r"), "--clotho-clips", "0", "3", "3"]) == 2
+    assert "error: --clotho-clips must be positive" in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()
