@@ -201,7 +201,8 @@ def cpu_table_markdown(table: str) -> str:
         cfg = load_config(entry.config)
         est = cpu_estimate(cfg)
         rel = entry.config.relative_to(entry.config.parents[2])
-        lines.append(f"| `{entry.name}` | {f'`{cfg.paper_row}`' if cfg.paper_row else '-'} | `.venv/bin/python -m "
+        ref = TABLES[table].get("reference", {}).get(entry.name)
+        lines.append(f"| `{entry.name}` | {f'`{ref}`' if ref else '-'} | `.venv/bin/python -m "
                      f"hybridlib reproduce {table} --rows {entry.name} --seeds {' '.join(map(str, cfg.seeds))}` "
                      f"(`{rel}`) | {cfg.epochs} x {len(cfg.seeds)} | {est['steps']:,} | ~{est['cpu_minutes']:.0f} | "
                      f"`runs/reproduce/{entry.name}/metrics-{cfg.splits()[2]}.json` |")

@@ -513,19 +513,19 @@ def check_findings(ours: dict[str, dict], findings: list[Finding] | None = None,
 
 def side_by_side(ours: dict[str, dict], metrics: tuple[str, ...] = ("t2a_mAP@10", "t2a_R@1", "t2a_R@10"),
                  findings: list[Finding] | None = None, file=None, digits: int = 2, reference: dict | None = None,
-                 title: str | None = None) -> str:
+                 label: str | None = None) -> str:
     """Print (and return) our results next to the papers' numbers, then each finding: does our gap point the
     paper's way (direction), and does it hold beyond seed noise (verdict, :func:`gap_verdict`).
 
     ``reference``: see :func:`compare` (the paper row is printed after ours, ``-`` where there is none);
-    ``title``: a first line saying what the numbers are (e.g. not the papers' setting)."""
+    ``label``: a line printed above the tables saying what our numbers are (e.g. not the papers' setting)."""
     import sys
 
     def num(value, fmt):
         return "-" if value is None or value != value else format(value, fmt)
 
     cmp = compare(ours, metrics, reference=reference)
-    lines = ([title] if title else []) + [
+    lines = ([label] if label else []) + [
         "row / metric                                   paper      ours (± std)     diff [pp]"
         + ("   paper row" if reference is not None else "")]
     for r in cmp.itertuples(index=False):

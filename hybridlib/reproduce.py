@@ -52,7 +52,13 @@ FROZEN_ENCODER_SETTING = ("frozen-encoder numbers: bundled sfx-cnn + MiniLM froz
 TABLES["clotho-cpu"] = {"title": "Real ClothoV2.1 on a CPU with the bundled frozen encoders",
                         "config_dir": "clotho-cpu", "setting": FROZEN_ENCODER_SETTING,
                         "rows": ["clotho-cpu-baseline", "clotho-cpu-metadata-only", "clotho-cpu-late-os",
-                                 "clotho-cpu-mid-os", "clotho-cpu-late-fs"]}
+                                 "clotho-cpu-mid-os", "clotho-cpu-late-fs"],
+                        # the paper row printed beside each row, for reference: the configs have no paper_row, as
+                        # they reproduce none (the ingredient check holds paper rows to the paper's settings)
+                        "reference": {"clotho-cpu-baseline": "hybrid/clotho/baseline",
+                                      "clotho-cpu-late-os": "hybrid/clotho/late-os",
+                                      "clotho-cpu-mid-os": "hybrid/clotho/mid-os",
+                                      "clotho-cpu-late-fs": "hybrid/clotho/late-fs"}}
 ALL = "all"
 COMPARE_METRICS = ("t2a_mAP@10", "t2a_R@1", "t2a_R@5", "t2a_R@10", "a2t_R@1", "a2t_R@5", "a2t_R@10")
 
@@ -294,7 +300,7 @@ def collect(table: str, entries: list[Entry], out: Path, seeds=None, overrides=N
         except FileNotFoundError:
             continue
         ours[entry.row] = {k: v for k, v in summary["aggregate"].items()}
-        reference[entry.row] = cfg.paper_row
+        reference[entry.row] = TABLES.get(table, {}).get("reference", {}).get(entry.row, cfg.paper_row)
     if "hybrid/clotho/late-os" in ours:  # V-E's shared-encoder model is Table I's late-os row (paper.HYBRID_TEXT_ROWS)
         ours.setdefault("hybrid/clotho/late-os/shared-text-encoder", ours["hybrid/clotho/late-os"])
     known = {r["row"] for r in paper.all_rows()}
@@ -305,7 +311,7 @@ def collect(table: str, entries: list[Entry], out: Path, seeds=None, overrides=N
         comparable, refs = {row: values for row, values in ours.items() if row in known}, None
     cmp = paper.compare(comparable, COMPARE_METRICS, reference=refs)
     text = paper.side_by_side(comparable, metrics=("t2a_mAP@10", "t2a_R@1", "t2a_R@10"), file=file,
-                              reference=refs, title=setting) if (comparable and show) else ""
+                              reference=refs, label=setting) if (comparable and show) else ""
     out.mkdir(parents=True, exist_ok=True)
     csv_path = out / f"{table}-comparison.csv"
     json_path = out / f"{table}-comparison.json"
@@ -319,5 +325,5 @@ def collect(table: str, entries: list[Entry], out: Path, seeds=None, overrides=N
                                   "rows_finished": sorted(ours), "rows_asked": [e.row for e in entries],
                                   "comparison": json.loads(cmp.to_json(orient="records")),
                                   "findings": json.loads(findings.to_json(orient="records")),
-                                  "rehearsal": str(rehearsal) if rehearsal else None, "setting": setting})
+                                  "rehearsal": str(rehearsal) if rehearsal else None, "label": setting})
     return {"comparison": cmp, "text": text, "files": [csv_path, json_path], "ours": ours}

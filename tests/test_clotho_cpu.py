@@ -19,7 +19,7 @@ from hybridlib.reproduce import FROZEN_ENCODER_SETTING, TABLES, table_entries
 
 TRACK = experiments_dir() / "clotho-cpu"
 CONFIGS = sorted(p for p in TRACK.glob("[!_]*.yaml"))
-# config name -> (fusion, metadata kind the model reads, paper row)
+# config name -> (fusion, metadata kind the model reads, the paper row printed beside it)
 ROWS = {
     "clotho-cpu-baseline": ("none", None, "hybrid/clotho/baseline"),
     "clotho-cpu-metadata-only": ("metadata-only", "os", None),
@@ -33,6 +33,7 @@ def test_the_track_has_the_five_rows_and_the_table_lists_every_config():
     names = [load_config(p).name for p in CONFIGS]
     assert sorted(names) == sorted(ROWS)
     assert TABLES["clotho-cpu"]["rows"] == list(ROWS)
+    assert TABLES["clotho-cpu"]["reference"] == {name: row for name, (_, _, row) in ROWS.items() if row}
     entries = table_entries("clotho-cpu")
     assert [e.name for e in entries] == [e.row for e in entries] == list(ROWS)
     assert all(e.config.parent == TRACK for e in entries)
@@ -47,7 +48,7 @@ def test_clotho_cpu_configs_are_frozen_encoder_cpu_rows_on_clotho(path):
         "clotho", ("development", "validation", "evaluation"), "cpu", False)
     assert (m.audio_backbone, m.text_encoder, m.audio_trainable, m.text_trainable) == ("sfx-cnn", "minilm", False, False)
     assert m.audio_cached  # features extracted once, read from the cache
-    assert (m.fusion, cfg.paper_row) == (fusion, row)
+    assert m.fusion == fusion and cfg.paper_row is None  # beside a paper row, reproducing none
     if kind:
         assert m.metadata_kind == kind
     if row:  # the paper row beside it is the same model family: fusion and metadata kind
@@ -88,7 +89,7 @@ def test_the_comparison_of_a_track_keeps_rows_without_a_paper_row_and_says_what_
     assert list(cmp["row"]) == list(ours) and [r if r == r else None for r in cmp["paper_row"]] == [refs[r] for r in ours]
     assert cmp["paper"].isna().iloc[1] and cmp["diff"].isna().iloc[1] and cmp["ours"].iloc[1] == 7.0  # ours only
     assert cmp["diff"].iloc[0] == pytest.approx(10.0 - 26.8)
-    text = paper.side_by_side(ours, metrics=("t2a_mAP@10",), reference=refs, title=FROZEN_ENCODER_SETTING)
+    text = paper.side_by_side(ours, metrics=("t2a_mAP@10",), reference=refs, label=FROZEN_ENCODER_SETTING)
     lines = text.splitlines()
     assert lines[0] == FROZEN_ENCODER_SETTING
     meta = next(line for line in lines if line.startswith("clotho-cpu-metadata-only"))
@@ -117,7 +118,7 @@ def test_the_track_trains_every_row_on_real_clotho_folders_and_labels_its_table(
     printed = capsys.readouterr().out
     assert FROZEN_ENCODER_SETTING in printed and "ingredients differ" not in printed
     n_train = len(load_clotho(rehearsal_root, "development"))
-    for name, (fusion, kind, row) in ROWS.items():
+    for name, (fusion, kind, _) in ROWS.items():
         seed_dir = out / name / "seed-0"
         metrics = json.loads((out / name / "metrics-evaluation.json").read_text())["seeds"]["0"]
         assert 0 <= metrics["t2a_mAP@10"] <= 100 and len(runs.read_log(seed_dir)) == 2
@@ -131,7 +132,7 @@ def test_the_track_trains_every_row_on_real_clotho_folders_and_labels_its_table(
                 "sfx-cnn", False, True)
         assert (used["text"]["encoder"], used["text"]["trainable"], used["text"]["cached"]) == ("minilm", False, True)
         assert used["parameters"]["audio_backbone"]["trainable"] == used["parameters"]["text_encoder"]["trainable"] == 0
-        assert (used["model"]["fusion"], used["paper_row"]) == (fusion, row)
+        assert (used["model"]["fusion"], used["paper_row"]) == (fusion, None)
         assert used["data"]["splits"]["train"]["clips"] == n_train
         if fusion == "none":
             assert used["data"]["metadata_coverage"]["train"] is None
@@ -147,13 +148,13 @@ def test_the_track_trains_every_row_on_real_clotho_folders_and_labels_its_table(
     with open(out / "clotho-cpu-comparison.csv", newline="") as fh:
         lines = list(csv.DictReader(fh))
     assert {line["setting"] for line in lines} == {FROZEN_ENCODER_SETTING}
-    assert {line["row"] for line in lines} == set(ROWS)
+    assert {line["row"]: line["paper_row"] for line in lines} == {name: row or "" for name, (_, _, row) in ROWS.items()}
     meta = [line for line in lines if line["row"] == "clotho-cpu-metadata-only"]
     assert meta and all(line["paper"] == "" and line["paper_row"] == "" for line in meta)
     late = next(line for line in lines if line["row"] == "clotho-cpu-late-os" and line["metric"] == "t2a_mAP@10")
     assert float(late["paper"]) == paper.paper_row("hybrid/clotho/late-os")["t2a_mAP@10"]
     saved = json.loads((out / "clotho-cpu-comparison.json").read_text())
-    assert saved["setting"] == FROZEN_ENCODER_SETTING and saved["rows_finished"] == sorted(ROWS)
+    assert saved["label"] == FROZEN_ENCODER_SETTING and saved["rows_finished"] == sorted(ROWS)
     assert main(["reproduce", "clotho-cpu", "--report", *common]) == 0  # the table again, nothing trained
     report = capsys.readouterr().out
     assert FROZEN_ENCODER_SETTING in report and "clotho-cpu-late-fs t2a_mAP@10" in report

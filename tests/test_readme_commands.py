@@ -212,5 +212,5 @@ def test_readme_commands_run(tmp_path, request):
         from hybridlib.reproduce import FROZEN_ENCODER_SETTING, TABLES
 
         saved = json.loads((project / "runs" / "reproduce" / "clotho-cpu-comparison.json").read_text())
-        assert saved["setting"] == FROZEN_ENCODER_SETTING
+        assert saved["label"] == FROZEN_ENCODER_SETTING
         assert saved["rows_finished"] == sorted(TABLES["clotho-cpu"]["rows"])
