@@ -38,10 +38,10 @@ COSTS: dict[str, dict[str, float]] = {
 HEAD_PARAMS_M = 20.0
 # The CPU track (experiments/clotho-cpu: frozen sfx-cnn + MiniLM, cached features, batch 32, frame_stride 2, one
 # thread): seconds per optimiser step by fusion and per validation pass at Clotho's size, measured on 2026-12-07 with
-# `benchmarks/bench_training.py --track clotho-cpu --threads 1` on a rehearsal with Clotho's clip lengths (15-30 s)
-# on the 2-core development machine while other jobs kept its load at ~7 (a quiet machine is faster)
-CPU_COSTS: dict = {"step_seconds": {"none": 0.041, "metadata-only": 0.0034, "late": 0.045, "mid": 0.052},
-                   "validation_seconds": 1.3}
+# `benchmarks/bench_training.py --track clotho-cpu --threads 1 2` on a rehearsal with Clotho's clip lengths (15-30 s)
+# on the 2-core development machine while other jobs kept its load at 4-5 (a quiet machine is faster)
+CPU_COSTS: dict = {"step_seconds": {"none": 0.033, "metadata-only": 0.0034, "late": 0.0285, "mid": 0.035},
+                   "validation_seconds": 0.6}
 
 
 @dataclass(frozen=True)
@@ -204,7 +204,7 @@ def cpu_table_markdown(table: str) -> str:
         ref = TABLES[table].get("reference", {}).get(entry.name)
         lines.append(f"| `{entry.name}` | {f'`{ref}`' if ref else '-'} | `.venv/bin/python -m "
                      f"hybridlib reproduce {table} --rows {entry.name} --seeds {' '.join(map(str, cfg.seeds))}` "
-                     f"(`{rel}`) | {cfg.epochs} x {len(cfg.seeds)} | {est['steps']:,} | ~{est['cpu_minutes']:.0f} | "
+                     f"(`{rel}`) | {cfg.epochs} x {len(cfg.seeds)} | {est['steps']:,} | {_round(est['cpu_minutes'])} | "
                      f"`runs/reproduce/{entry.name}/metrics-{cfg.splits()[2]}.json` |")
     return "\n".join(lines) + "\n"
 
