@@ -36,6 +36,12 @@ COSTS: dict[str, dict[str, float]] = {
 }
 # heads (pooling, fusion, projections): small next to the encoders; counted from the built model when needed
 HEAD_PARAMS_M = 20.0
+# The CPU track (experiments/clotho-cpu: frozen sfx-cnn + MiniLM, cached features, batch 32, frame_stride 2, one
+# thread): seconds per optimiser step by fusion and per validation pass at Clotho's size, measured on 2026-12-07 with
+# `benchmarks/bench_training.py --track clotho-cpu --threads 1 2` on a rehearsal with Clotho's clip lengths (15-30 s)
+# on the 2-core development machine while other jobs kept its load at 4-5 (a quiet machine is faster)
+CPU_COSTS: dict = {"step_seconds": {"none": 0.033, "metadata-only": 0.0034, "late": 0.0285, "mid": 0.035},
+                   "validation_seconds": 0.6}
 
 
 @dataclass(frozen=True)
@@ -157,9 +163,59 @@ def reproduction_rows(table: str = "all") -> list[dict]:
     return rows
 
 
+def steps_per_epoch(cfg: TrainConfig) -> int:
+    """Optimiser steps of one epoch of ``cfg`` on its benchmark's full training split (:data:`DATASETS`; FS rows
+    lose the caption that became the description; ``captions_per_clip``; the last incomplete batch dropped)."""
+    bench = DATASETS[cfg.benchmark]
+    clips, captions = bench.clips["train"], bench.captions["train"]
+    m = cfg.model_config()
+    if m.metadata_kind == "fs" and m.fusion in ("late", "mid", "metadata-only"):
+        captions -= clips  # the FS protocol moves one caption per clip to the description
+    if cfg.captions_per_clip is not None:
+        captions = min(captions, cfg.captions_per_clip * clips)
+    return captions // cfg.batch_size
+
+
+def cpu_estimate(cfg: TrainConfig) -> dict:
+    """``{"steps", "cpu_minutes"}`` of one seed of a CPU-track row (cached frozen features): its optimiser steps
+    (:func:`steps_per_epoch` x epochs) times the step time of :data:`CPU_COSTS`, plus a validation pass per epoch
+    and the final evaluation. An estimate from measured step times, not a measurement of the row."""
+    steps = steps_per_epoch(cfg) * cfg.epochs
+    seconds = (steps * CPU_COSTS["step_seconds"][cfg.model_config().fusion]
+               + (cfg.epochs + 1) * CPU_COSTS["validation_seconds"])
+    return {"steps": steps, "cpu_minutes": seconds / 60}
+
+
+def cpu_table_markdown(table: str) -> str:
+    """The plan of a CPU track (:data:`hybridlib.reproduce.TABLES` entries with a ``config_dir``): per row its
+    command, epochs x seeds, optimiser steps and estimated CPU minutes per seed (:func:`cpu_estimate`)."""
+    from hybridlib.config import load_config
+    from hybridlib.reproduce import TABLES, table_entries
+
+    lines = [f"{TABLES[table]['title']}; {TABLES[table]['setting']}. Steps and CPU minutes per seed are estimates "
+             "(steps x the step time measured on Clotho-length clips, hybridlib.gpu_plan.CPU_COSTS), after the features "
+             "are extracted once (`extract`).", "",
+             "| row | paper row (for reference) | command (config) | epochs x seeds | steps / seed | "
+             "est. CPU min / seed | metrics |", "|---|---|---|---|---|---|---|"]
+    for entry in table_entries(table):
+        cfg = load_config(entry.config)
+        est = cpu_estimate(cfg)
+        rel = entry.config.relative_to(entry.config.parents[2])
+        ref = TABLES[table].get("reference", {}).get(entry.name)
+        lines.append(f"| `{entry.name}` | {f'`{ref}`' if ref else '-'} | `.venv/bin/python -m "
+                     f"hybridlib reproduce {table} --rows {entry.name} --seeds {' '.join(map(str, cfg.seeds))}` "
+                     f"(`{rel}`) | {cfg.epochs} x {len(cfg.seeds)} | {est['steps']:,} | {_round(est['cpu_minutes'])} | "
+                     f"`runs/reproduce/{entry.name}/metrics-{cfg.splits()[2]}.json` |")
+    return "\n".join(lines) + "\n"
+
+
 def reproduction_table_markdown(table: str = "all") -> str:
     """The README's reproduction table (a Markdown table) for ``table``; see the module docstring for the
-    estimates."""
+    estimates. A CPU track gets its own plan (:func:`cpu_table_markdown`)."""
+    from hybridlib.reproduce import TABLES
+
+    if "config_dir" in TABLES.get(table, {}):
+        return cpu_table_markdown(table)
     lines = ["| paper row | command (config) | epochs x seeds | data | est. GPU h / seed | est. GPU GB | metrics |",
              "|---|---|---|---|---|---|---|"]
     for r in reproduction_rows(table):

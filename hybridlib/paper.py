@@ -224,27 +224,45 @@ def table(name: str):
     return pd.DataFrame(tables[name])
 
 
-def compare(ours: dict[str, dict], metrics: tuple[str, ...] | None = None):
+def compare(ours: dict[str, dict], metrics: tuple[str, ...] | None = None, reference: dict | None = None):
     """Put our results next to the papers' numbers.
 
     ``ours`` maps a paper row id to our metrics (flat keys like ``"t2a_mAP@10"``; a value may be a number or
     ``{"mean": m, "std": s}`` as written by :func:`hybridlib.runs.aggregate`). Returns a DataFrame with one
     line per (row, metric): ``paper``, ``ours``, ``ours_std``, ``diff`` (ours - paper, in points).
     Metrics the paper does not report for a row are skipped.
+
+    ``reference`` maps ``ours``' keys to the paper row beside them instead (rows of a track of its own, e.g. the
+    CPU track's config names; a column ``paper_row`` names it): a row mapped to None, or a metric the paper does
+    not report, keeps our value with ``paper`` and ``diff`` None.
     """
     import pandas as pd
 
     lines = []
     for row_id, values in ours.items():
-        ref = paper_row(row_id)
-        wanted = metrics or tuple(k for k in ref if k.startswith(("t2a_", "a2t_")) and not k.endswith("_std"))
+        ref_id = row_id if reference is None else reference.get(row_id)
+        ref = paper_row(ref_id) if ref_id else {}
+        wanted = metrics or tuple(k for k in (ref or values) if k.startswith(("t2a_", "a2t_"))
+                                  and not k.endswith("_std"))
         for metric in wanted:
-            if metric not in ref or metric not in values:
+            if metric not in values or (metric not in ref and reference is None):
                 continue
             mean, std = _mean_std(values[metric])
-            lines.append({"row": row_id, "metric": metric, "paper": ref[metric], "paper_std": ref.get(metric + "_std"),
-                          "ours": mean, "ours_std": std, "diff": None if mean is None else mean - ref[metric]})
-    return pd.DataFrame(lines, columns=["row", "metric", "paper", "paper_std", "ours", "ours_std", "diff"])
+            paper_value = ref.get(metric)
+            lines.append({"row": row_id, "metric": metric, "paper": paper_value, "paper_std": ref.get(metric + "_std"),
+                          "ours": mean, "ours_std": std,
+                          "diff": None if mean is None or paper_value is None else mean - paper_value}
+                         | ({"paper_row": ref_id} if reference is not None else {}))
+    columns = ["row", "metric", "paper", "paper_std", "ours", "ours_std", "diff"]
+    return pd.DataFrame(lines, columns=columns + (["paper_row"] if reference is not None else []))
+
+
+def by_paper_row(ours: dict[str, dict], reference: dict | None = None) -> dict[str, dict]:
+    """``ours`` keyed by the paper rows ``reference`` maps its keys to (rows mapped to None left out), so findings
+    (:func:`check_findings`) can be checked on a track of its own; ``ours`` itself when ``reference`` is None."""
+    if reference is None:
+        return ours
+    return {reference[row]: values for row, values in ours.items() if reference.get(row)}
 
 
 def _mean_std(value) -> tuple[float | None, float | None]:
@@ -494,18 +512,28 @@ def check_findings(ours: dict[str, dict], findings: list[Finding] | None = None,
 
 
 def side_by_side(ours: dict[str, dict], metrics: tuple[str, ...] = ("t2a_mAP@10", "t2a_R@1", "t2a_R@10"),
-                 findings: list[Finding] | None = None, file=None, digits: int = 2) -> str:
+                 findings: list[Finding] | None = None, file=None, digits: int = 2, reference: dict | None = None,
+                 label: str | None = None) -> str:
     """Print (and return) our results next to the papers' numbers, then each finding: does our gap point the
-    paper's way (direction), and does it hold beyond seed noise (verdict, :func:`gap_verdict`)."""
+    paper's way (direction), and does it hold beyond seed noise (verdict, :func:`gap_verdict`).
+
+    ``reference``: see :func:`compare` (the paper row is printed after ours, ``-`` where there is none);
+    ``label``: a line printed above the tables saying what our numbers are (e.g. not the papers' setting)."""
     import sys
 
-    cmp = compare(ours, metrics)
-    lines = ["row / metric                                   paper      ours (± std)     diff [pp]"]
+    def num(value, fmt):
+        return "-" if value is None or value != value else format(value, fmt)
+
+    cmp = compare(ours, metrics, reference=reference)
+    lines = ([label] if label else []) + [
+        "row / metric                                   paper      ours (± std)     diff [pp]"
+        + ("   paper row" if reference is not None else "")]
     for r in cmp.itertuples(index=False):
         std = f" ± {r.ours_std:.{digits}f}" if r.ours_std is not None and r.ours_std == r.ours_std else ""
-        lines.append(f"{r.row + ' ' + r.metric:<46} {r.paper:>6.{digits}f}   {r.ours:>7.{digits}f}{std:<9}"
-                     f" {r.diff:>+8.{digits}f}")
-    found = check_findings(ours, findings)
+        beside = "" if reference is None else f"   {r.paper_row if isinstance(r.paper_row, str) else '-'}"
+        lines.append(f"{r.row + ' ' + r.metric:<46} {num(r.paper, f'.{digits}f'):>6}   {r.ours:>7.{digits}f}{std:<9}"
+                     f" {num(r.diff, f'+.{digits}f'):>8}{beside}")
+    found = check_findings(by_paper_row(ours, reference), findings)
     if len(found):
         lines.append("")
         lines.append("finding                                               paper gap   our gap   direction  verdict")

@@ -4,6 +4,9 @@
   (section V-E: separate vs shared text encoder), ``mei-table-1``, ``mei-table-2``, and ``all`` (every config
   in ``experiments/hybrid`` and ``experiments/mei``). Each row of a table is reproduced by the config whose
   ``paper_row`` names it (Mei Table 2's batch-32 rows are Table 1's frozen AudioCaps runs, trained once).
+  ``clotho-cpu`` is a track of its own: the configs of ``experiments/clotho-cpu`` (real Clotho, the bundled frozen
+  encoders, a CPU), rows named by config, every output labelled :data:`FROZEN_ENCODER_SETTING`, the paper's row
+  beside ours for reference.
 * **One command per table**: ``python -m hybridlib reproduce hybrid-table-1 --seeds 0 1 2`` trains every row
   and seed in turn into ``runs/reproduce/<config name>/seed-<n>/`` (:func:`reproduce`): a seed whose metrics
   file exists (same config) is skipped, an interrupted one (``checkpoint.pt``) resumed, a finished seed's
@@ -41,6 +44,21 @@ TABLES: dict[str, dict] = {
     "mei-table-2": {"title": "Mei et al., Table 2 (AudioCaps, frozen encoders, batch 32 vs 128)",
                     "rows": [r["row"] for r in paper.MEI_TABLE_2]},
 }
+# A track of its own (configs in experiments/<config_dir>, rows named by config): real ClothoV2.1 on a CPU with the
+# bundled frozen encoders. Its ``setting`` labels every output (console, CSV, JSON): not the papers' setting.
+FROZEN_ENCODER_SETTING = ("frozen-encoder numbers: bundled sfx-cnn + MiniLM frozen, cached features, CPU settings "
+                          "(experiments/clotho-cpu), not the papers' setting (EfficientAT + BERT fine-tuned on a GPU); "
+                          "paper values for reference only")
+TABLES["clotho-cpu"] = {"title": "Real ClothoV2.1 on a CPU with the bundled frozen encoders",
+                        "config_dir": "clotho-cpu", "setting": FROZEN_ENCODER_SETTING,
+                        "rows": ["clotho-cpu-baseline", "clotho-cpu-metadata-only", "clotho-cpu-late-os",
+                                 "clotho-cpu-mid-os", "clotho-cpu-late-fs"],
+                        # the paper row printed beside each row, for reference: the configs have no paper_row, as
+                        # they reproduce none (the ingredient check holds paper rows to the paper's settings)
+                        "reference": {"clotho-cpu-baseline": "hybrid/clotho/baseline",
+                                      "clotho-cpu-late-os": "hybrid/clotho/late-os",
+                                      "clotho-cpu-mid-os": "hybrid/clotho/mid-os",
+                                      "clotho-cpu-late-fs": "hybrid/clotho/late-fs"}}
 ALL = "all"
 COMPARE_METRICS = ("t2a_mAP@10", "t2a_R@1", "t2a_R@5", "t2a_R@10", "a2t_R@1", "a2t_R@5", "a2t_R@10")
 
@@ -93,6 +111,13 @@ def table_entries(table: str) -> list[Entry]:
         return [Entry(cfg.paper_row or cfg.name, p, cfg.name) for p in paper_configs() for cfg in [load_config(p)]]
     if table not in TABLES:
         raise UserError(f"unknown table {table!r}; choose from {sorted(TABLES) + [ALL]}")
+    if "config_dir" in TABLES[table]:  # a track of its own: its rows are the config names in its folder
+        found = {cfg.name: p for p in sorted((experiments_dir() / TABLES[table]["config_dir"]).glob("[!_]*.yaml"))
+                 for cfg in [load_config(p)]}
+        missing = [r for r in TABLES[table]["rows"] if r not in found]
+        if missing:
+            raise UserError(f"no config named {missing} in experiments/{TABLES[table]['config_dir']}")
+        return [Entry(name, found[name], name) for name in TABLES[table]["rows"]]
     index = config_for_rows()
     missing = [r for r in TABLES[table]["rows"] if r not in index]
     if missing:
@@ -267,6 +292,7 @@ def collect(table: str, entries: list[Entry], out: Path, seeds=None, overrides=N
             show: bool = True) -> dict:
     """Aggregate the finished seeds of each row and compare with the paper; write the comparison files."""
     ours: dict[str, dict] = {}
+    reference: dict[str, str | None] = {}  # our row -> the paper row beside it
     for entry in entries:
         cfg = row_config(entry, overrides, rehearsal)
         try:
@@ -274,23 +300,30 @@ def collect(table: str, entries: list[Entry], out: Path, seeds=None, overrides=N
         except FileNotFoundError:
             continue
         ours[entry.row] = {k: v for k, v in summary["aggregate"].items()}
+        reference[entry.row] = TABLES.get(table, {}).get("reference", {}).get(entry.row, cfg.paper_row)
     if "hybrid/clotho/late-os" in ours:  # V-E's shared-encoder model is Table I's late-os row (paper.HYBRID_TEXT_ROWS)
         ours.setdefault("hybrid/clotho/late-os/shared-text-encoder", ours["hybrid/clotho/late-os"])
     known = {r["row"] for r in paper.all_rows()}
-    comparable = {row: values for row, values in ours.items() if row in known}
-    cmp = paper.compare(comparable, COMPARE_METRICS)
-    text = paper.side_by_side(comparable, metrics=("t2a_mAP@10", "t2a_R@1", "t2a_R@10"), file=file) if (
-        comparable and show) else ""
+    setting = TABLES.get(table, {}).get("setting")
+    if setting:  # a track of its own: every row, the paper's row it corresponds to (if any) beside it
+        comparable, refs = ours, reference
+    else:
+        comparable, refs = {row: values for row, values in ours.items() if row in known}, None
+    cmp = paper.compare(comparable, COMPARE_METRICS, reference=refs)
+    text = paper.side_by_side(comparable, metrics=("t2a_mAP@10", "t2a_R@1", "t2a_R@10"), file=file,
+                              reference=refs, label=setting) if (comparable and show) else ""
     out.mkdir(parents=True, exist_ok=True)
     csv_path = out / f"{table}-comparison.csv"
     json_path = out / f"{table}-comparison.json"
+    if setting:
+        cmp.insert(0, "setting", setting)
     cmp.to_csv(csv_path, index=False)
-    findings = paper.check_findings(comparable)
+    findings = paper.check_findings(paper.by_paper_row(comparable, refs))
     from hybridlib.util.files import atomic_write_json
 
     atomic_write_json(json_path, {"table": table, "title": TABLES.get(table, {}).get("title", "every paper config"),
                                   "rows_finished": sorted(ours), "rows_asked": [e.row for e in entries],
                                   "comparison": json.loads(cmp.to_json(orient="records")),
                                   "findings": json.loads(findings.to_json(orient="records")),
-                                  "rehearsal": str(rehearsal) if rehearsal else None})
+                                  "rehearsal": str(rehearsal) if rehearsal else None, "label": setting})
     return {"comparison": cmp, "text": text, "files": [csv_path, json_path], "ours": ours}

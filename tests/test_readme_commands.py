@@ -39,6 +39,17 @@ VARIANTS = {
     ".venv/bin/python -m hybridlib train --config experiments/teaching/hybrid-late.yaml --out runs/late --seed 0":
         ".venv/bin/python -m hybridlib train --config experiments/teaching/hybrid-late.yaml --out runs/late --seed 0 "
         "--smoke --set epochs=1 --no-progress",
+    # the CPU track on real Clotho: the rehearsal's Clotho (real rows and keywords, real audio, aac-datasets layout)
+    # stands in for the download at data/CLOTHO_v2.1; one seed of two epochs per row, into the scratch project's runs/
+    ".venv/bin/python -m hybridlib extract --data data --dataset clotho":
+        'mkdir -p data && ln -sfn "$HYBRIDLIB_REHEARSAL/CLOTHO_v2.1" data/CLOTHO_v2.1 && '
+        ".venv/bin/python -m hybridlib extract --data data --dataset clotho --no-progress",
+    ".venv/bin/python -m hybridlib reproduce clotho-cpu --seeds 0 1 2":
+        ".venv/bin/python -m hybridlib reproduce clotho-cpu --seeds 0 --set data_root=data --set epochs=2 "
+        "--out runs/reproduce --no-progress",
+    ".venv/bin/python -m hybridlib reproduce clotho-cpu --report":
+        ".venv/bin/python -m hybridlib reproduce clotho-cpu --report --seeds 0 --set data_root=data --set epochs=2 "
+        "--out runs/reproduce",
 }
 # your own sounds and real datasets: the shared sound bank (the README's relative path seen from the project), a
 # tiny set; the rehearsal's Clotho (HYBRIDLIB_REHEARSAL, set by the test) stands in for a downloaded data/
@@ -225,3 +236,9 @@ def test_readme_commands_run(tmp_path, rehearsal_root):
     assert clotho["dataset"]["name"] == "clotho" and clotho["configs"]["hybrid-late"]["dataset"] == "clotho"
     assert list((project / "runs" / "clotho-late").glob("metrics-*.json"))
     assert list((project / "runs" / "late").glob("metrics-*.json"))
+    # the CPU track: five rows trained, the table labelled frozen-encoder numbers
+    from hybridlib.reproduce import FROZEN_ENCODER_SETTING, TABLES
+
+    saved = json.loads((project / "runs" / "reproduce" / "clotho-cpu-comparison.json").read_text())
+    assert saved["label"] == FROZEN_ENCODER_SETTING
+    assert saved["rows_finished"] == sorted(TABLES["clotho-cpu"]["rows"])

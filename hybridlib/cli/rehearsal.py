@@ -14,14 +14,24 @@ def add_arguments(parser) -> None:
                         help="tile clips to the datasets' durations (Clotho 15-30 s, AudioCaps/WavCaps 10 s), e.g. "
                              "for benchmarks/gpu_check.py")
     parser.add_argument("--seed", type=int, default=0, help="seed of the random weights")
+    parser.add_argument("--clotho-clips", type=int, nargs=3, default=None, metavar=("DEV", "VAL", "EVAL"),
+                        help="clips per Clotho split (default 5 3 3), e.g. 96 32 32 with --realistic-lengths for "
+                             "benchmarks at Clotho's clip lengths")
 
 
 def run(args) -> int:
+    from hybridlib.data.rehearsal import CLOTHO_SPLITS
     from hybridlib.reproduce import make_rehearsal
+    from hybridlib.util.errors import UserError
 
+    sizes = None
+    if args.clotho_clips is not None:
+        if min(args.clotho_clips) < 1:
+            raise UserError(f"--clotho-clips must be positive numbers of clips (got {args.clotho_clips})")
+        sizes = {"clotho": dict(zip(CLOTHO_SPLITS, args.clotho_clips))}
     start = time.perf_counter()
     manifest = make_rehearsal(Path(args.out), shared=args.shared, realistic_lengths=args.realistic_lengths,
-                              seed=args.seed)
+                              seed=args.seed, sizes=sizes)
     counts: dict[str, int] = {}
     for clip in manifest["clips"]:
         counts[clip["dataset"]] = counts.get(clip["dataset"], 0) + 1

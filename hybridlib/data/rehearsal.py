@@ -222,7 +222,7 @@ def _clotho(b: _Build, src: dict, sounds: list[Sound], sizes: dict) -> list[dict
         while len(rows) < sizes[split]:
             sound, (name, _), match = _pair(sounds, b.used_sounds, pool, key=lambda c: c[1])
             pool = [c for c in pool if c[0] != name]
-            seconds = (15 + (len(b.clips) * 7) % 16) if b.realistic else None
+            seconds = (15 + ((len(b.clips) + len(rows)) * 7) % 16) if b.realistic else None
             duration = _write_audio(sound.path, aac / "clotho_audio_files" / split / name, CLOTHO_RATE, seconds)
             rows.append({"name": name, "sound": sound, "match": match, "duration": duration})
         for r in rows:
