@@ -324,3 +324,66 @@ def test_torchrun_two_processes_match_one_on_a_rehearsal_row(row, rehearsal_root
     assert metrics[2] == pytest.approx(metrics[1], abs=METRIC_ATOL[row])
     # only rank 0 wrote: every file once, nothing left by another rank
     assert sorted(p.name for p in seed[2].iterdir()) == sorted(p.name for p in seed[1].iterdir())
+
+
+def test_workers_are_refused_under_torchrun(monkeypatch, capsys):
+    from hybridlib.cli import main
+
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    code = main(["train", "--config", "experiments/teaching/hybrid-late.yaml", "--workers", "2", "--smoke"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and err[0].startswith("error: --workers 2") and "torchrun" in err[0]
+
+
+def test_a_global_batch_too_small_for_the_processes_is_one_clear_error():
+    from training_helpers import synthetic_split, tiny_cfg
+
+    from hybridlib.features.prepare import TrainingData
+    from hybridlib.training.loop import check_batches
+
+    data = TrainingData(synthetic_split("d", 5, caps=1), None, None)
+    check_batches(tiny_cfg(batch_size=8), data, world_size=2)  # 5 captions: 3 + 2
+    with pytest.raises(ValueError, match=r"global batch of 5 captions .* 3 processes: use at most 2 processes"):
+        check_batches(tiny_cfg(batch_size=8), data, world_size=3)
+    with pytest.raises(ValueError, match="1 captions per epoch: too few for in-batch negatives"):
+        check_batches(tiny_cfg(), TrainingData(synthetic_split("d", 1, caps=1), None, None))
+
+
+def _no_clip_usable(first: bool):
+    from hybridlib.util.errors import UserError
+
+    raise UserError("no clip usable")
+
+
+def _rank0_worker(rank: int, port: int, out_dir: str) -> None:
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    torch.distributed.init_process_group("gloo", rank=rank, world_size=WORLD, timeout=timedelta(seconds=60))
+    calls = []
+    try:
+        ctx = D.init_from_env("cpu")
+        got = D.rank0_first(ctx, lambda first: calls.append((rank, first)) or f"data of rank {rank}")
+        try:
+            D.rank0_first(ctx, _no_clip_usable)
+        except D.FailedOnRankZero as exc:
+            failed = ("elsewhere", exc.exit_code, str(exc))
+        except ValueError as exc:
+            failed = ("here", 2, str(exc))
+        summary = D.from_rank0(lambda: f"written by rank {rank}")
+        torch.save({"calls": calls, "got": got, "failed": failed, "summary": summary},
+                   os.path.join(out_dir, f"r{rank}.pt"))
+    finally:
+        torch.distributed.destroy_process_group()
+
+
+@pytest.mark.slow
+def test_rank0_prepares_first_and_its_failure_ends_every_rank(tmp_path, monkeypatch):
+    """rank0_first: rank 0 works first, the other rank after it (reading what rank 0 made); when rank 0 fails it
+    raises there and the other rank raises FailedOnRankZero (exit code of rank 0's error, printed by rank 0 only)
+    instead of waiting forever; from_rank0 hands rank 0's result to every rank."""
+    _spawn_and_wait(_rank0_worker, (_free_port(), str(tmp_path)), "rank0_first workers")
+    r0, r1 = (torch.load(tmp_path / f"r{r}.pt") for r in range(WORLD))
+    assert (r0["calls"], r1["calls"]) == ([(0, True)], [(1, False)])
+    assert (r0["got"], r1["got"]) == ("data of rank 0", "data of rank 1")
+    assert r0["failed"] == ("here", 2, "no clip usable")
+    assert r1["failed"][:2] == ("elsewhere", 2) and "no clip usable" in r1["failed"][2]
+    assert r0["summary"] == r1["summary"] == "written by rank 0"
