@@ -39,9 +39,9 @@ VARIANTS = {
     ".venv/bin/python -m hybridlib train --config experiments/teaching/hybrid-late.yaml --out runs/late --seed 0":
         ".venv/bin/python -m hybridlib train --config experiments/teaching/hybrid-late.yaml --out runs/late --seed 0 "
         "--smoke --set epochs=1 --no-progress",
-    ".venv/bin/torchrun --nproc_per_node=2 -m hybridlib train --config experiments/teaching/hybrid-late.yaml "
+    ".venv/bin/torchrun --standalone --nproc_per_node=2 -m hybridlib train --config experiments/teaching/hybrid-late.yaml "
     "--out runs/late-2proc --seed 0":
-        ".venv/bin/torchrun --nproc_per_node=2 -m hybridlib train --config experiments/teaching/hybrid-late.yaml "
+        ".venv/bin/torchrun --standalone --nproc_per_node=2 -m hybridlib train --config experiments/teaching/hybrid-late.yaml "
         "--out runs/late-2proc --seed 0 --smoke --set epochs=1 --no-progress",
 }
 RUN_AS_WRITTEN = {
@@ -80,7 +80,7 @@ SKIPPED = {
         "tests/test_rehearsal.py",
     ".venv/bin/python -m hybridlib reproduce hybrid-table-1 --seeds 0 1 2":
         "trains a paper table (GPU days); tests/test_rehearsal.py runs `reproduce mei-table-2` on the rehearsal",
-    ".venv/bin/torchrun --nproc_per_node=4 -m hybridlib train --config experiments/hybrid/clotho-late-os.yaml "
+    ".venv/bin/torchrun --standalone --nproc_per_node=4 -m hybridlib train --config experiments/hybrid/clotho-late-os.yaml "
     "--out runs/late-os-4gpu": "needs 4 GPUs, Clotho and the hub weights; tests/test_training_distributed.py runs "
                                "rows of experiments/hybrid and experiments/mei with `torchrun --nproc_per_node=2` "
                                "on the rehearsal (gloo, CPU)",

@@ -235,22 +235,26 @@ def test_train_loop_under_two_processes_matches_one(tmp_path):
 #    captions (< batch_size 32, split 3 + 2). Dropout and SpecAugment off, so nothing random differs between
 #    the runs: 2 processes must give the one-process numbers up to the order of floating-point sums.
 #  * mei: PANNs ResNet38 + bert-base fine-tuned (Mei et al.); two captions per clip and batch_size 5: two
-#    uneven global batches (3 + 2) per epoch. ResNet38's own dropout (0.2 and 0.1, fixed in PANNs) stays on
-#    and draws its masks per process, so this row matches one process statistically, not number for number.
+#    uneven global batches (3 + 2) per epoch. ResNet38's own dropout (0.2 and 0.1, fixed in PANNs, no config
+#    field) stays on and draws its masks per process, so this row matches one process statistically.
 RUN_ROWS = {
     "hybrid": ("experiments/hybrid/clotho-mid-os.yaml",
                ["spec_augment=false", "model.dropout=0", "model.text_dropout=0"]),
     "mei": ("experiments/mei/clotho-finetune-nt-xent.yaml",
             ["captions_per_clip=2", "batch_size=5", "spec_augment=false", "model.text_dropout=0"]),
 }
-# Tolerances (2 processes vs 1, same seed). hybrid: 1e-3 relative on the training loss and 1e-6 on the metrics:
-# the gathered loss, global BatchNorm statistics and DDP's averaged gradients are the one-process computation
-# with sums in another order (~1e-7 relative per step). mei: 3% on the loss (ResNet38's dropout masks); its test
-# metrics on 3 clips move in steps of 1/15 (R@k) when one caption's rank changes, so they are compared within 15
-# points. Both catch the mistakes they guard against: a per-process batch (nt-xent over 3 instead of 5 captions
-# is ~30% lower, and the step count changes) or a missing gradient share (no training effect at all).
-LOSS_RTOL = {"hybrid": 1e-3, "mei": 0.03}
-METRIC_ATOL = {"hybrid": 1e-6, "mei": 15.0}
+# Tolerances (2 processes vs 1, same seed).
+#  * hybrid: 1e-4 relative on the training loss, 1e-6 on the metrics. The gathered loss, the global BatchNorm
+#    statistics (waveform slices padded to the global batch's width) and DDP's averaged gradients are the
+#    one-process computation with floating-point sums in another order: measured, the first step's loss is
+#    identical and the second's differs by 5e-6 relative; the metrics were identical.
+#  * mei: ResNet38's dropout draws other masks in 2 processes than in 1 (the only difference left), which on
+#    random-weight stand-ins moves an epoch's loss by up to 12% (measured: 3.26 vs 2.91 and 4.41 vs 4.28); so 20%
+#    on the loss, and 10 points on the test metrics (3 clips and 15 captions: one caption's rank moves R@1 by
+#    6.7 points; measured gap 0.8). The exact checks (steps, global batch and its slices, parameter counts, one
+#    printing and writing process) are the same for both rows.
+LOSS_RTOL = {"hybrid": 1e-4, "mei": 0.2}
+METRIC_ATOL = {"hybrid": 1e-6, "mei": 10.0}
 
 
 def _row_command(row: str, rehearsal, out, processes: int) -> list[str]:
@@ -265,8 +269,8 @@ def _row_command(row: str, rehearsal, out, processes: int) -> list[str]:
     config = str(project_root() / config)
     over = rehearsal_overrides(load_config(config), rehearsal)
     sets = [f"{k}={v}" for k, v in over.items() if k != "model"] + [f"model.{k}={v}" for k, v in over["model"].items()]
-    launcher = [str(Path(sys.executable).parent / "torchrun"), f"--nproc_per_node={processes}"] if processes > 1 \
-        else [sys.executable]
+    torchrun = [str(Path(sys.executable).parent / "torchrun"), "--standalone", f"--nproc_per_node={processes}"]
+    launcher = torchrun if processes > 1 else [sys.executable]  # --standalone: a free port, not 29500
     return [*launcher, "-m", "hybridlib", "train", "--config", config, "--out", str(out), "--seed", "0",
             "--no-progress", *[a for s in [*sets, *extra] for a in ("--set", s)]]
 
