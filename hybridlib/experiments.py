@@ -2,12 +2,13 @@
 
 Independent training runs (seeds, sweep points, a loss grid) share nothing but the feature cache, so they
 run in worker processes, one per core (:func:`run_trainings`). Each worker prepares its data from the
-(already filled) cache and trains with the config's thread count (``num_threads``; one thread when it is
-unset); training is deterministic, so with ``num_threads`` set (the teaching configs set 1) the results are
+(already filled) cache through :func:`hybridlib.training.data.training_data` and trains with the config's
+thread count (``num_threads``; one thread when it is unset); training is deterministic, so with ``num_threads`` set (the teaching configs set 1) the results are
 identical to running the same jobs one after another in this process (a test checks it).
 
 Results of several seeds go to ``<out>/seed-<n>/`` and are aggregated into ``<out>/metrics-<split>.json``
-(:func:`hybridlib.runs.write_run_metrics`), counting only seed folders trained with the same config.
+(:func:`hybridlib.runs.write_run_metrics`), counting only seed folders trained with the same config. Under
+``torchrun`` the seeds run one after another, each trained by all processes together; rank 0 writes.
 """
 
 from __future__ import annotations
@@ -46,30 +47,16 @@ class JobOutcome:
     extra: dict = field(default_factory=dict)
 
 
-_PREPARED: dict = {}  # per process: fingerprint -> TrainingData (a worker reuses data across its jobs)
-
-
-def _data_for(cfg: TrainConfig, data=None):
-    from hybridlib.features.prepare import data_fingerprint, prepare_data
-
-    fingerprint = data_fingerprint(cfg)
-    if data is not None and data.fingerprint == fingerprint:
-        return data
-    if fingerprint not in _PREPARED:
-        _PREPARED.clear()  # one dataset at a time: bounded memory
-        _PREPARED[fingerprint] = prepare_data(cfg, progress=False)
-    return _PREPARED[fingerprint]
-
-
 def run_job(job: TrainingJob, data=None, progress: bool = False) -> JobOutcome:
-    """Train one job in this process; a failure of the work itself (e.g. divergence) becomes ``error``, so the
-    other jobs go on. Bad input (a :class:`~hybridlib.util.errors.UserError`: a damaged checkpoint, a config
+    """Train one job in this process on ``data`` (prepared for its config) or on the data
+    :func:`hybridlib.training.data.training_data` prepares and keeps for the next jobs. A failure of the work
+    itself (e.g. divergence) becomes ``error``, so the other jobs go on. Bad input (a :class:`~hybridlib.util.errors.UserError`: a damaged checkpoint, a config
     that changed since the checkpoint, bad audio under ``bad_audio: error``) is raised as it is: the command
     line then names it in one line with exit code 2."""
     from hybridlib.training import train
 
     try:
-        result = train(job.cfg, job.out_dir, data=_data_for(job.cfg, data), resume=job.resume, progress=progress)
+        result = train(job.cfg, job.out_dir, data=data, resume=job.resume, progress=progress, keep_data=True)
     except UserError:
         raise
     except HybridlibError as exc:
@@ -80,14 +67,18 @@ def run_job(job: TrainingJob, data=None, progress: bool = False) -> JobOutcome:
 def run_trainings(jobs: Sequence[TrainingJob], workers: int | None = None, data=None,
                   progress: bool = True) -> list[JobOutcome]:
     """Run ``jobs`` (in their order) on ``workers`` processes (default :func:`default_workers`; 1: in this
-    process, using ``data`` when it fits a job's config). Returns one outcome per job, in job order."""
+    process). ``data``: prepared for the jobs' config (all jobs then share its data settings, e.g. the seeds of
+    one config). Under ``torchrun`` the processes already train each job together: jobs run one after another
+    in this process. Returns one outcome per job, in job order."""
+    from hybridlib.training.data import forget_data, training_data
+    from hybridlib.training.distributed import world_size
     from hybridlib.util.progress import progress_bar as tqdm
 
     jobs = list(jobs)
     if not jobs:
         return []
     workers = default_workers(len(jobs)) if workers is None else max(1, min(int(workers), len(jobs)))
-    if workers == 1 or any(j.cfg.device not in ("cpu", "auto") for j in jobs):
+    if workers == 1 or world_size() > 1 or any(j.cfg.device not in ("cpu", "auto") for j in jobs):
         return [run_job(j, data, progress=progress and len(jobs) == 1)
                 for j in tqdm(jobs, desc="trainings", disable=not progress or len(jobs) == 1)]
     from concurrent.futures import as_completed
@@ -97,12 +88,12 @@ def run_trainings(jobs: Sequence[TrainingJob], workers: int | None = None, data=
     # Fill the feature cache's audio here, once per distinct audio input, so workers do not extract the same
     # clips side by side; texts (seconds on the teaching set) are left to the workers (the cache takes
     # concurrent writers), so configs that differ only in metadata are not prepared here one after another.
-    filled = set()
+    filled = {audio_fingerprint(jobs[0].cfg)} if data is not None else set()  # given data: its caches are full
     for j in jobs:
         if audio_fingerprint(j.cfg) not in filled:
             filled.add(audio_fingerprint(j.cfg))
-            _data_for(j.cfg, data)
-    _PREPARED.clear()
+            training_data(j.cfg, progress=False)
+    forget_data()  # the workers prepare their own from the filled caches
     from concurrent.futures.process import BrokenProcessPool
 
     try:
@@ -153,8 +144,10 @@ def summarize(cfg: TrainConfig, out_dir: str | Path, outcomes: Sequence[JobOutco
         raise HybridlibError("; ".join(f"seed {o.job.cfg.seed}: {o.error}" for o in failed))
     if not all(o.finished for o in outcomes):
         return {}
+    from hybridlib.training.distributed import from_rank0
+
     split = cfg.splits()[2]
-    return runs.write_run_metrics(out_dir, split, cfg=cfg)
+    return from_rank0(lambda: runs.write_run_metrics(out_dir, split, cfg=cfg))  # torchrun: rank 0 writes
 
 
 def train_seeds(cfg: TrainConfig, out_dir: str | Path, seeds: Sequence[int] | None = None, data=None,

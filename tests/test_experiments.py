@@ -15,6 +15,7 @@ from hybridlib import runs
 from hybridlib.config import teaching_config
 from hybridlib.features.prepare import prepare_data
 from hybridlib.training import loop as L
+from hybridlib.training.data import DataMismatch
 
 
 @pytest.fixture(scope="module")
@@ -89,7 +90,7 @@ def test_resume_with_a_changed_config_names_the_fields(tmp_path):
 def test_data_prepared_for_another_config_is_refused(tmp_path, smoke_late):
     baseline = teaching_config("baseline", smoke=True, epochs=1, tensorboard=False)
     hybrid_data = prepare_data(smoke_late, progress=False, roles=("test",))
-    with pytest.raises(L.DataMismatch, match="metadata"):
+    with pytest.raises(DataMismatch, match="metadata"):
         L.train(baseline, tmp_path, data=hybrid_data, progress=False)
     fs = smoke_late.replace(model={**smoke_late.model, "metadata_kind": "fs"})
     assert prepare_data(fs, progress=False, roles=("test",)).fingerprint != hybrid_data.fingerprint

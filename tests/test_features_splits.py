@@ -47,14 +47,23 @@ def test_same_item_mask_and_pair_batch():
     assert b["frame_lengths"][2] == split.frames[2].shape[0]
 
 
-def test_ddp_slices_reassemble_the_global_batch():
+@pytest.mark.parametrize("batch_size,world,sizes", [(8, 2, [4, 4]), (7, 2, [4, 3]), (8, 3, [3, 3, 2]),
+                                                     (30, 2, [12, 12])])
+def test_ddp_slices_reassemble_the_global_batch(batch_size, world, sizes):
+    """batch_size is the global batch: the ranks' slices (sizes differing by at most one) make up the batches a
+    single process draws with the same seed; a global batch larger than the epoch is the whole epoch."""
+    from hybridlib.features.splits import slice_sizes
+
     split = synthetic_split("s", 12, caps=2)
-    full = list(split.training_batches(batch_size=8, seed=3, epoch=2))
-    r0 = list(split.training_batches(batch_size=4, seed=3, epoch=2, rank=0, world_size=2))
-    r1 = list(split.training_batches(batch_size=4, seed=3, epoch=2, rank=1, world_size=2))
-    assert len(full) == len(r0) == len(r1) == 3
-    for f, a, b in zip(full, r0, r1):
-        assert torch.equal(f["clip_index"], torch.cat([a["clip_index"], b["clip_index"]]))
+    full = list(split.training_batches(batch_size=batch_size, seed=3, epoch=2))
+    ranks = [list(split.training_batches(batch_size=batch_size, seed=3, epoch=2, rank=r, world_size=world))
+             for r in range(world)]
+    assert len(full) == split.n_training_batches(batch_size) == max(1, 24 // batch_size)  # 24 captions
+    for f, *parts in zip(full, *ranks):
+        assert [len(p["clip_index"]) for p in parts] == sizes == slice_sizes(len(f["clip_index"]), world)
+        assert torch.equal(f["clip_index"], torch.cat([p["clip_index"] for p in parts]))
+    assert all(len(r) == len(full) for r in ranks)
+    assert slice_sizes(1, 2) == [1, 0] and split.training_batch(0, 1, 3, 2, rank=1, world_size=2) is None
 
 
 def test_captions_per_clip_sampling():

@@ -156,7 +156,7 @@ def test_loader_ddp_slices_and_cold_cache(bank, tmp_path):
     split = waveform_split(bank, WaveformCache(tmp_path / "c"))
     glob = list(split.training_batches(4, seed=3, epoch=1))
     cold = dataclasses.replace(split, waveform_cache=WaveformCache(tmp_path / "cold"))
-    ranks = [list(TrainingLoader(cold, 2, seed=3, rank=r, world_size=2, num_workers=2).epoch(1)) for r in (0, 1)]
+    ranks = [list(TrainingLoader(cold, 4, seed=3, rank=r, world_size=2, num_workers=2).epoch(1)) for r in (0, 1)]
     for g, a, b in zip(glob, *ranks):  # the ranks' slices (same crops) make up the global batch
         assert torch.equal(g["waveform"], torch.cat([a["waveform"], b["waveform"]]))
         assert g["captions"] == a["captions"] + b["captions"]

@@ -76,6 +76,10 @@ VARIANTS |= {
         ".venv/bin/python -m hybridlib train --config experiments/teaching/hybrid-late.yaml "
         "--set data_root=$HYBRIDLIB_REHEARSAL/zenodo-clotho --set dataset=clotho --out runs/clotho-late --seed 0 "
         "--set epochs=1 --no-progress",
+    ".venv/bin/torchrun --standalone --nproc_per_node=2 -m hybridlib train --config experiments/teaching/hybrid-late.yaml "
+    "--out runs/late-2proc --seed 0":
+        ".venv/bin/torchrun --standalone --nproc_per_node=2 -m hybridlib train --config experiments/teaching/hybrid-late.yaml "
+        "--out runs/late-2proc --seed 0 --smoke --set epochs=1 --no-progress",
 }
 RUN_AS_WRITTEN = {
     "printf 'SEED: 1\\n\"06\":\\n  EPOCHS: 3\\n' > my-params.yaml",
@@ -113,6 +117,10 @@ SKIPPED = {
         "tests/test_rehearsal.py",
     ".venv/bin/python -m hybridlib reproduce hybrid-table-1 --seeds 0 1 2":
         "trains a paper table (GPU days); tests/test_rehearsal.py runs `reproduce mei-table-2` on the rehearsal",
+    ".venv/bin/torchrun --standalone --nproc_per_node=4 -m hybridlib train --config experiments/hybrid/clotho-late-os.yaml "
+    "--out runs/late-os-4gpu": "needs 4 GPUs, Clotho and the hub weights; tests/test_training_distributed.py runs "
+                               "rows of experiments/hybrid and experiments/mei with `torchrun --nproc_per_node=2` "
+                               "on the rehearsal (gloo, CPU)",
     "conda env create -f environment.yml && conda activate hybrid-retrieval": "no conda on the CI machine",
     "pip install --no-deps aisfx==0.1.2 && pip install --no-deps -e .": "conda set-up (installs into the conda env)",
     'python -m ipykernel install --user --name hybrid-retrieval --display-name "Python (hybrid-retrieval)"':
@@ -242,3 +250,5 @@ def test_readme_commands_run(tmp_path, rehearsal_root):
     saved = json.loads((project / "runs" / "reproduce" / "clotho-cpu-comparison.json").read_text())
     assert saved["label"] == FROZEN_ENCODER_SETTING
     assert saved["rows_finished"] == sorted(TABLES["clotho-cpu"]["rows"])
+    two = json.loads((project / "runs/late-2proc/seed-0/ingredients.json").read_text())["optimisation"]
+    assert (two["processes"], two["global_batch"]) == (2, min(two["batch_size"], two["epoch_captions"]))

@@ -105,7 +105,7 @@ def test_training_writes_the_ingredient_report(tmp_path):
     assert sched["lr_first_step"] == pytest.approx(cfg.lr / steps)  # linear warm-up over the first epoch
     assert report["parameters"]["all"]["trainable"] == sum(p.numel() for p in _tiny().parameters())
     assert report["data"]["metadata_coverage"] == {"train": None, "val": None, "test": None}  # content-only
-    assert report["optimisation"]["largest_batch"] == cfg.batch_size
+    assert report["optimisation"]["global_batch"] == cfg.batch_size and report["optimisation"]["processes"] == 1
     assert ingredient_problems(cfg, report) == []
     # the check can fail: a fusion row whose metadata never arrived, a frozen encoder with trainable weights
     late = cfg.replace(model={"fusion": "late"})

@@ -336,6 +336,34 @@ def test_trainable_backbone_runs_on_waveforms_and_gets_gradients():
     assert model.audio_backbone.conv.weight.grad.abs().sum() > 0
 
 
+@pytest.mark.parametrize("name", ["panns-cnn14", "panns-resnet38", "efficientat-mn10", "sfx-cnn"])
+def test_a_trainable_backbone_trains_everything_but_its_tagging_head(name):
+    """The AudioSet tagging heads (PANNs fc1/fc_audioset, EfficientAT classifier) are frozen in a retrieval model:
+    every parameter left trainable gets a gradient (DistributedDataParallel requires it), and the trainable count
+    leaves the heads out; their weights stay (official checkpoints load completely; clip_logits still tags)."""
+    from hybridlib.models.audio import build_audio_backbone, tagging_head_parameters
+    from hybridlib.training.ingredients import parameter_report
+
+    torch.manual_seed(0)
+    backbone = build_audio_backbone(name, pretrained=False)
+    head = tagging_head_parameters(backbone)
+    assert bool(head) == (name != "sfx-cnn")
+    model = RetrievalModel(small_cfg("mei", audio_dim=backbone.embed_dim, audio_trainable=True),
+                           audio_backbone=backbone).train()
+    assert not any(p.requires_grad for p in head)
+    rate = backbone.sample_rate
+    batch = {"clip_index": torch.arange(2), "waveform": torch.randn(2, rate), "lengths": torch.tensor([rate, rate // 2]),
+             "caption_emb": torch.randn(2, DT)}
+    sim = model(batch)
+    (-torch.log_softmax(sim / 0.07, dim=1).diagonal().mean()).backward()
+    unused = [n for n, p in model.named_parameters() if p.requires_grad and p.grad is None]
+    assert unused == []
+    counts = parameter_report(model)["audio_backbone"]
+    assert counts["trainable"] == counts["total"] - sum(p.numel() for p in head) > 0
+    assert any(k.startswith("audio_backbone.") and k.split(".")[1] in backbone.tagging_head
+               for k in model.state_dict()) == bool(head)  # kept in the saved model
+
+
 def test_frozen_encoders_stay_out_of_state_dict_and_encode_strings():
     text, backbone = TinyText(), TinyBackbone()
     model = RetrievalModel(small_cfg("late"), text_encoder=text, audio_backbone=backbone).eval()

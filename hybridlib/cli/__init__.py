@@ -58,10 +58,12 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     module = importlib.import_module(COMMANDS[args.command][0])
-    from hybridlib.util.errors import HybridlibError
+    from hybridlib.util.errors import HybridlibError, ReportedElsewhere
 
     try:
         return int(module.run(args) or 0)
+    except ReportedElsewhere as exc:  # e.g. rank 0 of a torchrun run failed and printed the error
+        return exc.exit_code
     except HybridlibError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code

@@ -1,4 +1,8 @@
-"""``hybridlib train``: train (and evaluate) a retrieval model from a config file, one or several seeds."""
+"""``hybridlib train``: train (and evaluate) a retrieval model from a config file, one or several seeds.
+
+Under ``torchrun --nproc_per_node=N`` the N processes train each seed together (``batch_size`` stays the global
+batch: :mod:`hybridlib.training.distributed`); rank 0 prepares the data while the others wait, and only rank 0
+prints and writes. ``--workers`` (seeds in parallel processes) is refused there."""
 
 from __future__ import annotations
 
@@ -19,7 +23,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--resume", action="store_true", help="continue from the run folder's checkpoints")
     parser.add_argument("--smoke", action="store_true", help="use the tiny smoke teaching set")
     parser.add_argument("--workers", type=int, default=1,
-                        help="train seeds in parallel worker processes (CPU configs; 0: one per core)")
+                        help="train seeds in parallel worker processes (CPU configs; 0: one per core; not under torchrun)")
     add_audio_arguments(parser)
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
 
@@ -28,19 +32,31 @@ def run(args) -> int:
     from hybridlib import paths
     from hybridlib.config import load_config
     from hybridlib.experiments import train_seeds
-    from hybridlib.features.prepare import data_report_line, prepare_data
+    from hybridlib.features.prepare import data_report_line
     from hybridlib.runs import format_aggregate, metrics_path
+    from hybridlib.training import distributed
+    from hybridlib.training.data import training_data
     from hybridlib.training.preflight import preflight
+    from hybridlib.util.errors import UserError
 
+    processes = distributed.world_size()
+    if processes > 1 and args.workers != 1:
+        raise UserError(f"--workers {args.workers} trains seeds in parallel processes, but under torchrun the "
+                        f"{processes} processes already train each seed together: leave --workers out")
     flags = {"smoke": True} if args.smoke else {}
     flags.update({k: v for k, v in (("audio_check", args.audio_check), ("bad_audio", args.bad_audio)) if v})
     cfg = load_config(args.config, overrides=args.overrides, **flags)
     preflight(cfg, args.config)  # model section, device and datasets, before any download or worker
     out = Path(args.out) if args.out else paths.runs_dir() / "train" / cfg.name
-    data = prepare_data(cfg, progress=not args.no_progress)  # once for every seed; bad clips reported here
-    print(data_report_line(data.info), flush=True)
+    # once for every seed (under torchrun: rank 0 prepares, the others wait); bad clips reported here
+    data = training_data(cfg, progress=not args.no_progress, keep=True)
+    main = distributed.is_main_process()
+    if main:
+        print(data_report_line(data.info), flush=True)
     summary = train_seeds(cfg, out, seeds=args.seed, data=data, resume=args.resume, progress=not args.no_progress,
                           workers=None if args.workers == 0 else args.workers)
+    if not main:
+        return 0
     if not summary:
         print(f"[train] stopped early (stop_after_epoch={cfg.stop_after_epoch}); continue with --resume")
         return 0

@@ -3,7 +3,7 @@
 :class:`TrainingLoader` delivers, epoch after epoch, exactly the batches of
 :meth:`EncodedSplit.training_batches <hybridlib.features.splits.EncodedSplit.training_batches>`: its dataset
 maps the key ``(epoch, b)`` to :meth:`~hybridlib.features.splits.EncodedSplit.training_batch` (captions from
-the seeded epoch order, the rank's slice, waveform crops seeded per example), and the DataLoader keeps the
+the seeded epoch order, the rank's slice of the global batch ``batch_size``, waveform crops seeded per example), and the DataLoader keeps the
 order of the keys. So the batches - and a training run - are identical for any ``num_workers`` and after a
 resume; workers only change *where* a batch is built (waveforms read from the
 :class:`~hybridlib.features.waveform_cache.WaveformCache` or decoded there) and that the next batches are
@@ -75,7 +75,7 @@ class TrainingLoader:
             raise ValueError(f"num_workers must be a non-negative integer, got {num_workers!r}")
         self.split = split
         self.num_workers = 0 if split.frames is not None else num_workers
-        self.n_batches = split.n_training_batches(batch_size, drop_last, world_size, captions_per_clip)
+        self.n_batches = split.n_training_batches(batch_size, drop_last, captions_per_clip)
         self.sampler = EpochSampler(self.n_batches)
         self.stats: Counter = Counter()
         self.loader = DataLoader(

@@ -197,33 +197,35 @@ class EncodedSplit:
                          ) -> Iterator[dict]:
         """Caption-level batches of one epoch, built in this process (see :meth:`training_batch`).
 
-        With ``world_size > 1`` a *global* batch of ``batch_size * world_size`` captions is cut into
-        consecutive slices, one per rank; gathering the ranks' embeddings restores the global batch in order.
+        ``batch_size`` is the *global* batch: with ``world_size > 1`` each global batch (the one a single process
+        gets with the same seed) is cut into ``world_size`` consecutive slices (:func:`slice_sizes`), one per rank;
+        gathering the ranks' embeddings restores the global batch in order.
         """
-        for b in range(self.n_training_batches(batch_size, drop_last, world_size, captions_per_clip)):
+        for b in range(self.n_training_batches(batch_size, drop_last, captions_per_clip)):
             batch = self.training_batch(b, batch_size, seed, epoch, rank, world_size, captions_per_clip)
             if batch is not None:
                 yield batch
 
     def training_batch(self, b: int, batch_size: int, seed: int, epoch: int, rank: int = 0, world_size: int = 1,
                        captions_per_clip: int | None = None) -> dict | None:
-        """Batch ``b`` of the epoch for ``rank`` (None when the rank's slice of a short last batch is empty).
+        """Rank ``rank``'s slice of global batch ``b`` of the epoch (None when the slice is empty: a global batch
+        with fewer captions than ranks).
 
         A function of its arguments only: captions from :meth:`caption_order`, crops from
         ``(epoch_seed(seed, epoch), caption index)``; whoever builds it, whenever, gets the same batch.
         """
-        step = batch_size * world_size
-        chunk = self.caption_order(seed, epoch, captions_per_clip)[b * step:(b + 1) * step]
-        local = chunk[rank * batch_size:(rank + 1) * batch_size]
+        chunk = self.caption_order(seed, epoch, captions_per_clip)[b * batch_size:(b + 1) * batch_size]
+        sizes = slice_sizes(len(chunk), world_size)
+        start = sum(sizes[:rank])
+        local = chunk[start:start + sizes[rank]]
         if len(local) == 0:
             return None
         return self.pair_batch(local, crop_key=epoch_seed(seed, epoch))
 
-    def n_training_batches(self, batch_size: int, drop_last: bool = True, world_size: int = 1,
-                           captions_per_clip: int | None = None) -> int:
-        step = batch_size * world_size
+    def n_training_batches(self, batch_size: int, drop_last: bool = True, captions_per_clip: int | None = None) -> int:
+        """Global batches of an epoch (``drop_last``: a short last batch is left out, unless it is the only one)."""
         q = self.n_epoch_captions(captions_per_clip)
-        return q // step if drop_last and q >= step else -(-q // step)
+        return q // batch_size if drop_last and q >= batch_size else -(-q // batch_size)
 
     def with_frame_stride(self, stride: int) -> EncodedSplit:
         """A copy whose cached frames are averaged over ``stride`` consecutive steps (shorter sequences)."""
@@ -275,6 +277,12 @@ class EncodedSplit:
             sample_rate=self.sample_rate, max_audio_seconds=self.max_audio_seconds,
             waveform_cache=self.waveform_cache, excluded=dict(self.excluded),
         )
+
+
+def slice_sizes(n: int, world_size: int) -> list[int]:
+    """How ``world_size`` ranks share a global batch of ``n`` captions: consecutive slices whose sizes differ by at
+    most one, the larger ones first (``slice_sizes(11, 2) == [6, 5]``)."""
+    return [n // world_size + (r < n % world_size) for r in range(world_size)]
 
 
 def epoch_seed(seed: int, epoch: int) -> int:

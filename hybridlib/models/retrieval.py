@@ -35,7 +35,9 @@ weights (``requires_grad=False``) and leaves the encoders in train mode with the
 BatchNorm running statistics keep updating, dropout and SpecAugment stay active. ``frozen_mode="train"``
 reproduces that: the frozen encoders become submodules with frozen parameters (their BatchNorm buffers are
 saved with the model), follow the model's train/eval mode and run on every batch (no cache). Trainable
-encoders are submodules.
+encoders are submodules; a trainable audio backbone's AudioSet tagging head (PANNs ``fc1``/``fc_audioset``,
+EfficientAT ``classifier``), which the frames never pass through, stays frozen: it is neither trained nor counted
+as trainable (:func:`hybridlib.models.audio.freeze_tagging_head`).
 """
 
 from __future__ import annotations
@@ -190,8 +192,11 @@ class RetrievalModel(nn.Module):
         if (cfg.audio_trainable or train_mode_frozen) and cfg.fusion != "metadata-only":
             if audio_backbone is None:
                 audio_backbone = self._build_audio_backbone()
-            # a submodule: trained, or frozen weights in train mode (Mei et al.'s "frozen")
-            self.audio_backbone = _set_trainable(audio_backbone, cfg.audio_trainable)
+            # a submodule: trained, or frozen weights in train mode (Mei et al.'s "frozen"); its AudioSet tagging
+            # head never sees the frames the model reads, so it is frozen (neither trained nor counted)
+            from hybridlib.models.audio import freeze_tagging_head
+
+            self.audio_backbone = freeze_tagging_head(_set_trainable(audio_backbone, cfg.audio_trainable))
         elif audio_backbone is not None:
             self._frozen["audio"] = _freeze(audio_backbone)
         if self.audio_backbone is not None or "audio" in self._frozen:

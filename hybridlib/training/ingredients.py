@@ -19,8 +19,9 @@ Sections:
   preprocessing mode, max tokens (``max_length`` the tokenizer truncates at), dropout and architecture.
 * ``parameters``: total and trainable parameters per module (audio backbone, text encoders, the rest).
 * ``input_pipeline``: cached frames or waveforms, the DataLoader workers in effect, the waveform cache.
-* ``optimisation``: optimiser, loss, batch size and the batch an epoch can actually fill, gradient clipping,
-  AMP; ``schedule``: steps and the learning rate at the first step, the peak and the last step (the
+* ``optimisation``: optimiser, loss, batch size (the global batch whatever the number of processes) with the
+  global batch a step actually had, the processes and each one's slice (:func:`batch_report`), gradient
+  clipping, AMP; ``schedule``: steps and the learning rate at the first step, the peak and the last step (the
   configured schedule stepped through on a stand-in optimiser); ``selection``: metric and tie rule.
 """
 
@@ -139,6 +140,17 @@ def input_pipeline_report(cfg: TrainConfig, data, loader=None) -> dict:
             "pin_memory": loader.loader.pin_memory if loader is not None else None}
 
 
+def batch_report(batch_size: int, epoch_captions: int, processes: int = 1) -> dict:
+    """The contrastive batch a run used: ``batch_size`` (the config's, the global batch whatever the number of
+    processes), ``global_batch`` (the captions of a full step: ``batch_size``, or the whole epoch when it has
+    fewer), ``processes`` and ``batch_per_process`` (how the processes share a global batch, e.g. ``[6, 5]``)."""
+    from hybridlib.features.splits import slice_sizes
+
+    global_batch = min(batch_size, epoch_captions)
+    return {"batch_size": batch_size, "epoch_captions": epoch_captions, "global_batch": global_batch,
+            "processes": processes, "batch_per_process": slice_sizes(global_batch, processes)}
+
+
 def ingredient_report(cfg: TrainConfig, model: torch.nn.Module, data, steps_per_epoch: int,
                       world_size: int = 1, loader=None) -> dict:
     """The report described in the module docstring, for ``model`` trained on ``data`` with ``cfg`` (``loader``:
@@ -171,9 +183,7 @@ def ingredient_report(cfg: TrainConfig, model: torch.nn.Module, data, steps_per_
                   "missing_metadata": mcfg.missing_metadata},
         "parameters": parameter_report(model),
         "optimisation": {"optimizer": "adam", "lr": cfg.lr, "weight_decay": cfg.weight_decay, "loss": cfg.loss,
-                         "loss_kwargs": cfg.loss_kwargs, "batch_size": cfg.batch_size, "world_size": world_size,
-                         "epoch_captions": epoch_captions,
-                         "largest_batch": min(cfg.batch_size * world_size, epoch_captions),
+                         "loss_kwargs": cfg.loss_kwargs, **batch_report(cfg.batch_size, epoch_captions, world_size),
                          "captions_per_clip": cfg.captions_per_clip, "grad_clip": cfg.grad_clip,
                          "amp": cfg.amp, "max_audio_seconds": cfg.max_audio_seconds},
         "input_pipeline": input_pipeline_report(cfg, data, loader),

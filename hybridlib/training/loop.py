@@ -6,8 +6,10 @@ split, scores the validation split with ``cfg.select_metric``, saves the model w
 evaluated on the evaluation split. Training is deterministic given the seed (PyTorch's deterministic
 algorithms are switched on), so a resumed run equals an uninterrupted one exactly on the CPU.
 
-Under ``torchrun`` (``WORLD_SIZE`` > 1) the process group is set up and embeddings are gathered across
-processes for the loss (:mod:`hybridlib.training.distributed`); only rank 0 writes files.
+Under ``torchrun`` (``WORLD_SIZE`` > 1) the process group is set up, ``cfg.batch_size`` stays the *global*
+batch (each process embeds its slice of the batches one process would draw) and embeddings are gathered across
+processes for the loss over the global batch (:mod:`hybridlib.training.distributed`); rank 0 prepares the data
+first (:func:`hybridlib.training.data.training_data`), and only rank 0 prints and writes files.
 """
 
 from __future__ import annotations
@@ -22,7 +24,8 @@ import torch
 from hybridlib import runs
 from hybridlib.config import TrainConfig
 from hybridlib.features.loader import TrainingLoader
-from hybridlib.features.prepare import TrainingData, data_fingerprint, data_settings, prepare_data
+from hybridlib.features.prepare import TrainingData
+from hybridlib.training.data import training_data
 from hybridlib.util.devices import resolve_device, to_device
 from hybridlib.util.errors import HybridlibError, UserError
 from hybridlib.util.seeding import deterministic, rng_state, seed_everything, set_rng_state
@@ -30,10 +33,6 @@ from hybridlib.util.seeding import deterministic, rng_state, seed_everything, se
 
 class TrainingDiverged(HybridlibError):
     """The validation score (or the training loss) became NaN or infinite: the run cannot go on."""
-
-
-class DataMismatch(UserError):
-    """The data given to :func:`train` were prepared for another config."""
 
 
 @dataclass
@@ -67,22 +66,29 @@ def improves(score: float, best: float, on_tie: str = "earlier") -> bool:
     return score > best or (on_tie == "later" and score == best)
 
 
-def check_data(cfg: TrainConfig, data: TrainingData) -> None:
-    """Raise :class:`DataMismatch` naming the settings in which ``data`` were prepared for another config."""
-    if data.fingerprint == data_fingerprint(cfg):
-        return
-    have, want = data.info.get("settings", {}), data_settings(cfg)
-    changed = sorted(k for k in set(have) | set(want) if have.get(k) != want.get(k)) or ["(unknown)"]
-    raise DataMismatch(f"config {cfg.name!r}: the data given were prepared for another config (differs in "
-                       f"{', '.join(changed)}); call prepare_data(cfg) for this config")
+def check_batches(cfg: TrainConfig, data: TrainingData, world_size: int = 1) -> None:
+    """Raise a one-line :class:`UserError` when a global batch cannot be trained on: fewer than 2 captions (no
+    in-batch negative), or, with ``world_size`` processes, a process whose slice would hold fewer than 2."""
+    captions = data.train.n_epoch_captions(cfg.captions_per_clip)
+    smallest = min(cfg.batch_size, captions)  # every global batch is batch_size, or the whole (short) epoch
+    if smallest < 2:
+        raise UserError(f"training split {data.train.name!r} has {captions} captions per epoch: too few for "
+                        "in-batch negatives (need at least 2)")
+    if smallest < 2 * world_size:
+        raise UserError(f"a global batch of {smallest} captions (batch_size {cfg.batch_size}, {captions} captions "
+                        f"per epoch) leaves a process fewer than 2 of them with {world_size} processes: use at most "
+                        f"{smallest // 2} processes or a larger batch")
 
 
 def train(cfg: TrainConfig, out_dir: str | Path, data: TrainingData | None = None, model: torch.nn.Module | None = None,
-          resume: bool = False, progress: bool = True, evaluate_test: bool = True) -> TrainResult:
+          resume: bool = False, progress: bool = True, evaluate_test: bool = True, keep_data: bool = False
+          ) -> TrainResult:
     """Train one seed (``cfg.seed``) into ``out_dir``; see the module docstring.
 
     ``data``/``model`` may be given (notebooks reuse encoded splits; tests pass tiny models); otherwise they
-    are built from ``cfg``. Given data must have been prepared for ``cfg`` (:func:`check_data`). With
+    are built from ``cfg`` (data through :func:`hybridlib.training.data.training_data`, which ``keep_data`` asks
+    to keep them for the next training in this process). Given data must have been prepared for ``cfg``
+    (:class:`~hybridlib.training.data.DataMismatch` otherwise). With
     ``resume`` the run continues from ``out_dir``'s checkpoint, which must come from the same config (apart
     from runtime fields such as ``stop_after_epoch``). ``cfg.num_threads`` applies for the call only.
     """
@@ -90,13 +96,13 @@ def train(cfg: TrainConfig, out_dir: str | Path, data: TrainingData | None = Non
     if cfg.num_threads:
         torch.set_num_threads(cfg.num_threads)
     try:
-        return _train_one_seed(cfg, Path(out_dir), data, model, resume, progress, evaluate_test)
+        return _train_one_seed(cfg, Path(out_dir), data, model, resume, progress, evaluate_test, keep_data)
     finally:
         torch.set_num_threads(previous)
 
 
 def _train_one_seed(cfg, out_dir: Path, data, model, resume: bool, progress: bool,
-                    evaluate_test: bool) -> TrainResult:
+                    evaluate_test: bool, keep_data: bool) -> TrainResult:
     from hybridlib.evaluation import evaluate_split
     from hybridlib.losses import get_loss
     from hybridlib.training import distributed as dist_utils
@@ -120,9 +126,7 @@ def _train_one_seed(cfg, out_dir: Path, data, model, resume: bool, progress: boo
         runs.save_config(cfg, out_dir)
 
     seed_everything(cfg.seed)
-    if data is None:
-        data = prepare_data(cfg, progress=progress and is_main)
-    check_data(cfg, data)
+    data = training_data(cfg, data, progress=progress and is_main, keep=keep_data)
     if is_main:
         runs.write_data_report(out_dir, data.info)
     if model is None:
@@ -133,11 +137,8 @@ def _train_one_seed(cfg, out_dir: Path, data, model, resume: bool, progress: boo
     set_spec_augment(model, cfg.spec_augment)  # the trainable backbones' own SpecAugment follows the config
     model.to(device)
     loss_fn = get_loss(cfg.loss, **cfg.loss_kwargs)
-    steps_per_epoch = data.train.n_training_batches(cfg.batch_size, world_size=ctx.world_size,
-                                                    captions_per_clip=cfg.captions_per_clip)
-    if steps_per_epoch == 0 or data.train.n_captions < 2 * ctx.world_size:
-        raise UserError(f"training split {data.train.name!r} has {data.train.n_captions} captions: too few for "
-                        "in-batch negatives (need at least 2 per process)")
+    steps_per_epoch = data.train.n_training_batches(cfg.batch_size, captions_per_clip=cfg.captions_per_clip)
+    check_batches(cfg, data, ctx.world_size)
     optimizer = build_optimizer(model, cfg)
     scheduler = build_scheduler(optimizer, cfg, steps_per_epoch)
     use_amp = bool(cfg.amp and device.type == "cuda")

@@ -4,6 +4,8 @@
   and how to fix it; the CLI prints ``error: <message>`` and exits with 2.
 * :class:`HybridlibError` - the work itself failed (a download, a training run that diverged): one line,
   exit code 1.
+* :class:`ReportedElsewhere` - another process of the same run (rank 0 under ``torchrun``) failed and reports
+  it; the CLI exits with that failure's code without printing it a second time.
 
 Any other exception is a bug and keeps its traceback.
 """
@@ -21,6 +23,14 @@ class UserError(HybridlibError, ValueError):
     """Invalid input: a config, a path, a dataset or a file the user gave (``exit_code`` 2)."""
 
     exit_code = 2
+
+
+class ReportedElsewhere(HybridlibError):
+    """Another process of the same run failed and reports the failure itself (``exit_code``: that failure's)."""
+
+    def __init__(self, message: str, exit_code: int = 1):
+        super().__init__(message)
+        self.exit_code = exit_code
 
 
 def one_line(exc: BaseException, limit: int = 200) -> str:

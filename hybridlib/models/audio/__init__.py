@@ -78,6 +78,25 @@ def build_audio_backbone(
     return model.eval()
 
 
+def tagging_head_parameters(backbone) -> list:
+    """The parameters of ``backbone``'s AudioSet tagging head (its ``tagging_head`` submodules: PANNs ``fc1`` and
+    ``fc_audioset``, EfficientAT ``classifier``); empty for backbones without one."""
+    return [p for name in getattr(backbone, "tagging_head", ()) for p in getattr(backbone, name).parameters()]
+
+
+def freeze_tagging_head(backbone):
+    """Freeze (``requires_grad=False``) ``backbone``'s AudioSet tagging head and return ``backbone``.
+
+    The frames a retrieval model reads come from the convolutional trunk; the tagging head only serves
+    ``clip_logits``. Left trainable it would get no gradient (under DistributedDataParallel: the "expected to
+    have finished reduction" error in the second step) and inflate the trainable-parameter count. Its weights
+    stay in the module, so official checkpoint files still load completely and ``clip_logits`` still tags.
+    """
+    for p in tagging_head_parameters(backbone):
+        p.requires_grad_(False)
+    return backbone
+
+
 def fetch_weights(name: str, dest_dir: str | Path | None = None, progress: bool = True) -> Path:
     """The official weights file of backbone ``name``, downloaded first when missing.
 
@@ -132,4 +151,4 @@ def write_random_weights(name: str, dest_dir: str | Path, seed: int = 0) -> Path
 
 
 __all__ = ["BACKBONES", "SAMPLE_RATES", "available_backbones", "backbone_sample_rate", "build_audio_backbone",
-           "fetch_weights", "write_random_weights"]
+           "fetch_weights", "freeze_tagging_head", "tagging_head_parameters", "write_random_weights"]

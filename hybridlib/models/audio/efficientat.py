@@ -5,7 +5,8 @@ The network is torchvision's MobileNetV3-Large layout scaled by ``width_mult`` (
 1-channel log-mel input ``(B, 1, 128, T)``: ``features.0`` (3x3 stride-2 conv), ``features.1..15``
 (inverted residual blocks: optional 1x1 expansion, depthwise conv, squeeze-excitation, 1x1 projection;
 BatchNorm eps 1e-3), ``features.16`` (1x1 conv to ``6 x`` the last width: 3840 for mn40), and the MLP
-tagging head ``classifier.{2,5}``. Squeeze-excitation (blocks 4-6 and 11-15) is EfficientAT's
+tagging head ``classifier.{2,5}`` (only :meth:`MobileNetAT.clip_logits` uses it; a retrieval model freezes it:
+:func:`hybridlib.models.audio.freeze_tagging_head`). Squeeze-excitation (blocks 4-6 and 11-15) is EfficientAT's
 "concurrent" SE on the channel axis only (``conc_se_layers.0.fc{1,2}``, linear layers, reduction 4).
 
 Frames: the ``features`` output averaged over frequency (3840-d for mn40), 32 per 10 s (1000
@@ -141,6 +142,7 @@ class MobileNetAT(nn.Module):
     channels_last_inference = True  # mn10/mn40 inference ~1.27x faster on the CPU (hybridlib.features.cache)
     checkpoint_prefixes: dict[str, str] = {}
     checkpoint_ignore: tuple[str, ...] = ()
+    tagging_head = ("classifier",)  # AudioSet head: not on the frame path (frozen in retrieval models)
     downsample = 32
 
     def __init__(

@@ -57,6 +57,14 @@ def center_pad(waveform: torch.Tensor, lengths: torch.Tensor, pad: int, mode: st
     return out
 
 
+def width_frames(frontend, waveform: torch.Tensor) -> int:
+    """The frames a frontend keeps for a batch: those of its padded width (beyond each clip's own frames they are
+    padding, zeroed or masked). A batch padded to its longest clip keeps that clip's frames; a slice of a larger
+    batch padded to that batch's width (several processes: :mod:`hybridlib.training.distributed`) keeps the
+    larger batch's, so training-mode BatchNorm statistics count the same padded frames."""
+    return int(frontend.frame_lengths(torch.tensor([waveform.shape[-1]]))[0])
+
+
 def stft_frames(lengths: torch.Tensor, hop: int) -> torch.Tensor:
     """Frames of a centred STFT: ``1 + N // hop`` (0 for an empty clip)."""
     return torch.where(lengths > 0, 1 + torch.div(lengths, hop, rounding_mode="floor"), 0)
@@ -220,7 +228,7 @@ class SfxLogMel(nn.Module):
         lo, hi = self.norm_range
         logmel = (logmel - lo) / (hi - lo)
         n_frames = self.frame_lengths(lengths)
-        logmel = logmel[:, : int(n_frames.max()) if len(n_frames) else 0]
+        logmel = logmel[:, : width_frames(self, waveform)]
         logmel = logmel * length_mask(n_frames, logmel.shape[1])[:, :, None].to(logmel.dtype)
         logmel = self.spec_augment(logmel, n_frames, freq_dim=2, time_dim=1)
         return logmel, n_frames
@@ -309,7 +317,7 @@ class PannsLogMel(nn.Module):
         mel = torch.matmul(power, self.logmel_extractor.melW.to(power.dtype))
         logmel = 10.0 * torch.log10(torch.clamp(mel, min=self.amin))  # ref = 1.0 -> no offset
         n_frames = self.frame_lengths(lengths)
-        logmel = logmel[:, : int(n_frames.max()) if len(n_frames) else 0]
+        logmel = logmel[:, : width_frames(self, waveform)]
         # padded frames are zeroed after bn0 by the backbone (zero *before* bn0 would not survive it), and
         # self.spec_augment runs there too: PANNs masks the bn0-normalised log mel (masked value 0 = mean)
         return logmel[:, None], n_frames
@@ -388,7 +396,7 @@ class EfficientATMel(nn.Module):
         mel = torch.matmul(mel_fb.to(power.dtype), power)  # [B, M, T]
         logmel = torch.log(mel + 1e-5)
         n_frames = self.frame_lengths(lengths)
-        logmel = logmel[:, :, : int(n_frames.max()) if len(n_frames) else 0]
+        logmel = logmel[:, :, : width_frames(self, waveform)]
         # EfficientAT masks the log mel with value 0 *before* its fast normalisation (masked bins end at 0.9)
         logmel = self.spec_augment(logmel, n_frames, freq_dim=1, time_dim=2)
         logmel = (logmel + 4.5) / 5.0

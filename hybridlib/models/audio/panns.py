@@ -9,7 +9,8 @@ Official files are ``{"model": state_dict, ...}`` with keys ``spectrogram_extrac
   first convolution and has ``downsample.{1,2}`` = pool, 1x1 conv, BN), a 2x2 average pool, then
   ``conv_block_after1`` (2048);
 * both: ``fc1`` and ``fc_audioset`` (the AudioSet tagging head, kept so the files load completely and
-  :meth:`clip_logits` can tag clips).
+  :meth:`clip_logits` can tag clips; frames never pass through it, so a retrieval model freezes it:
+  :func:`hybridlib.models.audio.freeze_tagging_head`).
 
 Frames: the last convolutional output averaged over frequency, 2048-d, one per 32 spectrogram frames
 (~3.1 frames/s at 32 kHz with hop 320). Dropout (0.2 after blocks, 0.1 inside residual blocks) and
@@ -43,6 +44,7 @@ class _PannsBase(nn.Module):
         "logmel_extractor.": "frontend.logmel_extractor.",
     }
     checkpoint_ignore: tuple[str, ...] = ()
+    tagging_head = ("fc1", "fc_audioset")  # AudioSet head: not on the frame path (frozen in retrieval models)
 
     def __init__(
         self, frontend: PannsLogMel | None = None, classes: int = AUDIOSET_CLASSES, dropout: float = 0.2

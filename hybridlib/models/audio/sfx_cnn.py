@@ -63,6 +63,7 @@ class SfxCNN(nn.Module):
     # aiSFX stores a (state_dict, dataset_info) tuple; its per-dataset classifier heads are not used here
     checkpoint_ignore = ("fc.",)
     checkpoint_prefixes: dict[str, str] = {}
+    tagging_head: tuple[str, ...] = ()  # the classifier heads are not even loaded
 
     def __init__(
         self,
