@@ -13,15 +13,25 @@ Sections:
   and coverage, the FS protocol's counts (descriptions used, queries removed, single-caption clips) and any
   deliberate metadata degradation. Which clips were loaded, missing or excluded (and why) is the run's
   ``data_report.json`` (one home; ``clips_and_exclusions`` points there).
-* ``audio`` / ``text``: encoder, trainable or frozen (and what "frozen" means: ``frozen_mode``), cached or
-  run on every batch, weights (checkpoint; ``standin`` for the rehearsal's random weights), SpecAugment of
-  every module while training (enabled / active) and the feature-level masking of cached frames, text
-  preprocessing mode, max tokens (``max_length`` the tokenizer truncates at), dropout and architecture.
+* ``audio`` / ``text``: encoder, trainable (measured: it has trainable parameters) or frozen (and what
+  "frozen" means: ``frozen_mode``), cached (measured: the prepared split holds its features) or run on every
+  batch, weights (checkpoint; ``standin`` for the rehearsal's random weights), SpecAugment of every module while
+  training (enabled / active) and the feature-level masking of cached frames, text preprocessing mode, max
+  tokens (``max_length`` the tokenizer truncates at), pooling, dropout and architecture.
+* ``model``: what the built model has (:func:`model_report`): fusion, metadata path, audio pooling with its
+  layers and heads as built, projections, retrieval width; nothing a model lacks (Mei et al.'s has no metadata
+  and no transformer pooling).
 * ``parameters``: total and trainable parameters per module (audio backbone, text encoders, the rest).
 * ``input_pipeline``: cached frames or waveforms, the DataLoader workers in effect, the waveform cache.
-* ``optimisation``: optimiser, loss, batch size and the batch an epoch can actually fill, gradient clipping,
-  AMP; ``schedule``: steps and the learning rate at the first step, the peak and the last step (the
-  configured schedule stepped through on a stand-in optimiser); ``selection``: metric and tie rule.
+* ``optimisation``: optimiser and its parameter groups' learning rates (built as training builds them), loss
+  and the hyperparameters it runs with, batch size and the batch an epoch can actually fill, gradient clipping,
+  the device and ``amp`` in effect (CUDA and the config's ``amp``; ``amp_config``: what was asked);
+  ``schedule``: steps and the learning rate at the first step, the peak and the last step (the configured
+  schedule stepped through on a stand-in optimiser); ``selection``: metric and tie rule.
+
+:func:`ingredient_problems` checks a report against its config and, for a paper row, against the paper's
+settings (:func:`paper_differences`, :func:`hybridlib.paper.paper_settings`); deliberate deviations (the
+rehearsal's overrides) are reported apart (:func:`deliberate_deviations`).
 """
 
 from __future__ import annotations
