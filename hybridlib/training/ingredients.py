@@ -414,11 +414,12 @@ def paper_differences(cfg: TrainConfig, report: dict) -> list[dict]:
 
     opt, sched, text, audio = report["optimisation"], report["schedule"], report["text"], report["audio"]
     params, data = report["parameters"], report["data"]
+    processes = opt.get("processes", opt.get("world_size", 1))
     global_batch = opt.get("global_batch")
     if global_batch is None:
-        global_batch = opt["batch_size"] * opt.get("world_size", 1)
+        global_batch = opt["batch_size"] * processes
     check("batch", global_batch, "batch_size", "batch_size",
-          f"batch {global_batch} over {opt.get('world_size', 1)} process(es) (paper: {want['batch_size']})")
+          f"batch {global_batch} over {processes} process(es) (paper: {want['batch_size']})")
     if opt.get("largest_batch") is not None and global_batch == want["batch_size"] \
             and opt["largest_batch"] < want["batch_size"]:
         out.append({"setting": "largest batch", "ours": opt["largest_batch"], "paper": want["batch_size"],
