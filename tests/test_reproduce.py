@@ -203,6 +203,10 @@ def test_the_model_section_is_read_from_the_built_model():
     late = _report(late_cfg, RetrievalModel(ModelConfig(**late_cfg.model)))["model"]
     assert late["pooling"] == {"kind": "transformer", "layers": 1, "heads": 2, "width": DT}
     assert late["metadata"] is True and late["missing_metadata"] == "learned" and late["item_projection"] == "linear"
+    mid_cfg = tiny_cfg(model={"fusion": "mid", "num_layers": 3, "num_heads": 3, **dims})
+    mid = _report(mid_cfg, RetrievalModel(ModelConfig(**mid_cfg.model)))["model"]
+    assert mid["pooling"]["layers"] == 3 and mid["query_projection"] == "gated embedding units"
+    assert mid["retrieval_dim"] == 8
     assert _report(tiny_cfg())["model"]["pooling"] is None  # a model without a pooling module records none
 
 

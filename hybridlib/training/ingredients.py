@@ -178,7 +178,9 @@ def pooling_report(model: torch.nn.Module) -> dict | None:
     parameter-free ``max-mean over frames``), or None when the model has no audio pooling (metadata-only)."""
     from hybridlib.models.pooling import MaxMeanPooling, MeanPooling, TransformerPooling
 
-    module = getattr(model, "pooling", None) or getattr(getattr(model, "mid", None), "pooling", None)
+    module = getattr(model, "pooling", None)
+    if module is None:
+        module = getattr(getattr(model, "mid", None), "pooling", None)
     if isinstance(module, TransformerPooling):
         return {"kind": "transformer", "layers": len(module.layers),
                 "heads": module.layers[0].self_attn.num_heads if len(module.layers) else None,
@@ -206,8 +208,8 @@ def model_report(model: torch.nn.Module) -> dict:
             "metadata": missing is not None,
             "missing_metadata": getattr(missing, "mode", None),
             "pooling": pooling_report(model),
-            "item_projection": "gated (mid fusion)" if mid is not None else _projection_kind(item),
-            "query_projection": "gated (mid fusion)" if mid is not None else (
+            "item_projection": "linear (audio and metadata tokens)" if mid is not None else _projection_kind(item),
+            "query_projection": "gated embedding units" if mid is not None else (
                 "shared with items" if item is not None and query is None else _projection_kind(query)),
             "retrieval_dim": _linear_out(mid.audio_out if mid is not None else item)}
 
