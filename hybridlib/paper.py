@@ -122,6 +122,10 @@ HYBRID_SETTINGS: dict = {
     "schedule": "warmup-cosine", "optimizer": "adam (pytorch defaults)", "spec_augment": True,
     "max_tokens": 32, "text_pooling": "cls", "seeds": 3,
     "clotho_clips": {"development": 3840, "validation": 1045, "evaluation": 1045},
+    # IV-B: "a pretrained efficient CNN model ... (model ID: mn40_as_ext)"; "BERT (model ID: bert-base-uncased)";
+    # text "transformed to lowercase and removing punctuation"; IV-C: "The modality encoders were jointly optimized"
+    "audio_encoder": "efficientat-mn40", "text_encoder": "bert-base-uncased", "text_mode": "hybrid",
+    "encoders_trained": True,
 }
 
 #: Settings ``experiments/hybrid`` needs that the hybrid paper does not state: our assumptions, not its settings.
@@ -196,7 +200,14 @@ MEI_SETTINGS: dict = {
     "mel": {"n_fft": 1024, "hop": 320, "n_mels": 64}, "audio_encoder": "panns-resnet38",
     "clotho_clips": {"development": 3839, "validation": 1045, "evaluation": 1045},
     "audiocaps_clips": {"train": 49274, "val": 494, "test": 957},
+    # section 2: "The pre-trained BERT is employed as the text encoder" (bert-base-uncased in their code);
+    # the learning rate "is decayed to 1/10 of itself every 20 epochs" from the first epoch: no warm-up
+    "text_encoder": "bert-base-uncased", "warmup_epochs": 0,
 }
+
+#: What an epoch is in both papers (our reading: neither subsamples captions; Mei et al.'s released code iterates
+#: over every audio-caption pair each epoch): ``TrainConfig.captions_per_clip=None``.
+EVERY_CAPTION_EACH_EPOCH = None
 
 
 def all_rows() -> list[dict]:
@@ -211,6 +222,50 @@ def paper_row(row: str) -> dict:
             return r
     close = [r["row"] for r in all_rows() if row.split("/")[0] in r["row"]][:8]
     raise KeyError(f"unknown paper row {row!r}; e.g. {close}")
+
+
+def paper_settings(row: str) -> dict | None:
+    """The paper's training settings of reported row ``row`` (None for a row without them: related work), in
+    the vocabulary of a run's ingredient report (:mod:`hybridlib.training.ingredients`), so a run can be checked
+    against the paper and not only against its config:
+
+    ``batch_size`` (the contrastive batch, over all processes), ``epochs``, ``lr`` (peak), ``lr_min``,
+    ``schedule``, ``warmup_epochs``, ``step_size``/``gamma`` (step schedule), ``optimizer``, ``loss`` and
+    ``loss_hyperparameters`` (those the paper states), ``max_tokens``, ``text_mode``, ``audio_encoder``,
+    ``text_encoder``, ``encoders_trained``, ``pretrained``, ``spec_augment``, ``captions_per_clip``, ``dataset``
+    (the benchmark), and per paper: ``fusion``, ``metadata`` (set of kinds) and ``shared_text_encoder`` (hybrid);
+    ``grad_clip``, ``text_dropout``, ``retrieval_dim``, ``select_metric``, ``select_on_tie`` (Mei et al., their
+    released code). Settings a paper does not state (e.g. the hybrid paper's NT-Xent temperature,
+    :data:`HYBRID_ASSUMPTIONS`) are absent.
+    """
+    r = paper_row(row)
+    common = {"optimizer": "adam", "pretrained": True, "captions_per_clip": EVERY_CAPTION_EACH_EPOCH,
+              "dataset": r["dataset"]}
+    if r["paper"] == "hybrid" and r["row"].startswith("hybrid/"):
+        s = HYBRID_SETTINGS
+        large = str(r.get("text_encoder", "")).startswith("bert-large")
+        return {**common, "batch_size": s["batch_size"], "epochs": s["epochs"], "lr": s["lr_max"],
+                "lr_min": s["lr_min"], "schedule": s["schedule"], "warmup_epochs": s["warmup_epochs"],
+                "loss": s["loss"], "loss_hyperparameters": {}, "max_tokens": s["max_tokens"],
+                "text_mode": s["text_mode"], "audio_encoder": s["audio_encoder"],
+                "text_encoder": "bert-large-uncased" if large else s["text_encoder"],
+                "encoders_trained": s["encoders_trained"], "spec_augment": s["spec_augment"],
+                "fusion": r["fusion"] or "none",
+                "metadata": set(r["metadata"].split("+")) if r["metadata"] else set(),
+                "shared_text_encoder": "separate" not in r["row"]}
+    if r["paper"] == "mei":
+        s = MEI_SETTINGS
+        loss = {"nt-xent": {"tau": s["temperature"]}, "triplet-weighted": {
+            "margin": s["margin"], "pos_coeffs": list(s["triplet_weighted"]["pos_coeffs"]),
+            "neg_coeffs": list(s["triplet_weighted"]["neg_coeffs"])}}.get(r["loss"], {"margin": s["margin"]})
+        return {**common, "batch_size": r["batch_size"], "epochs": s["epochs"], "lr": r["lr"],
+                "schedule": s["schedule"], "warmup_epochs": s["warmup_epochs"], "step_size": s["step_size"],
+                "gamma": s["gamma"], "loss": r["loss"], "loss_hyperparameters": loss, "max_tokens": None,
+                "text_mode": s["text_mode"], "audio_encoder": s["audio_encoder"], "text_encoder": s["text_encoder"],
+                "encoders_trained": r["fine_tune"], "spec_augment": s["spec_augment"], "grad_clip": s["grad_clip"],
+                "text_dropout": s["text_dropout"], "retrieval_dim": s["embed_dim"],
+                "select_metric": s["select_metric"], "select_on_tie": s["select_on_tie"]}
+    return None
 
 
 def table(name: str):
@@ -513,18 +568,21 @@ def check_findings(ours: dict[str, dict], findings: list[Finding] | None = None,
 
 def side_by_side(ours: dict[str, dict], metrics: tuple[str, ...] = ("t2a_mAP@10", "t2a_R@1", "t2a_R@10"),
                  findings: list[Finding] | None = None, file=None, digits: int = 2, reference: dict | None = None,
-                 label: str | None = None) -> str:
+                 label: str | None = None, marker: str = "") -> str:
     """Print (and return) our results next to the papers' numbers, then each finding: does our gap point the
     paper's way (direction), and does it hold beyond seed noise (verdict, :func:`gap_verdict`).
 
     ``reference``: see :func:`compare` (the paper row is printed after ours, ``-`` where there is none);
-    ``label``: a line printed above the tables saying what our numbers are (e.g. not the papers' setting)."""
+    ``label``: a line printed above both tables saying what our numbers are (e.g. not the papers' setting, or the
+    rehearsal's random-weight stand-ins); ``marker``: appended to every row and finding line, so a line copied
+    alone still says it."""
     import sys
 
     def num(value, fmt):
         return "-" if value is None or value != value else format(value, fmt)
 
     cmp = compare(ours, metrics, reference=reference)
+    tail = f"  {marker}" if marker else ""
     lines = ([label] if label else []) + [
         "row / metric                                   paper      ours (± std)     diff [pp]"
         + ("   paper row" if reference is not None else "")]
@@ -532,7 +590,7 @@ def side_by_side(ours: dict[str, dict], metrics: tuple[str, ...] = ("t2a_mAP@10"
         std = f" ± {r.ours_std:.{digits}f}" if r.ours_std is not None and r.ours_std == r.ours_std else ""
         beside = "" if reference is None else f"   {r.paper_row if isinstance(r.paper_row, str) else '-'}"
         lines.append(f"{r.row + ' ' + r.metric:<46} {num(r.paper, f'.{digits}f'):>6}   {r.ours:>7.{digits}f}{std:<9}"
-                     f" {num(r.diff, f'+.{digits}f'):>8}{beside}")
+                     f" {num(r.diff, f'+.{digits}f'):>8}{beside}{tail}")
     found = check_findings(by_paper_row(ours, reference), findings)
     if len(found):
         lines.append("")
@@ -540,7 +598,7 @@ def side_by_side(ours: dict[str, dict], metrics: tuple[str, ...] = ("t2a_mAP@10"
         for r in found.itertuples(index=False):
             paper_gap = "n/a" if r.paper_gap is None else f"{r.paper_gap:+.{digits}f}"
             lines.append(f"{r.claim[:52]:<53} {paper_gap:>9}  {r.our_gap:>+8.{digits}f}   "
-                         f"{'yes' if r.holds else 'NO':<9}  {r.verdict}")
+                         f"{'yes' if r.holds else 'NO':<9}  {r.verdict}{tail}")
     text = "\n".join(lines)
     print(text, file=file or sys.stdout)
     return text

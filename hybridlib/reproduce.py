@@ -19,7 +19,11 @@
   formats a user's files have (PANNs/EfficientAT official checkpoint files, bert-base/large model folders
   from their published configurations with the bundled uncased WordPiece tokenizer). With ``--rehearsal DIR``
   every row runs on it with :func:`rehearsal_overrides` (what each row needs changed, and why: nothing that
-  defines the row).
+  defines the row). Its numbers are labelled wherever they appear (:data:`REHEARSAL_LABEL`), and its overrides
+  are reported as the rehearsal's known deviations from the paper, apart from problems.
+* **Ingredients**: after each seed trains, its ``ingredients.json`` is checked against the row's config and the
+  paper's settings (:func:`hybridlib.training.ingredients.ingredient_problems`); problems are printed per row
+  and seed, and saved with the rehearsal's deviations under ``ingredients`` in the comparison JSON.
 """
 
 from __future__ import annotations
@@ -73,6 +77,12 @@ REHEARSAL_OVERRIDES: dict[str, str] = {
     "device": "cpu",
     "num_threads": "1 (one process per core)",
 }
+#: How rehearsal numbers are labelled wherever they appear: a header line above the console comparison (and the
+#: ``label`` of the comparison JSON), a marker on every row and finding line, and the ``rehearsal`` column of the
+#: CSV and of the JSON's comparison and finding records.
+REHEARSAL_LABEL = ("REHEARSAL - not a reproduction: random-weight stand-ins trained for a few steps on miniature "
+                   "data; the numbers test the pipeline and say nothing about the papers' results")
+REHEARSAL_MARKER = "[rehearsal: stand-ins]"
 
 
 # ---------------------------------------------------------------------------------------------------- tables
@@ -182,6 +192,14 @@ def rehearsal_overrides(cfg: TrainConfig, root: str | Path) -> dict:
             "num_threads": 1, "model": model_over}
 
 
+def deliberate_settings(cfg: TrainConfig, root: str | Path) -> dict:
+    """:func:`rehearsal_overrides` flattened to ``{config field: value}`` (``model.*`` dotted): the settings in
+    which a rehearsal run deliberately differs from the paper
+    (:func:`hybridlib.training.ingredients.deliberate_deviations`)."""
+    over = rehearsal_overrides(cfg, root)
+    return {**{k: v for k, v in over.items() if k != "model"}, **{f"model.{k}": v for k, v in over["model"].items()}}
+
+
 def row_config(entry: Entry, overrides: list[str] | dict | None = None, rehearsal: str | Path | None = None
                ) -> TrainConfig:
     """The config of ``entry`` with the rehearsal's overrides (if any), then the user's ``overrides``."""
@@ -202,7 +220,8 @@ class RowStatus:
     out_dir: Path
     seeds: dict[int, str] = field(default_factory=dict)
     errors: dict[int, str] = field(default_factory=dict)
-    problems: dict[int, list[str]] = field(default_factory=dict)  # declared ingredients that did not hold
+    problems: dict[int, list[str]] = field(default_factory=dict)  # config or paper ingredients that did not hold
+    deviations: dict[int, list[str]] = field(default_factory=dict)  # the rehearsal's known deviations from the paper
 
 
 def seed_state(cfg: TrainConfig, seed_dir: Path) -> str:
@@ -239,7 +258,7 @@ def reproduce(table: str, seeds: list[int] | None = None, out: str | Path | None
     """
     from hybridlib.paths import runs_dir
     from hybridlib.training import train
-    from hybridlib.training.ingredients import ingredient_problems
+    from hybridlib.training.ingredients import deliberate_deviations, ingredient_problems
 
     out = Path(out) if out is not None else runs_dir() / "reproduce"
     entries = select_entries(table_entries(table), rows, shard)
@@ -268,11 +287,18 @@ def reproduce(table: str, seeds: list[int] | None = None, out: str | Path | None
                     print(f"[reproduce] {entry.row} ({cfg.name}) seed {seed}: {state}", file=file, flush=True)
                 result = train(seed_cfg, seed_dir, resume=state == "interrupted", progress=progress)
                 status.seeds[seed] = "finished" if result.finished else "stopped"
-                problems = ingredient_problems(seed_cfg, runs.read_ingredients(seed_dir))
+                report = runs.read_ingredients(seed_dir)
+                deliberate = deliberate_settings(load_config(entry.config), rehearsal) if rehearsal else None
+                problems = ingredient_problems(seed_cfg, report, deliberate=deliberate)
+                deviations = deliberate_deviations(seed_cfg, report, deliberate)
                 if problems:
                     status.problems[seed] = problems
-                    print(f"[reproduce] {entry.row} seed {seed}: ingredients differ from the config: "
+                    print(f"[reproduce] {entry.row} seed {seed}: ingredients differ from the config or the paper: "
                           + "; ".join(problems), file=file, flush=True)
+                if deviations:
+                    status.deviations[seed] = deviations
+                    print(f"[reproduce] {entry.row} seed {seed}: the rehearsal's known deviations from the "
+                          "paper: " + "; ".join(deviations), file=file, flush=True)
                 if result.finished and not keep_checkpoints:
                     remove_checkpoints(seed_dir)
             except HybridlibError as exc:
@@ -291,10 +317,21 @@ def reproduce(table: str, seeds: list[int] | None = None, out: str | Path | None
 def collect(table: str, entries: list[Entry], out: Path, seeds=None, overrides=None, rehearsal=None, file=None,
             show: bool = True) -> dict:
     """Aggregate the finished seeds of each row and compare with the paper; write the comparison files."""
+    from hybridlib.training.ingredients import deliberate_deviations, ingredient_problems
+
     ours: dict[str, dict] = {}
     reference: dict[str, str | None] = {}  # our row -> the paper row beside it
+    checks: dict[str, dict] = {}  # per row and seed: problems and the rehearsal's known deviations
     for entry in entries:
         cfg = row_config(entry, overrides, rehearsal)
+        deliberate = deliberate_settings(load_config(entry.config), rehearsal) if rehearsal else None
+        for seed in (seeds if seeds is not None else cfg.seeds):
+            seed_dir = runs.seed_dir(out / cfg.name, seed)
+            if (seed_dir / runs.INGREDIENTS).is_file():
+                report, seed_cfg = runs.read_ingredients(seed_dir), cfg.replace(seed=seed)
+                checks.setdefault(entry.row, {})[str(seed)] = {
+                    "problems": ingredient_problems(seed_cfg, report, deliberate=deliberate),
+                    "rehearsal_deviations": deliberate_deviations(seed_cfg, report, deliberate)}
         try:
             summary = runs.write_run_metrics(out / cfg.name, cfg.splits()[2], cfg=cfg, seeds=seeds)
         except FileNotFoundError:
@@ -309,21 +346,27 @@ def collect(table: str, entries: list[Entry], out: Path, seeds=None, overrides=N
         comparable, refs = ours, reference
     else:
         comparable, refs = {row: values for row, values in ours.items() if row in known}, None
+    # what the numbers are, above the tables, on every line and in both files
+    label = " ".join(part for part in (REHEARSAL_LABEL if rehearsal else None, setting) if part) or None
+    marker = REHEARSAL_MARKER if rehearsal else ""
     cmp = paper.compare(comparable, COMPARE_METRICS, reference=refs)
     text = paper.side_by_side(comparable, metrics=("t2a_mAP@10", "t2a_R@1", "t2a_R@10"), file=file,
-                              reference=refs, label=setting) if (comparable and show) else ""
+                              reference=refs, label=label, marker=marker) if (comparable and show) else ""
     out.mkdir(parents=True, exist_ok=True)
     csv_path = out / f"{table}-comparison.csv"
     json_path = out / f"{table}-comparison.json"
+    cmp.insert(0, "rehearsal", bool(rehearsal))  # every line says what its numbers are
     if setting:
         cmp.insert(0, "setting", setting)
     cmp.to_csv(csv_path, index=False)
     findings = paper.check_findings(paper.by_paper_row(comparable, refs))
+    findings.insert(0, "rehearsal", bool(rehearsal))
     from hybridlib.util.files import atomic_write_json
 
     atomic_write_json(json_path, {"table": table, "title": TABLES.get(table, {}).get("title", "every paper config"),
+                                  "label": label, "ingredients": checks,
                                   "rows_finished": sorted(ours), "rows_asked": [e.row for e in entries],
                                   "comparison": json.loads(cmp.to_json(orient="records")),
                                   "findings": json.loads(findings.to_json(orient="records")),
-                                  "rehearsal": str(rehearsal) if rehearsal else None, "label": setting})
+                                  "rehearsal": str(rehearsal) if rehearsal else None})
     return {"comparison": cmp, "text": text, "files": [csv_path, json_path], "ours": ours}

@@ -18,7 +18,7 @@ LAYERS = [
     ("util", ["hybridlib.util", "hybridlib.paths", "hybridlib.bundled"]),
     ("math", ["hybridlib.metrics", "hybridlib.losses"]),
     ("data", ["hybridlib.data"]),
-    ("config", ["hybridlib.models.config", "hybridlib.config"]),
+    ("config", ["hybridlib.models.config", "hybridlib.config", "hybridlib.paper"]),  # paper: the papers' data
     ("encoders", ["hybridlib.models.audio", "hybridlib.models.text"]),
     ("features", ["hybridlib.features"]),
     ("models", ["hybridlib.models"]),
@@ -26,7 +26,7 @@ LAYERS = [
     ("evaluation", ["hybridlib.evaluation", "hybridlib.search"]),
     ("training", ["hybridlib.training"]),
     ("experiments", ["hybridlib.experiments"]),
-    ("leaves", ["hybridlib.viz", "hybridlib.nbutils", "hybridlib.runner", "hybridlib.paper",
+    ("leaves", ["hybridlib.viz", "hybridlib.nbutils", "hybridlib.runner",
                 "hybridlib.notebook_parameters", "hybridlib.notebook_html", "hybridlib.results_table",
                 "hybridlib.toy_embeddings", "hybridlib.info", "hybridlib.notebook_format", "hybridlib.assignments",
                 "hybridlib.search_widget", "hybridlib.reproduce", "hybridlib.gpu_plan"]),

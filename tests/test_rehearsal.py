@@ -171,15 +171,29 @@ def test_reproduce_command_runs_a_whole_table_on_the_rehearsal(rehearsal_root, t
     second = cli()
     assert second.count("0: finished, 1: finished") == 8 and "ingredients differ" not in second
     assert "mei/audiocaps/frozen/nt-xent/bs128 t2a_R@1" in second and "diff [pp]" in second
+    # rehearsal numbers say so: a header line, a marker on every row and finding line, a CSV column, the JSON
+    from hybridlib.reproduce import REHEARSAL_LABEL, REHEARSAL_MARKER
+
+    assert REHEARSAL_LABEL in second
+    compared = [line for line in second.splitlines() if line.startswith("mei/") or "batch grows" in line]
+    assert len(compared) > 8 and all(line.endswith(REHEARSAL_MARKER) for line in compared)
+    # the rehearsal's overrides are its known deviations from the paper, printed apart from problems
+    deviations = [line for line in second.splitlines() if "the rehearsal's known deviations from the paper" in line]
+    assert len(deviations) == 8 * 2 and all("epochs 2 (paper: 50)" in line for line in deviations)
     assert not list(out.glob("*/seed-*/checkpoint*.pt"))  # finished seeds keep best/ and metrics only
     third = cli("--report")
     assert third.count("0: skipped, 1: skipped") == 8
     comparison = json.loads((out / "mei-table-2-comparison.json").read_text())
     assert len(comparison["rows_finished"]) == 8
+    assert comparison["label"] == REHEARSAL_LABEL and {r["rehearsal"] for r in comparison["comparison"]} == {True}
+    checks = comparison["ingredients"]["mei/audiocaps/frozen/nt-xent/bs128"]
+    assert all(c["problems"] == [] and "epochs 2 (paper: 50)" in c["rehearsal_deviations"] for c in checks.values())
     rows = {(r["row"], r["metric"]) for r in comparison["comparison"]}
     assert ("mei/audiocaps/frozen/triplet-max/bs128", "t2a_R@1") in rows
     with open(out / "mei-table-2-comparison.csv") as fh:
-        assert {"row", "metric", "paper", "ours", "diff"} <= set(next(csv.reader(fh)))
+        table = list(csv.DictReader(fh))
+    assert {"rehearsal", "row", "metric", "paper", "ours", "diff"} <= set(table[0])
+    assert {r["rehearsal"] for r in table} == {"True"}
     aggregate = json.loads((out / "mei-audiocaps-frozen-nt-xent" / "metrics-test.json").read_text())
     assert aggregate["seeds_run"] == [0, 1] and aggregate["aggregate"]["t2a_R@1"]["n"] == 2
 

@@ -163,3 +163,169 @@ def test_gpu_check_on_a_cpu_says_it_needs_cuda_and_exits_0():
     proc = subprocess.run([sys.executable, str(project_root() / "benchmarks" / "gpu_check.py")], env=env,
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0 and "needs a CUDA GPU" in proc.stdout
+
+
+# ---------------------------------------------------------------------------------------------------- ingredients
+def _report(cfg, model=None, world_size: int = 1):
+    from hybridlib.training.ingredients import ingredient_report
+
+    data = tiny_training_data(cfg)
+    return ingredient_report(cfg, model or _tiny(), data, data.train.n_training_batches(cfg.batch_size), world_size)
+
+
+def test_a_cpu_run_records_amp_off_and_keeps_the_configured_value():
+    from hybridlib.training.ingredients import amp_in_effect
+
+    report = _report(tiny_cfg(amp=True))
+    assert (report["optimisation"]["amp"], report["optimisation"]["amp_config"]) == (False, True)
+    assert report["optimisation"]["device"] == "cpu"
+    assert amp_in_effect(tiny_cfg(amp=True), "cuda:0") and not amp_in_effect(tiny_cfg(amp=False), "cuda")
+
+
+def test_the_model_section_is_read_from_the_built_model():
+    """A Mei et al. model records no metadata path, no transformer pooling, layers or heads; a late-fusion model
+    records the pooling it was built with, whatever the defaults say."""
+    from training_helpers import DA, DT
+
+    from hybridlib.models.config import ModelConfig
+    from hybridlib.models.retrieval import RetrievalModel
+
+    dims = {"audio_dim": DA, "text_dim": DT, "retrieval_dim": 8}
+    mei_cfg = tiny_cfg(model={"fusion": "mei", **dims})
+    report = _report(mei_cfg, RetrievalModel(ModelConfig(**mei_cfg.model)))
+    model = report["model"]
+    assert model["fusion"] == "mei" and model["metadata"] is False and model["missing_metadata"] is None
+    assert model["pooling"] == {"kind": "max-mean over frames (no parameters)", "width": DA}
+    assert "metadata_kind" not in model and "num_layers" not in model and "num_heads" not in model
+    assert model["item_projection"].startswith("mlp") and model["retrieval_dim"] == 8
+    assert set(report["data"]["metadata_kind"].values()) == {None}
+    late_cfg = tiny_cfg(model={"fusion": "late", "num_layers": 1, "num_heads": 2, **dims})
+    late = _report(late_cfg, RetrievalModel(ModelConfig(**late_cfg.model)))["model"]
+    assert late["pooling"] == {"kind": "transformer", "layers": 1, "heads": 2, "width": DT}
+    assert late["metadata"] is True and late["missing_metadata"] == "learned" and late["item_projection"] == "linear"
+    mid_cfg = tiny_cfg(model={"fusion": "mid", "num_layers": 3, "num_heads": 3, **dims})
+    mid = _report(mid_cfg, RetrievalModel(ModelConfig(**mid_cfg.model)))["model"]
+    assert mid["pooling"]["layers"] == 3 and mid["query_projection"] == "gated embedding units"
+    assert mid["retrieval_dim"] == 8
+    assert _report(tiny_cfg())["model"]["pooling"] is None  # a model without a pooling module records none
+
+
+def _paper_cfg(**changes):
+    """A tiny config claiming Table I's Clotho baseline, with the paper's optimisation settings."""
+    base = dict(paper_row="hybrid/clotho/baseline", batch_size=32, epochs=25, lr=2e-5, lr_min=1e-7)
+    return tiny_cfg(**{**base, **changes})
+
+
+def _settings(differences):
+    return {d["setting"] for d in differences}
+
+
+def test_a_paper_row_is_compared_with_the_papers_settings():
+    from hybridlib.training.ingredients import ingredient_problems, paper_differences
+
+    cfg = _paper_cfg()
+    same = _settings(paper_differences(cfg, _report(cfg)))
+    # the tiny stand-in model is not the paper's (encoders), but the optimisation settings are
+    assert {"audio encoder", "text encoder"} <= same
+    assert not same & {"batch", "learning rate", "epochs", "schedule", "warm-up epochs", "final learning rate", "loss"}
+    assert _settings(paper_differences(cfg.replace(paper_row=None), _report(cfg))) == set()  # not a paper row
+    # an edited batch, an edited learning rate, another schedule: each flagged as a problem
+    for edit, setting, text in ((dict(batch_size=16), "batch", "batch 16 over 1 process(es) (paper: 32)"),
+                                (dict(lr=1e-4), "learning rate", "learning rate 0.0001 (paper: 2e-05)"),
+                                (dict(epochs=10), "epochs", "epochs 10 (paper: 25)"),
+                                (dict(schedule="constant"), "schedule", "schedule 'constant'"),
+                                (dict(captions_per_clip=2), "captions per clip and epoch", "captions per clip")):
+        edited = _paper_cfg(**edit)
+        differences = paper_differences(edited, _report(edited))
+        assert _settings(differences) - same == {setting}, edit
+        assert any(p.startswith(text) for p in ingredient_problems(edited, _report(edited))), edit
+    # a Mei et al. row: the loss hyperparameter the paper states
+    mei = tiny_cfg(paper_row="mei/clotho/frozen/triplet-max", loss="triplet-max", loss_kwargs={"margin": 0.5},
+                   batch_size=24, lr=1e-4, epochs=50, schedule="step", warmup_epochs=0)
+    assert "loss margin 0.5 (paper: 0.2)" in ingredient_problems(mei, _report(mei))
+
+
+def test_several_processes_are_compared_by_their_global_batch():
+    """The config's batch is the global batch whatever the number of processes: two processes with the paper's batch
+    hold the paper's setting, a batch doubled for two processes does not, and a report written under the old rule
+    (a per-process batch with ``world_size``) is compared by batch x processes."""
+    from hybridlib.training.ingredients import paper_differences
+
+    cfg = _paper_cfg()
+    report = _report(cfg, world_size=2)  # the paper's 32, split 16 + 16
+    assert report["optimisation"]["processes"] == 2 and "batch" not in _settings(paper_differences(cfg, report))
+    doubled = cfg.replace(batch_size=64)
+    batch = [d for d in paper_differences(doubled, _report(doubled, world_size=2)) if d["setting"] == "batch"]
+    assert [(d["ours"], d["paper"]) for d in batch] == [(64, 32)] and "over 2 process(es)" in batch[0]["text"]
+    old = {**report["optimisation"], "world_size": 2}
+    for key in ("processes", "global_batch", "batch_per_process"):
+        old.pop(key)
+    batch = [d for d in paper_differences(cfg, {**report, "optimisation": old}) if d["setting"] == "batch"]
+    assert [(d["ours"], d["paper"]) for d in batch] == [(64, 32)]
+
+
+def test_the_rehearsals_overrides_are_known_deviations_not_problems(tmp_path):
+    from hybridlib.reproduce import deliberate_settings
+    from hybridlib.training.ingredients import deliberate_deviations, ingredient_problems
+
+    cfg = _paper_cfg(epochs=2, captions_per_clip=1)
+    report = _report(cfg)
+    deliberate = {"epochs": 2, "captions_per_clip": 1}
+    problems = ingredient_problems(cfg, report, deliberate=deliberate)
+    deviations = deliberate_deviations(cfg, report, deliberate)
+    assert "epochs 2 (paper: 25)" in deviations and not any(p.startswith("epochs") for p in problems)
+    assert any(d.startswith("captions per clip") for d in deviations)
+    assert "epochs 2 (paper: 25)" in ingredient_problems(cfg, report)  # not a rehearsal: a problem
+    # a user's edit on top of the rehearsal is not the rehearsal's deviation
+    edited = cfg.replace(epochs=3)
+    assert "epochs 3 (paper: 25)" in ingredient_problems(edited, _report(edited), deliberate=deliberate)
+    # the rehearsal's settings, flattened as the ingredient check reads them
+    (tmp_path / "rehearsal.json").write_text(json.dumps({"weights": {"efficientat-mn40": "/w/mn40.pt"},
+                                                         "text_models": {"bert-base-uncased": "/t/base"}}))
+    declared = load_config(next(e.config for e in table_entries("all") if e.name == "hybrid-clotho-late-os"))
+    flat = deliberate_settings(declared, tmp_path)
+    assert flat["model.audio_checkpoint"] == "/w/mn40.pt" and flat["model.text_encoder"] == "/t/base"
+    assert set(flat) <= set(REHEARSAL_OVERRIDES) and flat["epochs"] == 2
+
+
+def _fake_finished_row(out, name, rehearsal, metrics):
+    """Seed 0 of row ``name`` as a finished run leaves it (its config and test metrics; numbers given)."""
+    entry = next(e for e in table_entries("all") if e.name == name)
+    cfg = row_config(entry, rehearsal=rehearsal).replace(seed=0)
+    seed_dir = runs.seed_dir(out / cfg.name, 0)
+    runs.save_config(cfg, seed_dir)
+    runs.write_seed_metrics(seed_dir, cfg, metrics, cfg.splits()[2])
+
+
+@pytest.mark.parametrize("rehearsal", [True, False], ids=["rehearsal", "real"])
+def test_reproduce_labels_rehearsal_numbers_in_the_console_csv_and_json(rehearsal, tmp_path, capsys):
+    """``reproduce mei-table-2 --report`` over finished seeds: with ``--rehearsal`` a header line, a marker on every
+    row and finding line, a ``rehearsal`` column in the CSV and the JSON say the numbers are stand-ins."""
+    import csv
+
+    from hybridlib.cli import main
+    from hybridlib.reproduce import REHEARSAL_LABEL, REHEARSAL_MARKER
+
+    root = tmp_path / "rehearsal"
+    root.mkdir()
+    (root / "rehearsal.json").write_text(json.dumps({"weights": {"panns-resnet38": "/w/r38.pth"},
+                                                     "text_models": {"bert-base-uncased": "/t/base"}}))
+    out = tmp_path / "reproduce"
+    values = {"t2a_R@1": 61.11, "t2a_R@5": 70.0, "t2a_R@10": 80.0, "a2t_R@1": 50.0}
+    for name in ("mei-audiocaps-frozen-nt-xent", "mei-audiocaps-frozen-nt-xent-bs128"):
+        _fake_finished_row(out, name, root if rehearsal else None, values)
+    args = ["reproduce", "mei-table-2", "--out", str(out), "--seeds", "0", "--report", "--no-progress",
+            "--rows", "mei-audiocaps-frozen-nt-xent", "mei-audiocaps-frozen-nt-xent-bs128"]
+    assert main(args + (["--rehearsal", str(root)] if rehearsal else [])) == 0
+    printed = capsys.readouterr().out
+    rows = [line for line in printed.splitlines() if line.startswith("mei/")]
+    findings = [line for line in printed.splitlines() if "stable when the batch grows" in line]
+    assert len(rows) == 2 * 2 and len(findings) == 1  # t2a_R@1 and R@10 of the bs32 and bs128 rows; one finding
+    assert (REHEARSAL_LABEL in printed) is rehearsal
+    assert all(line.endswith(REHEARSAL_MARKER) is rehearsal for line in rows + findings)
+    with open(out / "mei-table-2-comparison.csv") as fh:
+        table = list(csv.DictReader(fh))
+    assert table and {r["rehearsal"] for r in table} == {str(rehearsal)}
+    saved = json.loads((out / "mei-table-2-comparison.json").read_text())
+    assert (saved["label"] == REHEARSAL_LABEL) is rehearsal and (saved["rehearsal"] is not None) is rehearsal
+    assert {r["rehearsal"] for r in saved["comparison"] + saved["findings"]} == {rehearsal}

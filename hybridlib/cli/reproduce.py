@@ -18,7 +18,8 @@ def add_arguments(parser) -> None:
                         help="override a config field of every row, e.g. --set device=cuda:1")
     parser.add_argument("--rehearsal", default=None, metavar="DIR",
                         help="run on a rehearsal folder (python -m hybridlib make-rehearsal) with the CPU overrides "
-                             "of hybridlib.reproduce.REHEARSAL_OVERRIDES")
+                             "of hybridlib.reproduce.REHEARSAL_OVERRIDES; its numbers are labelled as random-weight "
+                             "stand-ins and its overrides reported as known deviations from the paper")
     parser.add_argument("--keep-checkpoints", action="store_true",
                         help="keep checkpoint.pt of finished seeds (default: deleted; best/ and metrics stay)")
     parser.add_argument("--report", action="store_true", help="train nothing: collect and compare what is there")
