@@ -191,3 +191,23 @@ def test_make_rehearsal_clotho_clips_are_checked_before_anything_is_built(tmp_pa
     assert main(["make-rehearsal", "--out", str(tmp_path / "r"), "--clotho-clips", "0", "3", "3"]) == 2
     assert "error: --clotho-clips must be positive" in capsys.readouterr().err
     assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.slow
+def test_captions_without_audio_are_named_as_missing_audio_not_missing_metadata(rehearsal_root, tmp_path, capsys):
+    """A user who ran ``download clotho --csv-only`` and then the track: every row says the audio is missing (one
+    ``error:`` line, exit 1), not that 0 of 0 clips have keywords."""
+    import shutil
+
+    from hybridlib.cli import main
+
+    csv_only = tmp_path / "data" / "CLOTHO_v2.1"
+    shutil.copytree(rehearsal_root / "CLOTHO_v2.1" / "clotho_csv_files", csv_only / "clotho_csv_files")
+    code = main(["reproduce", "clotho-cpu", "--seeds", "0", "--set", f"data_root={tmp_path / 'data'}",
+                 "--set", "epochs=1", "--out", str(tmp_path / "runs"), "--no-progress"])
+    captured = capsys.readouterr()
+    assert code == 1
+    errors = [line for line in captured.err.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "Traceback" not in captured.err
+    assert "no audio file on disk" in errors[0] and "not the audio: download it" in errors[0]
+    assert "0 of 0" not in captured.out + captured.err

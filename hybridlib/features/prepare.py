@@ -170,6 +170,9 @@ def metadata_coverage(items, kind: str | None) -> float | None:
 def check_metadata_coverage(cfg: TrainConfig, items, dataset: str, split: str) -> float | None:
     """Raise :class:`MetadataMissing` when a metadata row's split has (almost) no metadata; return the coverage."""
     kind = metadata_kind_for(cfg, dataset)
+    items = list(items)
+    if not items:  # no usable clip at all: prepare_data names that cause, not the metadata
+        return None
     coverage = metadata_coverage(items, kind)
     if coverage is None or coverage >= cfg.min_metadata_coverage:
         return coverage
@@ -274,8 +277,11 @@ def prepare_data(cfg: TrainConfig, progress: bool = True, cache=None, roles=ROLE
         from hybridlib.data.audio_io import describe_bad_audio
 
         bad = {clip: why for key in empty for clip, why in excluded.get(key, {}).items()}
+        no_audio = bool(bad) and all("no audio file" in str(why) for why in bad.values())
         raise DatasetError(f"no usable clip in {', '.join(empty)}"
-                           + (f": {describe_bad_audio(bad, limit=5)}" if bad else ""))
+                           + (f": {describe_bad_audio(bad, limit=5)}" if bad else "")
+                           + ("; the captions are there but not the audio: download it (e.g. `download clotho "
+                              "--root DIR`) or point data_root at the folder that holds it" if no_audio else ""))
 
     # the frozen backbone fills the cache; a trainable one runs inside the model (the waveform path needs its rate)
     from hybridlib.models.audio import backbone_sample_rate, build_audio_backbone

@@ -141,7 +141,9 @@ def _train_one_seed(cfg, out_dir: Path, data, model, resume: bool, progress: boo
     check_batches(cfg, data, ctx.world_size)
     optimizer = build_optimizer(model, cfg)
     scheduler = build_scheduler(optimizer, cfg, steps_per_epoch)
-    use_amp = bool(cfg.amp and device.type == "cuda")
+    from hybridlib.training.ingredients import amp_in_effect
+
+    use_amp = amp_in_effect(cfg, device)  # one rule for the loop and its ingredient report
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
     step_fn = dist_utils.ContrastiveStep(model, gather=ctx.world_size > 1)
     runner = dist_utils.wrap_ddp(step_fn, ctx)
