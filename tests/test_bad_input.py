@@ -224,6 +224,6 @@ def test_a_split_whose_every_clip_is_bad_is_named(tmp_path):
     cfg = teaching_config("baseline", smoke=True, data_root=str(root))
     with pytest.raises(DatasetError, match=r"^no usable clip in teaching/development, teaching/validation, "
                                            r"teaching/evaluation: 64 clip\(s\) with unusable audio: teach_dev_0000.wav "
-                                           r"\(no audio file on disk\).*and 59 more$") as info:
+                                           r"\(no audio file on disk\).*and 59 more; the captions are there but not the audio: download it") as info:
         prepare_data(cfg, progress=False)
     assert "\n" not in str(info.value)

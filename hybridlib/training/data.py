@@ -18,7 +18,9 @@ from hybridlib.config import TrainConfig
 from hybridlib.features.prepare import TrainingData, data_fingerprint, data_settings, prepare_data
 from hybridlib.util.errors import UserError
 
-_PREPARED: dict[str, TrainingData] = {}  # fingerprint -> data (see ``keep``), one at a time: bounded memory
+# (fingerprint, bad-audio policy) -> data (see ``keep``), one at a time: bounded memory. The policy is part of the
+# key because prepare_data applies it (``bad_audio: error`` must stop even when the same data were kept before)
+_PREPARED: dict[tuple[str, str], TrainingData] = {}
 
 
 class DataMismatch(UserError):
@@ -45,8 +47,9 @@ def training_data(cfg: TrainConfig, data: TrainingData | None = None, *, progres
     0 only), kept when ``keep``.
     """
     fingerprint = data_fingerprint(cfg)
+    key = (fingerprint, cfg.bad_audio)
     if data is None:
-        data = _PREPARED.get(fingerprint)
+        data = _PREPARED.get(key)
     if data is None:
         from hybridlib.training import distributed as D
 
@@ -54,9 +57,9 @@ def training_data(cfg: TrainConfig, data: TrainingData | None = None, *, progres
         data = D.rank0_first(ctx, lambda first: prepare_data(cfg, progress=progress and first))
     else:
         check_data(cfg, data, fingerprint)
-    if keep and _PREPARED.get(fingerprint) is not data:
+    if keep and _PREPARED.get(key) is not data:
         _PREPARED.clear()
-        _PREPARED[fingerprint] = data
+        _PREPARED[key] = data
     return data
 
 
