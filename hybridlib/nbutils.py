@@ -225,7 +225,9 @@ class DataChoice:
 
     def __str__(self) -> str:
         sizes = ", ".join(f"{split} {n}" for split, n in self.splits.items())
-        return f"dataset: {self.label} in {self.root} | clips per split: {sizes}" + "".join(
+        # the default teaching set by its folder's name: the line is the same on every machine (nbval compares it)
+        where = f"its default folder {self.root.name}/" if self.default else str(self.root)
+        return f"dataset: {self.label} in {where} | clips per split: {sizes}" + "".join(
             f" | {note}" for note in self.notes)
 
 

@@ -274,3 +274,13 @@ def test_cli_configs_find_audiocaps_tags_in_the_folder_the_user_names(rehearsal_
     assert audioset_labels_dir(named) == rehearsal_root / "AUDIOCAPS"
     parent = load_config(config, overrides=["dataset=audiocaps", f"data_root={rehearsal_root}"])
     assert audioset_labels_dir(parent) == rehearsal_root / "AUDIOCAPS"
+
+
+def test_the_default_teaching_sets_line_is_the_same_on_every_machine():
+    """nbval compares the notebooks' first output between the smoke run (data in the test session's folder) and
+    its re-execution (data in the project): the default set is named by its folder, not the machine's path."""
+    from hybridlib.paths import data_dir
+
+    line = str(open_data(None, smoke=True, show=False))
+    assert line.startswith("dataset: teaching set in its default folder teaching-smoke/ | clips per split:")
+    assert str(data_dir()) not in line
