@@ -116,22 +116,36 @@ def dataset_root(cfg: TrainConfig, dataset: str, progress: bool = True) -> Path:
     """
     from hybridlib import paths
     from hybridlib.data import DatasetError, ensure_teaching_set
-    from hybridlib.data.teaching import use_teaching_set
 
     if cfg.data_root:
         root = Path(cfg.data_root)
         default = paths.teaching_dir(cfg.smoke)
-        is_default = root.resolve() == default.resolve()
-        if not root.exists() and not (dataset == "teaching" and is_default):
+        if not root.exists() and not (dataset == "teaching" and root.resolve() == default.resolve()):
             hint = (f"leave data_root unset to use (and generate) the teaching set in {default}"
                     if dataset == "teaching" else "point it at the dataset's folder")
             raise DatasetError(f"data_root {root} does not exist; {hint}")
-        if dataset == "teaching" and not is_default:
-            return use_teaching_set(root)  # named explicitly: used as it is (any seed, size or bank)
+    named = named_teaching_set(cfg) if dataset == "teaching" else None
+    if named is not None:
+        return named  # named explicitly: used as it is (any seed, size or bank)
     if dataset == "teaching":
         root = Path(cfg.data_root) if cfg.data_root else None
         return Path(ensure_teaching_set(root=root, smoke=cfg.smoke, progress=progress))
     return Path(cfg.data_root or paths.data_dir())
+
+
+def named_teaching_set(cfg: TrainConfig) -> Path | None:
+    """The teaching set at a ``data_root`` the user named, used as it is
+    (:func:`hybridlib.data.teaching.use_teaching_set`, which raises when the folder holds none); None when
+    ``data_root`` is unset, missing, or the default folder (generated and checked by ``ensure_teaching_set``)."""
+    from hybridlib import paths
+    from hybridlib.data.teaching import use_teaching_set
+
+    if not cfg.data_root:
+        return None
+    root = Path(cfg.data_root)
+    if not root.exists() or root.resolve() == paths.teaching_dir(cfg.smoke).resolve():
+        return None
+    return use_teaching_set(root)
 
 
 def audio_check_memo(cfg: TrainConfig) -> Path:

@@ -55,11 +55,11 @@ def check_datasets(cfg: TrainConfig, source: str) -> None:
         if dataset == "teaching" and not cfg.data_root:
             continue
         root = Path(cfg.data_root or paths.data_dir())
-        if dataset == "teaching" and root.exists() and root.resolve() != paths.teaching_dir(cfg.smoke).resolve():
-            from hybridlib.data.teaching import use_teaching_set
+        if dataset == "teaching":
+            from hybridlib.features.prepare import named_teaching_set
 
             try:  # a named teaching set is used as it is; another dataset there is named with its setting
-                use_teaching_set(root)
+                named_teaching_set(cfg)
             except UserError as exc:
                 raise PreflightError(f"{source}: {exc}") from None
         if not root.exists():
