@@ -22,7 +22,7 @@ test: $(STAMP) browser
 	$(PY) -m ruff check hybridlib tests benchmarks notebooks
 	rm -rf $(SMOKE_RUN)
 	HYBRIDLIB_TEST_DATA=$$(mktemp -d) && trap 'rm -rf "$$HYBRIDLIB_TEST_DATA"' EXIT && export HYBRIDLIB_TEST_DATA && \
-	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup -p no:cacheprovider tests && \
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup -p no:cacheprovider --durations=40 tests && \
 	$(PY) -m pytest --nbval-lax --nbval-current-env -p no:cacheprovider $(SMOKE_RUN)/*.ipynb
 
 # The development loop: unit tests only (no slow, notebook or browser tests).
