@@ -237,6 +237,15 @@ def test_clotho_from_a_mirror_then_verified_in_place(clotho_mirror, file_server,
     assert sorted(p.name for p in _audio(root).parent.iterdir()) == ["development"]  # no staging folder left
     capsys.readouterr()
     assert _download(root, mirror=url) == 0 and len(file_server.log) == 3  # verified in place, nothing fetched
+    folder = tmp_path / "mirror"  # a folder as the mirror (file:// URL): the same files, the same checks
+    folder.mkdir()
+    for name in DEV_FILES:
+        (folder / name).write_bytes(file_server.files[f"/{name}"])
+    assert _download(tmp_path / "from-folder", mirror=folder.as_uri()) == 0
+    assert all((_audio(tmp_path / "from-folder") / n).read_bytes() == d for n, d in clips.items())
+    (folder / DEV_FILES[1]).unlink()
+    assert _download(tmp_path / "from-folder-2", mirror=folder.as_uri()) == 2
+    assert f"{folder.as_uri()}/{DEV_FILES[1]}: no such file" in capsys.readouterr().err
 
 
 def test_a_complete_folder_someone_else_filled_is_kept_and_marked(clotho_mirror, file_server, tmp_path, capsys):

@@ -18,6 +18,16 @@ dependency footprint for what is nine files with published md5 values, and the e
 ours. So the downloader is written here (standard-library HTTP with Range resume), extraction uses
 ``py7zr`` (pinned in requirements.txt; the ``7z``/``7za`` program is used when py7zr is missing), and the
 layout stays aac-datasets compatible, so a Clotho folder prepared by aac-datasets is read as is.
+
+Nothing the downloader did not write is deleted: an audio folder already there (aac-datasets leaves no
+``.complete`` marker; a user may have filled it by hand) is checked against the clips its caption CSV names
+(:func:`fill_clotho_audio`); complete, it is marked and kept; incomplete, the archive is extracted into a
+staging folder of the downloader's own and only the missing clips are moved in. An archive already in
+``archives/`` is used and kept; a CSV in place that is not the official file is refused, naming it.
+
+Mirrors: ``download clotho --mirror URL`` or ``HYBRIDLIB_MIRROR=URL`` fetch the files under their official names
+below ``URL`` (:func:`hybridlib.util.fetch.source_url`); the md5 sums of :data:`CLOTHO_FILES` are checked all the
+same, nothing the mirror says about its files is trusted.
 """
 
 from __future__ import annotations
