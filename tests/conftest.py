@@ -153,3 +153,12 @@ def lab_page(lab_server, request):
             driver.quit()
             shutil.rmtree(profile, ignore_errors=True)
             lab_server.reset()
+
+
+@pytest.fixture
+def file_server():
+    """A local HTTP server with Range support serving ``file_server.files`` (see tests/http_support.py)."""
+    from http_support import FileServer
+
+    with FileServer() as server:
+        yield server

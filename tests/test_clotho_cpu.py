@@ -193,6 +193,22 @@ def test_make_rehearsal_clotho_clips_are_checked_before_anything_is_built(tmp_pa
     assert not (tmp_path / "r").exists()
 
 
+def test_make_rehearsal_never_replaces_a_folder_it_did_not_write(shared_data, tmp_path, capsys):
+    """`make-rehearsal --out data` (a real data folder, e.g. by mistake): the rehearsal replaces the dataset folders
+    of its own folder, so a non-empty folder without a rehearsal in it is refused in one line and left as it is."""
+    from hybridlib.cli import main
+
+    shared_data("soundbank-modsounds")
+    clip = tmp_path / "data" / "CLOTHO_v2.1" / "clotho_audio_files" / "development" / "mine.wav"
+    clip.parent.mkdir(parents=True)
+    clip.write_bytes(b"a user's clip")
+    before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
+    assert main(["make-rehearsal", "--out", str(tmp_path / "data")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "is not empty and holds no rehearsal (no rehearsal.json)" in err, err
+    assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before and clip.read_bytes() == b"a user's clip"
+
+
 @pytest.mark.slow
 def test_captions_without_audio_are_named_as_missing_audio_not_missing_metadata(rehearsal_root, tmp_path, capsys):
     """A user who ran ``download clotho --csv-only`` and then the track: every row says the audio is missing (one

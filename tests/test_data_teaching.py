@@ -196,6 +196,13 @@ def test_cli_make_teaching_set(tmp_path, capsys):
     assert "not empty" in capsys.readouterr().err
     assert main(["make-teaching-set", "--out", str(out), "--clips", "2", "1", "1", "--no-progress", "--force"]) == 0
     assert len(load_clotho(out, "development")) == 2
+    mine = tmp_path / "mine"  # --force replaces a teaching set, never a folder it did not write
+    mine.mkdir()
+    (mine / "thesis.tex").write_text("x")
+    assert main(["make-teaching-set", "--out", str(mine), "--clips", "1", "1", "1", "--no-progress", "--force"]) == 2
+    assert "holds no teaching set (no teaching.json)" in capsys.readouterr().err
+    assert [p.name for p in mine.iterdir()] == ["thesis.tex"]
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no temporary folder left
 
 
 def test_twins_share_their_audio():

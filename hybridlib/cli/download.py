@@ -4,6 +4,8 @@
 ``python -m hybridlib download clotho --csv-only``   only the caption and metadata CSVs (a few MB)
 ``python -m hybridlib download audiocaps``   prints how to obtain AudioCaps audio (not redistributable)
 ``python -m hybridlib download weights NAME [--dest DIR]``   official checkpoints of the audio encoders
+``--mirror URL`` (or ``HYBRIDLIB_MIRROR=URL``): fetch the files from a base URL serving them under their official
+names instead of Zenodo / GitHub; each is still checked against the official md5.
 """
 
 from __future__ import annotations
@@ -24,22 +26,27 @@ def add_arguments(parser) -> None:
     parser.add_argument("--keep-archives", action="store_true", help="keep the .7z files after extraction")
     parser.add_argument("--csv-only", action="store_true",
                         help="clotho: only the caption and metadata CSVs (a few MB, md5-checked), no audio")
+    parser.add_argument("--mirror", default=None, metavar="URL",
+                        help="base URL (http://, https:// or file://) serving the files under their official names "
+                             "(default: $HYBRIDLIB_MIRROR, else the official hosts); checked against the official md5")
     parser.add_argument("--no-progress", action="store_true")
 
 
 def run(args) -> int:
     from hybridlib.data.download import AUDIOCAPS_HELP, clotho_csv_dir, download_clotho
     from hybridlib.util.errors import UserError
+    from hybridlib.util.fetch import mirror_base
 
     if args.what != "weights" and getattr(args, "name", None):
         raise UserError(f"download {args.what} takes no NAME (got {args.name!r}); NAME is for `download weights`")
     if args.what == "audiocaps":
         print(AUDIOCAPS_HELP)
         return 0
+    mirror = mirror_base(getattr(args, "mirror", None))  # a bad value stops here, before any download
     if args.what == "clotho":
         csv_only = getattr(args, "csv_only", False)
         root = download_clotho(args.root, args.splits, args.keep_archives, progress=not args.no_progress,
-                               csv_only=csv_only)
+                               csv_only=csv_only, mirror=mirror)
         if csv_only:
             print(f"Clotho v2.1 caption and metadata tables ready in {clotho_csv_dir(root)} (no audio: "
                   "run the command without --csv-only for the audio archives)")
@@ -52,5 +59,5 @@ def run(args) -> int:
         raise UserError(f"download weights needs a NAME, one of {', '.join(sorted(WEIGHTS))}")
     from hybridlib.models.audio import fetch_weights
 
-    print(f"weights saved to {fetch_weights(args.name, args.dest, progress=not args.no_progress)}")
+    print(f"weights saved to {fetch_weights(args.name, args.dest, progress=not args.no_progress, mirror=mirror)}")
     return 0

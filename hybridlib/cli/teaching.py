@@ -17,7 +17,7 @@ def add_arguments(parser) -> None:
                         help=f"clips per split (default {FULL_CLIPS}; --smoke: {SMOKE_CLIPS})")
     parser.add_argument("--smoke", action="store_true", help="tiny set for quick checks")
     parser.add_argument("--bank", default="procedural", help="'procedural' or a folder with manifest.csv")
-    parser.add_argument("--force", action="store_true", help="replace a non-empty output folder")
+    parser.add_argument("--force", action="store_true", help="replace a teaching set already in the output folder (a folder holding none is never replaced)")
     add_audio_arguments(parser, defaults_from_config=False, check=False)  # bank files: always a full check
     parser.add_argument("--no-progress", action="store_true")
 

@@ -18,6 +18,16 @@ dependency footprint for what is nine files with published md5 values, and the e
 ours. So the downloader is written here (standard-library HTTP with Range resume), extraction uses
 ``py7zr`` (pinned in requirements.txt; the ``7z``/``7za`` program is used when py7zr is missing), and the
 layout stays aac-datasets compatible, so a Clotho folder prepared by aac-datasets is read as is.
+
+Nothing the downloader did not write is deleted: an audio folder already there (aac-datasets leaves no
+``.complete`` marker; a user may have filled it by hand) is checked against the clips its caption CSV names
+(:func:`fill_clotho_audio`); complete, it is marked and kept; incomplete, the archive is extracted into a
+staging folder of the downloader's own and only the missing clips are moved in. An archive already in
+``archives/`` is used and kept; a CSV in place that is not the official file is refused, naming it.
+
+Mirrors: ``download clotho --mirror URL`` or ``HYBRIDLIB_MIRROR=URL`` fetch the files under their official names
+below ``URL`` (:func:`hybridlib.util.fetch.source_url`); the md5 sums of :data:`CLOTHO_FILES` are checked all the
+same, nothing the mirror says about its files is trusted.
 """
 
 from __future__ import annotations
@@ -28,7 +38,7 @@ from pathlib import Path
 
 from hybridlib.data.splits import DATASET_SPLITS, normalize_split
 from hybridlib.paths import data_dir
-from hybridlib.util.fetch import DownloadError, download_file
+from hybridlib.util.fetch import DownloadError, download_file, source_url
 
 CLOTHO_RECORD = "https://zenodo.org/records/4783391/files"
 # file name -> md5 (Clotho v2.1, Zenodo record 4783391)
@@ -89,39 +99,126 @@ def clotho_csv_dir(root: str | Path | None = None) -> Path:
 
 
 def download_clotho(root: str | Path | None = None, splits=CLOTHO_SPLITS, keep_archives: bool = False,
-                    progress: bool = True, base_url: str = CLOTHO_RECORD, csv_only: bool = False) -> Path:
+                    progress: bool = True, base_url: str | None = None, csv_only: bool = False,
+                    mirror: str | None = None) -> Path:
     """Download and extract Clotho v2.1 below ``root`` (default :func:`hybridlib.paths.data_dir`).
 
     ``csv_only``: only the caption and metadata CSVs of ``splits`` (md5-checked), no audio.
+    ``mirror``: a base URL serving the files under their official names (default ``$HYBRIDLIB_MIRROR``, else
+    Zenodo; see :func:`hybridlib.util.fetch.source_url`); ``base_url`` replaces the Zenodo record URL itself.
+    Every file is checked against the official md5 in :data:`CLOTHO_FILES`, wherever it comes from.
+
+    An audio folder that is already there (filled by an earlier run, by aac-datasets or by hand) is verified,
+    never deleted: :func:`fill_clotho_audio` compares it with the clips the split's caption CSV names.
     """
     root = Path(root) if root is not None else data_dir()
     clotho = root / "CLOTHO_v2.1"
     csv_dir, audio_root = clotho / "clotho_csv_files", clotho / "clotho_audio_files"
     archives = clotho / "archives"
+
+    def url(name: str) -> str:
+        return source_url(f"{base_url or CLOTHO_RECORD}/{name}?download=1", name, mirror)
+
     for split in splits:
         split = normalize_split("clotho", split)
         for kind in ("captions", "metadata"):
             name = f"clotho_{kind}_{split}.csv"
-            download_file(f"{base_url}/{name}?download=1", csv_dir / name, CLOTHO_FILES[name], progress)
+            download_file(url(name), csv_dir / name, CLOTHO_FILES[name], progress)
         if csv_only:
             continue
-        audio_dir = audio_root / split
-        if audio_dir.is_dir() and any(audio_dir.glob("*.wav")) and (audio_dir / ".complete").exists():
-            continue
         name = f"clotho_audio_{split}.7z"
-        archive = download_file(f"{base_url}/{name}?download=1", archives / name, CLOTHO_FILES[name], progress)
-        staging = audio_root / f".{split}.extracting"
-        if staging.exists():
-            shutil.rmtree(staging)
-        extract_7z(archive, staging)
-        inner = staging / split if (staging / split).is_dir() else staging  # archives hold a {split}/ folder
-        if audio_dir.exists():
-            shutil.rmtree(audio_dir)
-        inner.replace(audio_dir)
-        shutil.rmtree(staging, ignore_errors=True)
-        (audio_dir / ".complete").write_text(CLOTHO_FILES[name] + "\n")
-        if not keep_archives:
-            archive.unlink()
+        fill_clotho_audio(audio_root / split, clip_names(csv_dir / f"clotho_captions_{split}.csv"),
+                          lambda name=name: download_file(url(name), archives / name, CLOTHO_FILES[name], progress),
+                          archives / name, keep_archive=keep_archives)
     if archives.is_dir() and not any(archives.iterdir()):
         archives.rmdir()
     return root
+
+
+COMPLETE = ".complete"  # marker of an audio folder that holds every clip its caption CSV names
+STAGING_MARK = ".hybridlib-staging"  # marks an extraction folder as this downloader's own
+
+
+def clip_names(captions_csv: str | Path) -> list[str]:
+    """The clip file names a Clotho caption CSV lists (its ``file_name`` column), in file order."""
+    from hybridlib.data.tables import read_csv_rows
+
+    return [n for n in (row["file_name"].strip() for row in read_csv_rows(Path(captions_csv), ["file_name"])) if n]
+
+
+def _present(folder: Path) -> dict[str, str]:
+    """``{lower-case name: name}`` of the files in ``folder`` (a name in another letter case counts as there,
+    as :func:`hybridlib.data.load_clotho` matches it)."""
+    return {p.name.lower(): p.name for p in folder.iterdir() if p.is_file()} if folder.is_dir() else {}
+
+
+def fill_clotho_audio(audio_dir: str | Path, expected: list[str], fetch_archive, archive: str | Path,
+                      keep_archive: bool = False, show=print) -> dict:
+    """Make ``audio_dir`` hold every clip of ``expected``, deleting nothing that is there.
+
+    A folder marked ``.complete`` (by an earlier run) is left alone; delete the marker to have it checked again.
+    Complete (every expected name there, in any letter case): marked with ``.complete`` and kept, nothing is
+    fetched. Otherwise ``fetch_archive()`` provides the split's verified archive (a callable, so a complete
+    folder costs no download), which is extracted into a staging folder of its own; only the files not there yet
+    are moved in, files already there are kept as they are (those whose size differs from the archive's are named),
+    and the staging folder is removed; the folder is then marked ``.complete`` (clips the caption CSV names but the
+    official archive lacks are named, they cannot be fetched). One line says what was found. The archive is
+    deleted after extraction unless ``keep_archive`` or it was there before this call (then it is not this call's
+    to delete, e.g. one aac-datasets left in ``archives/``).
+
+    Returns ``{"expected", "found", "added", "differ", "missing"}`` (counts; ``differ`` and ``missing`` lists).
+    """
+    audio_dir, archive = Path(audio_dir), Path(archive)
+    if (audio_dir / COMPLETE).is_file():  # verified or extracted by an earlier run
+        return {"expected": len(expected), "found": len(expected), "added": 0, "differ": [], "missing": []}
+    present = _present(audio_dir)
+    missing = [n for n in expected if n.lower() not in present]
+    found = len(expected) - len(missing)
+    info = {"expected": len(expected), "found": found, "added": 0, "differ": [], "missing": missing}
+    if not missing:
+        (audio_dir / COMPLETE).write_text(f"verified: all {len(expected)} clips of the caption CSV present\n")
+        show(f"{audio_dir}: all {len(expected)} clips of the caption CSV are already there (not extracted by "
+             "hybridlib): kept as they are and marked complete, nothing downloaded")
+        return info
+    if found:
+        show(f"{audio_dir}: {found} of {len(expected)} clips of the caption CSV already there (kept as they are); "
+             f"fetching the archive for the {len(missing)} missing")
+    archive_was_there = archive.is_file()
+    fetch_archive()
+    staging = audio_dir.parent / f".{audio_dir.name}.extracting"
+    if staging.exists():
+        if not (staging / STAGING_MARK).is_file():
+            raise DownloadError(f"{staging} is in the way of the extraction and was not written by hybridlib: "
+                                "left as it is; move it away and rerun", 2)
+        shutil.rmtree(staging)  # an earlier extraction of ours that was interrupted
+    staging.mkdir(parents=True)
+    (staging / STAGING_MARK).write_text("extraction folder of hybridlib.data.download; deleted when done\n")
+    extract_7z(archive, staging)
+    inner = staging / audio_dir.name if (staging / audio_dir.name).is_dir() else staging  # archives hold {split}/
+    audio_dir.mkdir(parents=True, exist_ok=True)
+    for src in sorted(inner.iterdir()):
+        if not src.is_file() or src.name == STAGING_MARK:
+            continue
+        there = present.get(src.name.lower())
+        if there is None:
+            src.replace(audio_dir / src.name)
+            present[src.name.lower()] = src.name
+            info["added"] += 1
+        elif (audio_dir / there).stat().st_size != src.stat().st_size:
+            info["differ"].append(there)
+    shutil.rmtree(staging)
+    info["missing"] = [n for n in expected if n.lower() not in present]
+    (audio_dir / COMPLETE).write_text(CLOTHO_FILES.get(archive.name, "") + "\n")  # the archive is all there is
+    if found or info["differ"] or info["missing"]:
+        show(f"{audio_dir}: {info['added']} clips extracted, {found} kept as they were"
+             + (f"; {len(info['differ'])} of those differ in size from the archive's (kept, not replaced; to get the "
+                f"official ones delete them and {COMPLETE}, then rerun): {_some(info['differ'])}" if info["differ"] else "")
+             + (f"; {len(info['missing'])} clips of the caption CSV are not in the archive either: "
+                f"{_some(info['missing'])}" if info["missing"] else ""))
+    if not keep_archive and not archive_was_there:
+        archive.unlink()
+    return info
+
+
+def _some(names: list[str], k: int = 5) -> str:
+    return ", ".join(names[:k]) + (f" and {len(names) - k} more" if len(names) > k else "")

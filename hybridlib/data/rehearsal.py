@@ -68,6 +68,7 @@ CLOTHO_RATE, AUDIOCAPS_RATE, WAVCAPS_RATE = 44100, 32000, 32000
 CLOTHO_METADATA_COLUMNS = ["file_name", "keywords", "sound_id", "sound_link", "start_end_samples", "manufacturer",
                            "license"]
 MANIFEST = "rehearsal.json"
+OWNED = ".hybridlib-rehearsal"  # written first: an interrupted build is still known as a rehearsal folder
 _TOKEN = re.compile(r"[a-z]+")
 
 
@@ -336,16 +337,21 @@ def make_rehearsal_data(out: str | Path, shared: str | Path | None = None, sizes
     """Build the miniature datasets below ``out`` (see the module docstring); returns the manifest (also
     written to ``out/rehearsal.json``, with ``ATTRIBUTION.md`` crediting every sound used).
 
-    ``sizes`` overrides :data:`DEFAULT_SIZES` (clips per dataset and split). An existing ``out`` is replaced.
+    ``sizes`` overrides :data:`DEFAULT_SIZES` (clips per dataset and split). An earlier rehearsal in ``out`` is
+    replaced; a non-empty folder that holds none (e.g. a real ``data/`` folder) is refused, nothing deleted.
     """
     from hybridlib.paths import shared_data_dir
 
     out = Path(out)
     src = shared_sources(Path(shared) if shared is not None else shared_data_dir())
     sizes = {k: {**v, **((sizes or {}).get(k, {}))} for k, v in DEFAULT_SIZES.items()}
-    for name in ("CLOTHO_v2.1", "zenodo-clotho", "AUDIOCAPS", "WavCaps"):
-        shutil.rmtree(out / name, ignore_errors=True)
+    if out.is_dir() and any(out.iterdir()) and not (out / MANIFEST).is_file() and not (out / OWNED).is_file():
+        raise DatasetError(f"{out} is not empty and holds no rehearsal (no {MANIFEST}): the rehearsal replaces its "
+                           "dataset folders, so it is only built into an empty folder or over an earlier rehearsal")
     out.mkdir(parents=True, exist_ok=True)
+    (out / OWNED).write_text("a rehearsal folder of hybridlib (make-rehearsal); its dataset folders are replaced\n")
+    for name in ("CLOTHO_v2.1", "zenodo-clotho", "AUDIOCAPS", "WavCaps"):  # ours: the folder holds a rehearsal
+        shutil.rmtree(out / name, ignore_errors=True)
     b = _Build(out, realistic_lengths, real_clip_seconds)
     sounds = load_soundbank(src["soundbank"])
     left = _clotho(b, src, sounds, sizes["clotho"])

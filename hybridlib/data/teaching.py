@@ -390,7 +390,7 @@ def make_teaching_set(out: str | Path, seed: int = 0, n_clips: tuple[int, int, i
     ``CLIPS_PER_WORKER`` clips per worker, else this process); the files are the same for any number.
 
     ``out`` must be empty or absent unless ``overwrite`` (the old set is replaced only once the new one is
-    complete). ``bad_audio``: what to do with unusable files of a folder bank (``exclude`` and record them
+    complete; only a folder holding a teaching set, ``teaching.json``, is ever replaced). ``bad_audio``: what to do with unusable files of a folder bank (``exclude`` and record them
     in ``teaching.json``, or ``error``).
     """
 
@@ -398,8 +398,12 @@ def make_teaching_set(out: str | Path, seed: int = 0, n_clips: tuple[int, int, i
     if len(n_clips) != 3 or any(isinstance(c, bool) or int(c) < 1 for c in n_clips):
         raise DatasetError(f"n_clips must be three positive counts (development, validation, evaluation), "
                            f"got {n_clips}")
-    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not overwrite:
-        raise DatasetError(f"{out} is not empty; choose another folder or pass overwrite=True (--force)")
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        if not overwrite:
+            raise DatasetError(f"{out} is not empty; choose another folder or pass overwrite=True (--force)")
+        if not (out / "teaching.json").is_file():  # only a set this generator wrote is ever replaced
+            raise DatasetError(f"{out} is not empty and holds no teaching set (no teaching.json): it was not written "
+                               "by make-teaching-set, so even --force leaves it alone; choose another folder")
     source = get_bank(bank, bad_audio=bad_audio, progress=progress)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))

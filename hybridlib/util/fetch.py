@@ -2,23 +2,64 @@
 
 Resume: a partial download lives in ``<file>.part``; the next call asks the server for the remaining
 bytes (HTTP ``Range``) and appends; a server that ignores ``Range`` (status 200) restarts the file.
-Completed files are checked against their md5 (a mismatch deletes the file and raises
-:class:`DownloadError`), and a file already present with the right md5 is not fetched again.
+Completed files are checked against their md5 (a mismatch deletes the ``.part`` file and raises
+:class:`DownloadError`), and a file already present with the right md5 is not fetched again. A file already
+present with another md5 was not written here (a download only ever lands by renaming a verified ``.part``):
+it is left as it is and the download is refused, naming it.
+
+Mirrors (:func:`source_url`): every download can come from a base URL that serves the files under their official
+names (``download --mirror URL`` or the environment variable ``HYBRIDLIB_MIRROR``; ``file://`` folders work
+too). The mirror is trusted for nothing: what it serves is checked against the official checksums of the
+caller's table, never against a list the mirror supplies.
 """
 
 from __future__ import annotations
 
 import hashlib
 import http.client
+import os
 import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
-from hybridlib.util.errors import HybridlibError
+from hybridlib.util.errors import HybridlibError, UserError
+
+MIRROR_ENV = "HYBRIDLIB_MIRROR"
 
 
 class DownloadError(HybridlibError, RuntimeError):
-    """A download failed or its checksum did not match; the message names the URL and the file."""
+    """A download failed or its checksum did not match; the message names the URL and the file.
+
+    ``exit_code`` 2 when the input is wrong (the URL serves no such file, the file served or found in place is not
+    the official one), 1 when the transfer failed (connection lost, server error: rerun to resume).
+    """
+
+    def __init__(self, message: str, exit_code: int = 1):
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+def mirror_base(mirror: str | None = None) -> str | None:
+    """The mirror base URL in effect: ``mirror`` if given, else ``$HYBRIDLIB_MIRROR``, else None (official hosts).
+
+    Only ``http://``, ``https://`` and ``file://`` URLs are accepted (a :class:`UserError` names the value).
+    """
+    source = "--mirror"
+    if not mirror:
+        mirror, source = os.environ.get(MIRROR_ENV, "").strip() or None, MIRROR_ENV
+    if mirror is None:
+        return None
+    if urllib.parse.urlsplit(mirror).scheme.lower() not in {"http", "https", "file"}:
+        raise UserError(f"{source}: a mirror is a base URL starting with http://, https:// or file:// (got {mirror!r})")
+    return mirror.rstrip("/")
+
+
+def source_url(official_url: str, filename: str, mirror: str | None = None) -> str:
+    """Where to fetch ``filename``: ``<mirror>/<filename>`` (URL-quoted) when a mirror is in effect
+    (:func:`mirror_base`), else ``official_url``."""
+    base = mirror_base(mirror)
+    return official_url if base is None else f"{base}/{urllib.parse.quote(filename)}"
 
 
 def md5sum(path: str | Path, chunk: int = 1 << 20) -> str:
@@ -39,8 +80,13 @@ def download_file(url: str, dest: str | Path, md5: str | None = None, progress: 
     from hybridlib.util.progress import progress_bar as tqdm
 
     dest = Path(dest)
-    if dest.is_file() and (md5 is None or md5sum(dest) == md5):
-        return dest
+    if dest.is_file():
+        found = md5sum(dest) if md5 is not None else None
+        if found == md5:
+            return dest
+        raise DownloadError(f"{dest} is already there but is not the official file (md5 {found}, expected {md5}); "
+                            "it was not written by hybridlib and is left as it is: move it away to download the "
+                            "official one", exit_code=2)
     dest.parent.mkdir(parents=True, exist_ok=True)
     part = dest.with_name(dest.name + ".part")
     have = part.stat().st_size if part.exists() else 0
@@ -53,8 +99,13 @@ def download_file(url: str, dest: str | Path, md5: str | None = None, progress: 
         if exc.code == 416 and have:  # nothing left to fetch: the .part file is complete
             response = None
         else:
-            raise DownloadError(f"{url}: HTTP {exc.code} {exc.reason} (downloading to {dest})") from exc
-    except (urllib.error.URLError, TimeoutError, OSError) as exc:
+            code = 2 if 400 <= exc.code < 500 else 1  # the URL serves no such file / the server failed
+            raise DownloadError(f"{url}: HTTP {exc.code} {exc.reason} (downloading to {dest})", code) from exc
+    except urllib.error.URLError as exc:
+        if isinstance(exc.reason, FileNotFoundError):  # a file:// mirror without the file
+            raise DownloadError(f"{url}: no such file (downloading to {dest})", 2) from exc
+        raise DownloadError(f"{url}: {exc.reason} (downloading to {dest}; rerun to resume)") from exc
+    except (TimeoutError, OSError) as exc:
         raise DownloadError(f"{url}: {exc} (downloading to {dest}; rerun to resume)") from exc
     if response is not None:
         with response:
@@ -80,6 +131,6 @@ def download_file(url: str, dest: str | Path, md5: str | None = None, progress: 
         got = md5sum(part)
         if got != md5:
             part.unlink()
-            raise DownloadError(f"{url}: md5 mismatch for {dest.name}: expected {md5}, got {got} (file deleted)")
+            raise DownloadError(f"{url}: md5 mismatch for {dest.name}: expected {md5}, got {got} (file deleted)", 2)
     part.replace(dest)
     return dest

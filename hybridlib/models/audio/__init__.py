@@ -97,8 +97,10 @@ def freeze_tagging_head(backbone):
     return backbone
 
 
-def fetch_weights(name: str, dest_dir: str | Path | None = None, progress: bool = True) -> Path:
-    """The official weights file of backbone ``name``, downloaded first when missing.
+def fetch_weights(name: str, dest_dir: str | Path | None = None, progress: bool = True,
+                  mirror: str | None = None) -> Path:
+    """The official weights file of backbone ``name``, downloaded first when missing (from ``mirror`` or
+    ``$HYBRIDLIB_MIRROR`` when set: :func:`hybridlib.models.audio.weights.download_weights`).
 
     A fresh download is loaded into the model (every key and shape must match) and deleted when it does
     not fit, so a corrupt or wrong file never stays behind.
@@ -109,7 +111,7 @@ def fetch_weights(name: str, dest_dir: str | Path | None = None, progress: bool 
     path = weights_path(name, dest_dir)
     if path.is_file():
         return path
-    path = download_weights(name, dest_dir, progress=progress)
+    path = download_weights(name, dest_dir, progress=progress, mirror=mirror)
     try:
         load_official_weights(path, build_audio_backbone(name, pretrained=False))
     except CheckpointError:

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hybridlib.util.errors import UserError
-from hybridlib.util.fetch import download_file, md5sum
+from hybridlib.util.fetch import download_file, md5sum, source_url
 
 
 @dataclass(frozen=True)
@@ -100,9 +100,13 @@ def weights_path(name: str, dest_dir: str | Path | None = None) -> Path:
     return Path(dest_dir or weights_dir()) / info.filename
 
 
-def download_weights(name: str, dest_dir: str | Path | None = None, progress: bool = True) -> Path:
+def download_weights(name: str, dest_dir: str | Path | None = None, progress: bool = True,
+                     mirror: str | None = None) -> Path:
     """Download the official weights of backbone ``name`` (resumable; md5-verified when the publisher lists a
     checksum, else the computed md5 is printed so it can be pinned). Returns the file's path.
+
+    ``mirror``: a base URL serving the file under its official name (default ``$HYBRIDLIB_MIRROR``, else the
+    publisher; :func:`hybridlib.util.fetch.source_url`); the official md5 above is checked all the same.
 
     :func:`hybridlib.models.audio.build_audio_backbone` loads the file right after (strict key and shape
     check) and deletes a download that does not fit the model.
@@ -111,7 +115,8 @@ def download_weights(name: str, dest_dir: str | Path | None = None, progress: bo
     dest = weights_path(name, dest_dir)
     if info.url is None or dest.is_file():
         return dest
-    path = Path(download_file(info.url, dest, md5=info.md5, progress=progress))
+    url = source_url(info.url, info.filename, mirror)
+    path = Path(download_file(url, dest, md5=info.md5, progress=progress))
     if info.md5 is None:
         print(f"{info.filename}: md5 {md5sum(path)} (the publisher lists no checksum)")
     return path
