@@ -349,3 +349,26 @@ def test_a_nul_byte_in_a_notebook_parameter_is_one_line():
     for name in ("OUT_DIR", "DATA", "BACKBONE"):
         with pytest.raises(ParameterError, match=f"^{name}: contains a NUL byte"):
             check_parameter_values({name: "x\x00y"})
+
+
+@pytest.mark.slow
+def test_train_on_a_planted_teaching_set_reports_the_refused_rows(tmp_path, outside, opened, capsys):
+    """``train`` end to end: the run finishes on the usable clips, its printed line and data_report.json name every
+    refused row, and the wav outside is never decoded."""
+    from hybridlib import runs
+    from hybridlib.data import ensure_teaching_set
+
+    source = ensure_teaching_set(smoke=True, progress=False)
+    root = tmp_path / "teaching"
+    shutil.copytree(source, root, copy_function=H.mirror_file)
+    names = plant_clotho(root / "CLOTHO_v2.1" / "clotho_audio_files" / "development",
+                         root / "CLOTHO_v2.1" / "clotho_csv_files" / "clotho_captions_development.csv", outside)
+    out = tmp_path / "run"
+    assert main(["train", "--config", CONFIG, "--smoke", "--out", str(out), "--seed", "0", "--set", "epochs=1",
+                 "--set", "tensorboard=false", "--set", f"data_root={root}", "--no-progress"]) == 0
+    line = next(ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("[data]"))
+    assert f"excluded {len(names)} clip(s)" in line and NUL not in line
+    report = json.loads((out / "seed-0" / runs.DATA_REPORT).read_text())
+    assert set(report["excluded"]["teaching/development"]) == set(names.values())
+    assert report["clips"]["train"] == 32
+    assert opened and not _outside_paths(opened, outside)
