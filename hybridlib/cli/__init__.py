@@ -77,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _nul_in_arguments(argv: list[str]) -> str | None:
-    """Which argument holds a NUL byte (``--out: contains a NUL byte ...``), or None."""
+    """Which argument holds a NUL byte (``--out contains a NUL byte ...``), or None."""
     from hybridlib.util.filenames import nul_problem
 
     for i, arg in enumerate(argv):
