@@ -35,6 +35,7 @@ from typing import Any
 from hybridlib.data.audio_io import AUDIO_CHECKS, BAD_AUDIO_POLICIES
 from hybridlib.data.splits import DATASET_SPLITS
 from hybridlib.util.errors import UserError
+from hybridlib.util.filenames import nul_problem
 from hybridlib.util.values import describe_value, value_problem
 
 SCHEDULES = ("warmup-cosine", "step", "constant")
@@ -179,6 +180,9 @@ class TrainConfig:
             raise ConfigError(f"{source}: field {name!r} {why} (got {describe_value(getattr(self, name))})")
 
         # types and ranges first (booleans are not integers, NaN is named in the field holding it)
+        nul = nul_problem(self.to_dict())  # a YAML "\0" escape: refused before any path is built from it
+        if nul:
+            raise ConfigError(f"{source}: field {nul}")
         for name, (kind, rule) in FIELD_RULES.items():
             problem = value_problem(getattr(self, name), kind, **rule)
             if problem:
@@ -263,6 +267,8 @@ def read_config_dict(path: str | Path, _seen: tuple = ()) -> dict:
     """A YAML config as a dict, following ``extends: other.yaml`` (relative to the file) recursively."""
     import yaml
 
+    if nul_problem(path):
+        raise ConfigError(nul_problem(path, "config file name"))
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"config file not found: {path}")

@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from hybridlib.util.errors import UserError
+from hybridlib.util.filenames import NUL_REASON
 from hybridlib.util.values import describe_value, value_problem
 
 PARAMETERS_TAG = "parameters"
@@ -230,6 +231,8 @@ def _check(value: Any, rule: dict, values: dict) -> str | None:
             return None if rule.get("allow_none") else "must be a path"
         if not isinstance(value, (str, Path)) or not str(value):
             return "must be a path (a string) or None" if rule.get("allow_none") else "must be a path (a string)"
+        if "\x00" in str(value):
+            return NUL_REASON
         if rule.get("exists") and not Path(value).exists():
             if rule.get("teaching_default"):
                 from hybridlib.paths import teaching_dir

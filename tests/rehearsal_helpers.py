@@ -21,6 +21,23 @@ import shutil
 import time
 from pathlib import Path
 
+
+def mirror_file(source, target) -> None:
+    """``source`` at ``target`` for a mirror of a dataset (a ``shutil.copytree`` copy function): audio as a hard link
+    (tests delete or replace a mirrored clip, never write into it; a copy across file systems), every other file
+    copied, since tests edit tables in place. Not a per-file symbolic link: readers refuse a link out of the audio
+    folder (hybridlib.util.filenames)."""
+    import os
+
+    if Path(source).suffix.lower() in (".wav", ".flac", ".ogg"):
+        try:
+            os.link(source, target)
+            return
+        except OSError:
+            pass
+    shutil.copyfile(source, target)
+
+
 # rough CPU cost of one row on the rehearsal (a bert-base hybrid row = 1; measured), to balance the lanes
 COSTS = {"bert-large": 2.0, "finetune": 1.0, "frozen": 0.25}
 LANES = 2

@@ -1,8 +1,8 @@
 """Bad input never takes a run down, nothing untrusted executes: the entry points end to end.
 
-The data: the session's smoke teaching set, mirrored into a temporary folder with symbolic links (so the
-feature cache's entries of the originals are reused) and then damaged - a silent clip, a clip whose file was
-deleted, an undecodable clip.
+The data: the session's smoke teaching set, mirrored into a temporary folder with hard links (copies across file
+systems; not per-file symbolic links, which the readers refuse when they lead out of the audio folder) and then
+damaged - a silent clip, a clip whose file was deleted, an undecodable clip.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import shutil
 
 import numpy as np
 import pytest
+import rehearsal_helpers as H
 import soundfile as sf
 import torch
 
@@ -34,7 +35,7 @@ def damaged_set(tmp_path):
         if path.is_dir():
             target.mkdir(parents=True, exist_ok=True)
         elif path.suffix == ".wav":
-            target.symlink_to(path)
+            H.mirror_file(path, target)
         else:
             shutil.copy(path, target)
     audio = root / "CLOTHO_v2.1" / "clotho_audio_files"

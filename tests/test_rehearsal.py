@@ -319,8 +319,8 @@ def test_a_clotho_clip_without_its_audio_file_is_excluded_counted_and_named(rehe
     for path in rehearsal_root.iterdir():  # everything linked, Clotho's development audio copied but one clip
         if path.name != "CLOTHO_v2.1":
             (root / path.name).symlink_to(path)
-    shutil.copytree(rehearsal_root / "CLOTHO_v2.1", root / "CLOTHO_v2.1", symlinks=True,
-                    copy_function=os.symlink)
+    shutil.copytree(rehearsal_root / "CLOTHO_v2.1", root / "CLOTHO_v2.1",  # hard links: a per-file symlink out
+                    copy_function=H.mirror_file)                             # of the audio folder is refused
     development = load_clotho(rehearsal_root, "development")
     gone = next(iter(development)).clip_id
     (root / "CLOTHO_v2.1" / "clotho_audio_files" / "development" / gone).unlink()

@@ -49,6 +49,10 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    problem = _nul_in_arguments(argv)
+    if problem:  # only a caller of main() can pass one (a shell cannot): refused before any path is built
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
     command = next((a for a in argv if not a.startswith("-")), None)
     if command is not None and command not in COMMANDS:
         build_parser().parse_args(argv)  # prints argparse's "invalid choice" error and exits 2
@@ -70,6 +74,18 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+
+
+def _nul_in_arguments(argv: list[str]) -> str | None:
+    """Which argument holds a NUL byte (``--out contains a NUL byte ...``), or None."""
+    from hybridlib.util.filenames import nul_problem
+
+    for i, arg in enumerate(argv):
+        if "\x00" in arg:
+            option = arg.split("=", 1)[0] if arg.startswith("-") else argv[i - 1] if i and argv[i - 1][:1] == "-" \
+                else f"argument {i + 1}"
+            return nul_problem(arg, option)
+    return None
 
 
 if __name__ == "__main__":

@@ -259,7 +259,8 @@ def validate_items(items, sample_rate: int | None = None, progress: bool = True,
 
 def describe_bad_audio(problems: dict[str, str], where: str = "", limit: int = 20) -> str:
     """One line: how many clips are unusable and why (the first ``limit`` named; the rest counted)."""
-    shown = [f"{clip} ({_short_reason(reason)})" for clip, reason in list(problems.items())[:limit]]
+    shown = [f"{clip if clip.isprintable() else repr(clip)} ({_short_reason(reason)})"  # a NUL byte stays visible
+             for clip, reason in list(problems.items())[:limit]]
     more = len(problems) - len(shown)
     place = f" in {where}" if where else ""
     return (f"{len(problems)} clip(s) with unusable audio{place}: " + ", ".join(shown)

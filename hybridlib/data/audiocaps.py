@@ -14,7 +14,9 @@ use it: obtain the clips yourself (e.g. with the official AudioCaps repository's
 aac-datasets' ``AudioCaps(root, download=True)``, which uses yt-dlp and ffmpeg), convert them to 32 kHz
 FLAC named ``{youtube_id}_{start_time}.flac`` and place them as above. Clips missing on disk (removed
 videos) are excluded and counted in the load report (``missing_audio``/``excluded``), never silently;
-``require_audio=False`` keeps them with ``audio_path=None`` (enough for caption statistics).
+``require_audio=False`` keeps them with ``audio_path=None`` (enough for caption statistics). A clip whose
+``{youtube_id}_{start_time}`` is no plain file name (a ``/``, ``..``, a NUL byte) or whose file is a symbolic
+link out of the audio folder is always left out and named (:class:`hybridlib.util.filenames.FolderGuard`).
 
 Closed-set (CS) tags: AudioSet's ``class_labels_indices.csv`` (``index, mid, display_name``) and one or
 more segment CSVs (``YTID, start_seconds, end_seconds, positive_labels``; AudioCaps clips are in
@@ -31,6 +33,7 @@ from pathlib import Path
 from hybridlib.data.items import ClipSet, DatasetError, Item, LoadReport
 from hybridlib.data.splits import normalize_split
 from hybridlib.data.tables import csv_records, read_csv_rows, read_text
+from hybridlib.util.filenames import FolderGuard
 
 AUDIO_EXTENSIONS = (".flac", ".wav", ".ogg")
 
@@ -124,8 +127,14 @@ def load_audiocaps(root: str | Path, split: str, audioset_labels=None, require_a
         report.notes.append(f"audio folder {audio_dir} not found (see hybridlib.data.audiocaps for how to get it)")
     items = []
     by_lower: dict[str, list[str]] | None = None
+    guard = FolderGuard(audio_dir, "audio folder")
     for clip_id, entry in grouped.items():
         path = on_disk.get(clip_id)
+        refusal = guard.refusal(clip_id) or (guard.refusal(path.name) if path is not None else None)
+        if refusal is not None:  # named and left out whatever require_audio says: nothing there is opened
+            report.excluded += 1
+            report.bad_audio[clip_id] = refusal
+            continue
         if path is None:
             report.missing_audio += 1
             if by_lower is None:
@@ -150,6 +159,7 @@ def load_audiocaps(root: str | Path, split: str, audioset_labels=None, require_a
                                                       **({"audio_hint": entry["hint"]} if "hint" in entry else {})}))
     report.clips = len(items)
     report.captions = sum(len(it.captions) for it in items)
-    if require_audio and report.excluded:
-        report.notes.append(f"{report.excluded} clips excluded: audio not on disk (removed videos or not downloaded)")
+    if require_audio and report.missing_audio:
+        report.notes.append(f"{report.missing_audio} clips excluded: audio not on disk (removed videos or not "
+                            "downloaded)")
     return ClipSet(items, report)

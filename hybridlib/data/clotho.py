@@ -28,6 +28,11 @@ File names are matched exactly first; a CSV name whose file exists on disk only 
 (``Rain.wav`` listed, ``rain.wav`` extracted) is matched to that file and counted in the report's notes, as
 a case-insensitive file system (Windows, macOS) would do; when several files differ from it only in case,
 the clip counts as missing and its reason names them.
+
+A file name must name a file inside its split's audio folder (:class:`hybridlib.util.filenames.FolderGuard`):
+an absolute path, a ``..`` part, a NUL byte or a symbolic link leading out of the folder (the folder itself may
+be a link) leaves the row out, counted in ``excluded`` and named in ``bad_audio`` with the reason; nothing at
+that path is opened. A case-insensitive match is held to the same rule.
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ from pathlib import Path
 from hybridlib.data.items import ClipSet, DatasetError, Item, LoadReport, match_file_case
 from hybridlib.data.splits import normalize_split
 from hybridlib.data.tables import read_csv_rows
+from hybridlib.util.filenames import FolderGuard
 
 CAPTION_COLUMNS = [f"caption_{i}" for i in range(1, 6)]
 METADATA_EXTRA = ["sound_id", "sound_link", "start_end_samples", "manufacturer", "license"]
@@ -98,6 +104,7 @@ def load_clotho(root: str | Path, split: str, require_audio: bool = False,
     items: list[Item] = []
     seen: set[str] = set()
     audio_dir = where["audio_dir"]
+    guard = FolderGuard(audio_dir, "audio folder")
     case_matched: list[str] = []
     for row in rows:
         name = row["file_name"].strip()
@@ -111,10 +118,16 @@ def load_clotho(root: str | Path, split: str, require_audio: bool = False,
             report.excluded += 1
             report.notes.append(f"{name}: no captions, excluded")
             continue
-        path = audio_dir / name
-        audio_path, hint = match_file_case(path)
-        if audio_path is not None and audio_path.name != name:
-            case_matched.append(f"{name} -> {audio_path.name}")
+        path, refusal = guard.locate(name)
+        audio_path, hint = match_file_case(path) if path is not None else (None, None)
+        if audio_path is not None and audio_path != path:  # a case variant: an entry of the same folder
+            refusal = guard.refusal(str(Path(name).with_name(audio_path.name)))
+            if refusal is None:
+                case_matched.append(f"{name} -> {audio_path.name}")
+        if refusal is not None:  # named and left out whatever require_audio says: nothing there is opened
+            report.excluded += 1
+            report.bad_audio[name] = refusal
+            continue
         if audio_path is None:
             report.missing_audio += 1
             if require_audio:

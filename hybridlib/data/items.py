@@ -54,7 +54,8 @@ class LoadReport:
     clip has no metadata row (``keywords``/``tags`` None); ``missing_audio``: clips whose audio file is not
     on disk (kept with ``audio_path=None`` or excluded, see ``excluded``); ``excluded``: clips dropped;
     ``bad_audio``: ``{clip_id: reason}`` of the clips dropped because their audio is missing or unusable
-    (:func:`hybridlib.data.audio_io.screen_audio`).
+    (:func:`hybridlib.data.audio_io.screen_audio`) or their file name leads out of the audio folder
+    (:class:`hybridlib.util.filenames.FolderGuard`).
     """
 
     dataset: str = ""

@@ -52,7 +52,9 @@ bit-identical files. Banks: ``"procedural"`` (30 classes, always offline) or a f
 ``manifest.csv`` (``file, label, license`` and optionally ``author, source_url``), e.g. the real sound
 effects in ``shared/data/soundbank-modsounds``. Every file of a folder bank is checked first
 (:func:`hybridlib.data.audio_io.check_audio_file`, full decode): missing, unreadable, empty, non-finite
-and silent files (placeholders happen in real banks) are left out, all of them named at once in
+and silent files (placeholders happen in real banks), and names that lead out of the bank folder (an absolute
+path, ``..``, a NUL byte, a symbolic link to outside: :class:`hybridlib.util.filenames.FolderGuard`) are left
+out, all of them named at once in
 ``teaching.json`` (``bank_excluded``) and by the command line; ``bad_audio="error"`` stops instead.
 
 The set is written atomically: into a temporary sibling folder renamed into place when complete, so a
@@ -79,6 +81,7 @@ from hybridlib.data import sound_synthesis as synth
 from hybridlib.data.items import DatasetError
 from hybridlib.data.splits import DATASET_SPLITS
 from hybridlib.data.tables import read_csv_rows, write_csv_rows
+from hybridlib.util.filenames import FolderGuard
 
 SPLITS = DATASET_SPLITS["teaching"]
 FULL_CLIPS = (600, 150, 150)
@@ -165,9 +168,14 @@ class FolderBank:
         self.rows = {r["file"]: r for r in rows}
         self.excluded: dict[str, str] = {}  # file -> why it was left out
         by_label: dict[str, list[str]] = {}
+        guard = FolderGuard(self.folder, "bank folder")
         for r in tqdm(rows, desc="checking bank audio", disable=not progress, leave=False):
+            path, refusal = guard.locate(r["file"])
+            if refusal is not None:  # left out and named; nothing at that path is opened
+                self.excluded[r["file"]] = refusal
+                continue
             try:
-                check_audio_file(self.folder / r["file"], "full")
+                check_audio_file(path, "full")
             except AudioError as exc:
                 self.excluded[r["file"]] = str(exc)
                 continue

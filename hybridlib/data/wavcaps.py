@@ -20,7 +20,9 @@ says so when it is not. The hybrid paper does not say whether it removed them (a
 Each entry becomes an :class:`~hybridlib.data.items.Item` with ``clip_id = str(id)``, ``captions =
 [caption]``, ``keywords = tags`` (OS metadata), ``description`` (FreeSound's own description, FS metadata)
 and ``extra`` holding duration, author and link. Entries whose audio file is missing are excluded and
-counted (``require_audio``), entries without a caption are excluded with a note.
+counted and named in ``bad_audio`` (``require_audio``), entries without a caption are excluded with a note. An
+``id`` that is no plain file name (a ``/``, ``..``, a NUL byte) or whose file is a symbolic link out of the audio
+folder is always left out and named (:class:`hybridlib.util.filenames.FolderGuard`).
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from pathlib import Path
 from hybridlib.data.items import ClipSet, DatasetError, Item, LoadReport
 from hybridlib.data.splits import normalize_split
 from hybridlib.data.tables import read_csv_rows, read_text
+from hybridlib.util.filenames import FolderGuard
 
 JSON_PATH = Path("json_files") / "FreeSound" / "fsd_final.json"
 AUDIO_DIR = Path("Audio") / "FreeSound"
@@ -94,6 +97,7 @@ def load_wavcaps_freesound(root: str | Path, split: str = "train", require_audio
     if not audio_dir.is_dir():
         report.notes.append(f"audio folder {audio_dir} not found")
     items, seen, in_clotho = [], set(), 0
+    guard = FolderGuard(audio_dir, "audio folder")
     for entry in read_wavcaps_json(json_path):
         clip = str(entry["id"]).strip()
         if clip.endswith(".flac"):
@@ -111,10 +115,16 @@ def load_wavcaps_freesound(root: str | Path, split: str = "train", require_audio
             report.notes.append(f"{clip}: no caption, excluded")
             continue
         path = on_disk.get(clip)
+        refusal = guard.refusal(clip) or (guard.refusal(path.name) if path is not None else None)
+        if refusal is not None:  # named and left out whatever require_audio says: nothing there is opened
+            report.excluded += 1
+            report.bad_audio[clip] = refusal
+            continue
         if path is None:
             report.missing_audio += 1
             if require_audio:
                 report.excluded += 1
+                report.bad_audio[clip] = f"{audio_dir / clip}.flac: audio file not found"
                 continue
         keywords = _tags(entry.get("tags"), json_path, clip)
         description = str(entry.get("description") or "").strip() or None

@@ -12,6 +12,8 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
+from hybridlib.util.filenames import NUL_REASON
+
 KINDS = ("int", "number", "bool", "str", "list", "dict")
 
 
@@ -52,6 +54,8 @@ def value_problem(value: Any, kind: str, *, minimum: float | None = None, maximu
         return f"must be true or false{or_none}"
     elif kind == "str" and not isinstance(value, str):
         return f"must be a string{or_none}"
+    elif kind == "str" and "\x00" in value:
+        return NUL_REASON
     elif kind == "list" and not isinstance(value, (list, tuple)):
         return f"must be a list{or_none}"
     elif kind == "dict" and not isinstance(value, dict):
