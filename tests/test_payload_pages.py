@@ -19,6 +19,8 @@ from payload_set import IMG, LINK, MARKDOWN, MATH, PAYLOADS, make_payload_set, p
 from hybridlib import runner
 from hybridlib.paths import notebooks_dir
 
+# one worker runs the whole module (`make test` runs two): the series runs once, in the module's fixture
+pytestmark = pytest.mark.xdist_group("payload-pages")
 NOTEBOOKS = runner.list_notebooks(notebooks_dir())
 # the notebooks that show dataset texts (00 is the tour, 05 works on toy embeddings): their pages show payloads
 SHOWS_DATA = {"01", "02", "03", "04", "06", "07", "08"}
