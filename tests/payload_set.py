@@ -32,8 +32,8 @@ FILE_NAMES = {
     "validation": [f"{IMG} val.wav"],
     "evaluation": [f"{IMG} eva.wav", f"{TABLE} {MATH} eva.wav", f"{MARKDOWN} {LINK} eva.wav"],
 }
-CAPTION_PAYLOADS = [f"{MATH} {IMG}", f"{MATH} {LINK}", f"{MATH} {MARKDOWN} {TABLE}", f"{MATH} {SVG}",
-                    f"{MATH} {SCRIPT}"]
+# every first caption holds a live handler and mathtext, whichever caption a notebook picks to show
+CAPTION_PAYLOADS = [f"{MATH} {IMG} {other}" for other in (LINK, MARKDOWN, TABLE, SVG, SCRIPT)]
 KEYWORDS = [IMG, SCRIPT, MATH, MARKDOWN, TABLE]
 TAG = f"{IMG} tag"
 FOLDER = "payload <b onmouseover=alert(5)>set"
