@@ -10,6 +10,10 @@ The notebooks' ``parameters`` cell sets ``OUT_DIR``; the runner (:mod:`hybridlib
 ``runs/interactive/<notebook>/``.
 
 Parameters are checked by :func:`hybridlib.notebook_parameters.check_parameters`.
+
+Dataset text a notebook shows as Markdown (captions, keywords, file names) is built here, escaped by
+:mod:`hybridlib.util.markup` (:func:`retrieval_example_markdown`, :func:`clip_markdown`): a caption reads as typed
+and never becomes markup.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from typing import Any
 
 from hybridlib.paths import runs_dir
 from hybridlib.util.files import atomic_write_text
+from hybridlib.util.markup import escape_markdown, markdown_code
 
 
 def prepare_out_dir(out_dir: str | Path | None, notebook: str) -> Path:
@@ -289,3 +294,20 @@ def dataset_label(out_dir: str | Path) -> str | None:
     except ValueError:
         return None
     return entry.get("label") if isinstance(entry, dict) else None
+
+
+def retrieval_example_markdown(example: dict, model: str, other: str) -> str:
+    """One retrieval example of :func:`hybridlib.evaluation.retrieval_examples` (a row as a dict) as a line of
+    Markdown: its kind in bold, the caption in italics, the clip's metadata as code and the rank of the correct
+    clip under ``model`` and ``other`` (the labels the example's columns carry). Every text is escaped
+    (:mod:`hybridlib.util.markup`): a caption such as ``<img src=x onerror=...>`` or ``**a**`` reads as typed."""
+    metadata = example.get("metadata")
+    return (f"**{escape_markdown(example['kind'])}** · *{escape_markdown(example['caption'])}* · keywords: "
+            f"{markdown_code(metadata) if metadata else 'none'} · rank of the correct clip: "
+            f"{escape_markdown(model)} {example[f'rank ({model})']}, "
+            f"{escape_markdown(other)} {example[f'rank ({other})']}")
+
+
+def clip_markdown(label: str, clip: str) -> str:
+    """``label: `clip``` as Markdown, both escaped (a file name is shown as typed, whatever it holds)."""
+    return f"{escape_markdown(label)}: {markdown_code(clip)}"

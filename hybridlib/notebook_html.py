@@ -10,6 +10,11 @@ figures embedded as base64, audio players as data URIs) and changes three things
 * widget outputs, which cannot work in a static page, are replaced by a one-line note (their frozen text
   form would be misleading; ``run-notebooks`` draws its progress bars as text anyway).
 
+Markdown *outputs* of code cells are rendered with their raw HTML shown as text and ``javascript:`` (and other
+harmful) link targets cut, as a safety net behind the notebooks' own escaping of dataset text
+(:mod:`hybridlib.util.markup`): a caption such as ``<img src=x onerror=...>`` never becomes a live element of a
+page. The notebooks' own Markdown cells are rendered as written.
+
 ``python -m hybridlib run-notebooks`` writes one page per notebook to ``<out>/html/``;
 :func:`export_html` converts any executed notebook.
 """
@@ -72,8 +77,10 @@ def _exporter_class():
         @pass_context
         def markdown2html(self, context, source):
             cell = context.get("cell", {})
+            computed = cell.get("cell_type") == "code"  # a Markdown output, made from whatever data the cell read
             renderer = MathMLRenderer(
-                escape=False,
+                escape=computed,
+                allow_harmful_protocols=not computed,
                 attachments=cell.get("attachments", {}),
                 embed_images=self.embed_images,
                 path=context.get("resources", {}).get("metadata", {}).get("path", ""),

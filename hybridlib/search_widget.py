@@ -12,12 +12,12 @@ result list stays a few MB however long the recordings are.
 
 from __future__ import annotations
 
-import html
 import io
 from pathlib import Path
 
 from hybridlib.search import DEFAULT_K, Searcher, SearchHit, SearchResult
 from hybridlib.util.errors import UserError
+from hybridlib.util.markup import escape_html
 
 PREVIEW_RATE = 16000
 PREVIEW_SECONDS = 30.0
@@ -46,28 +46,28 @@ def parts_bar(parts: dict[str, float], scale: float, width: int = 160) -> str:
         style = f"display:inline-block;height:10px;width:{px}px;background:{color};"
         if value < 0:
             style += f"background:repeating-linear-gradient(45deg,{color},{color} 2px,#fff 2px,#fff 4px);"
-        cells.append(f'<span title="{html.escape(name)} {value:+.4f}" style="{style}"></span>')
+        cells.append(f'<span title="{escape_html(name)} {value:+.4f}" style="{style}"></span>')
     return "".join(cells)
 
 
 def hit_html(hit: SearchHit, result: SearchResult, scale: float) -> tuple[str, str]:
     """``(left, right)`` HTML of one hit: rank, score and parts; captions and keywords."""
-    parts = " ".join(f'<span style="color:{PART_COLORS.get(k, "#2ca02c")}">{html.escape(k)} {v:+.3f}</span>'
+    parts = " ".join(f'<span style="color:{PART_COLORS.get(k, "#2ca02c")}">{escape_html(k)} {v:+.3f}</span>'
                      for k, v in hit.parts.items())
     left = (f"<b>#{hit.rank}</b> score {hit.score:+.4f}<br>{parts_bar(hit.parts, scale)}<br>"
             f"<small>{parts}</small>")
     if hit.weights is not None:
         left += f"<br><small>weights audio {hit.weights[0]:.2f} / metadata {hit.weights[1]:.2f}</small>"
-    captions = "".join(f"<li>{html.escape(c)}</li>" for c in hit.captions)
-    right = (f"<b>{html.escape(hit.clip_id)}</b><ul style='margin:2px 0;font-size:90%;line-height:1.25'>"
+    captions = "".join(f"<li>{escape_html(c)}</li>" for c in hit.captions)
+    right = (f"<b>{escape_html(hit.clip_id)}</b><ul style='margin:2px 0;font-size:90%;line-height:1.25'>"
              f"{captions}</ul>")
     if result.audio_alone:
         right += "<small><i>metadata hidden</i></small>"
     else:
-        keywords = html.escape(" · ".join(hit.keywords or [])) or "<i>no keywords</i>"
+        keywords = escape_html(" · ".join(hit.keywords or [])) or "<i>no keywords</i>"
         right += f"<small><b>keywords:</b> {keywords}</small>"
         if hit.metadata_text and hit.metadata_text != " ".join(hit.keywords or []):
-            right += f"<br><small><b>model's metadata input:</b> {html.escape(hit.metadata_text)}</small>"
+            right += f"<br><small><b>model's metadata input:</b> {escape_html(hit.metadata_text)}</small>"
     return left, right
 
 
@@ -105,11 +105,11 @@ def search_widget(searcher: Searcher, query: str = "", k: int = DEFAULT_K, audio
         try:
             result = searcher.search(text, k=k, audio_alone=toggle.value)
         except UserError as exc:
-            header.value = f"<b>error:</b> {html.escape(str(exc))}"
+            header.value = f"<b>error:</b> {escape_html(str(exc))}"
             results.children = ()
             return
         scale = max([sum(abs(v) for v in h.parts.values()) for h in result.hits] + [1e-9])
-        header.value = f"<b>{html.escape(result.describe())}</b>"
+        header.value = f"<b>{escape_html(result.describe())}</b>"
         rows = []
         for hit in result.hits:
             left, right = hit_html(hit, result, scale)
@@ -122,7 +122,7 @@ def search_widget(searcher: Searcher, query: str = "", k: int = DEFAULT_K, audio
 
     box_query.observe(refresh, names="value")
     toggle.observe(refresh, names="value")
-    note = w.HTML(f"<small>Audio alone: {html.escape(searcher.audio_alone_meaning)}. Rank: pessimistic, as the "
+    note = w.HTML(f"<small>Audio alone: {escape_html(searcher.audio_alone_meaning)}. Rank: pessimistic, as the "
                   "metrics count it (tied clips share the worst rank of their group).</small>")
     refresh()
     return w.VBox([w.HBox([box_query, toggle]), note, header, results])

@@ -1,7 +1,9 @@
 """Plot helpers, one module per topic (``losses``, ``data``, ``encoders``, ``fusion``, ``training``).
 
 Conventions: every helper takes ``ax=None`` (creates a figure when not given), returns the figure,
-never calls ``plt.show()`` and never changes global matplotlib style at import.
+never calls ``plt.show()`` and never changes global matplotlib style at import. Text that may come from a
+dataset (titles, tick and event labels: captions, keywords, file names) is drawn as typed: a ``$`` is a dollar
+sign, never matplotlib's mathtext (:func:`hybridlib.util.markup.escape_mathtext`).
 """
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Mapping, Sequence
 
+from hybridlib.util.markup import escape_mathtext
 from hybridlib.viz import axes_for, pretty_metric
 
 
@@ -29,10 +30,10 @@ def plot_top_words(counts: Counter | Mapping[str, int], top: int = 20, ax=None, 
     counts = Counter(counts)
     words = counts.most_common(top)[::-1]
     fig, ax = axes_for(ax, (5, 0.28 * len(words) + 1))
-    ax.barh([w for w, _ in words], [c for _, c in words], color=color)
+    ax.barh([escape_mathtext(w) for w, _ in words], [c for _, c in words], color=color)
     ax.set_xlabel("count")
     if title:
-        ax.set_title(title)
+        ax.set_title(escape_mathtext(title))
     return fig
 
 
@@ -69,9 +70,9 @@ def plot_spectrogram(waveform, sample_rate: int, ax=None, title: str | None = No
     for k, ev in enumerate(events or []):
         y = n_mels * (0.92 - 0.1 * (k % 4))
         ax.plot([float(ev["onset"]), float(ev["offset"])], [y, y], color="cyan", lw=3)
-        ax.text(float(ev["onset"]), y + 1, str(ev["label"]), color="cyan", fontsize=8, va="bottom")
+        ax.text(float(ev["onset"]), y + 1, escape_mathtext(ev["label"]), color="cyan", fontsize=8, va="bottom")
     if title:
-        ax.set_title(title, fontsize=9)
+        ax.set_title(escape_mathtext(title), fontsize=9)
     return fig
 
 
@@ -86,11 +87,11 @@ def plot_keyword_caption_frequency(table, ax=None, title: str | None = None):
     x = np.arange(len(table))
     ax.bar(x - 0.2, table["keyword_freq"], width=0.4, color="tab:blue", label="keywords (fraction of clips)")
     ax.bar(x + 0.2, table["caption_freq"], width=0.4, color="tab:orange", label="captions (fraction of captions)")
-    ax.set_xticks(x, table["keyword"], rotation=60, ha="right")
+    ax.set_xticks(x, [escape_mathtext(k) for k in table["keyword"]], rotation=60, ha="right")
     ax.set_ylabel("relative frequency")
     ax.legend()
     if title:
-        ax.set_title(title)
+        ax.set_title(escape_mathtext(title))
     return fig
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from hybridlib.util.markup import escape_mathtext
 from hybridlib.viz import axes_for
 
 
@@ -38,7 +39,7 @@ def plot_encoder_stages(waveform, sample_rate: int, logmel, frames, ax=None, tit
     duration = len(wave) / sample_rate
     ax[0].plot(np.arange(len(wave)) / sample_rate, wave, lw=0.4, color="tab:blue")
     ax[0].set_ylabel("amplitude")
-    ax[0].set_title(title or "waveform")
+    ax[0].set_title(escape_mathtext(title) if title else "waveform")
     im = ax[1].imshow(
         spec.T, origin="lower", aspect="auto", extent=[0, duration, 0, spec.shape[1]], cmap="magma"
     )
@@ -73,9 +74,10 @@ def plot_frame_similarity(frames: Sequence, labels: Sequence[str], ax=None, titl
         ax.axhline(e - 0.5, color="white", lw=1)
         ax.axvline(e - 0.5, color="white", lw=1)
     centers = (edges[:-1] + edges[1:]) / 2 - 0.5
+    labels = [escape_mathtext(label) for label in labels]
     ax.set_xticks(centers, labels, rotation=45, ha="right")
     ax.set_yticks(centers, labels)
-    ax.set_title(title or "cosine similarity of frames")
+    ax.set_title(escape_mathtext(title) if title else "cosine similarity of frames")
     fig.colorbar(im, ax=ax, fraction=0.046)
     return fig
 
@@ -86,6 +88,7 @@ def plot_similarity_matrix(matrix, labels: Sequence[str], ax=None, title: str | 
     m = _np(matrix)
     fig, ax = axes_for(ax, (0.5 * len(labels) + 3, 0.45 * len(labels) + 2.5))
     im = ax.imshow(m, cmap=cmap)
+    labels = [escape_mathtext(label) for label in labels]
     ax.set_xticks(range(len(labels)), labels, rotation=60, ha="right")
     ax.set_yticks(range(len(labels)), labels)
     if annotate and len(labels) <= 12:
@@ -94,7 +97,7 @@ def plot_similarity_matrix(matrix, labels: Sequence[str], ax=None, title: str | 
                 ax.text(j, i, f"{m[i, j]:.2f}", ha="center", va="center", fontsize=7,
                         color="white" if m[i, j] < m.mean() else "black")  # fmt: skip
     if title:
-        ax.set_title(title)
+        ax.set_title(escape_mathtext(title))
     fig.colorbar(im, ax=ax, fraction=0.046)
     return fig
 
@@ -105,10 +108,10 @@ def plot_embedding_strips(vectors, labels: Sequence[str], ax=None, title: str | 
     fig, ax = axes_for(ax, (9, 0.35 * len(labels) + 1.2))
     lim = float(abs(v).max()) or 1.0
     im = ax.imshow(v, aspect="auto", cmap="RdBu_r", vmin=-lim, vmax=lim)
-    ax.set_yticks(range(len(labels)), labels)
+    ax.set_yticks(range(len(labels)), [escape_mathtext(label) for label in labels])
     ax.set_xlabel(f"embedding dimension (first {v.shape[1]})")
     if title:
-        ax.set_title(title)
+        ax.set_title(escape_mathtext(title))
     fig.colorbar(im, ax=ax, fraction=0.03)
     return fig
 

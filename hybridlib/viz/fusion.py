@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+from hybridlib.util.markup import escape_mathtext
 from hybridlib.viz import axes_for, pretty_metric
 
 
@@ -30,7 +31,7 @@ def plot_query_weights(queries: Sequence[str], weights, ax=None, labels=("audio"
         left += w[:, j]
     for i, value in enumerate(w[:, 0]):
         ax.text(value / 2, i, f"{value:.2f}", va="center", ha="center", fontsize=8, color="white")
-    ax.set_yticks(y, [_shorten(q, max_chars) for q in queries])
+    ax.set_yticks(y, [escape_mathtext(_shorten(q, max_chars)) for q in queries])
     ax.invert_yaxis()
     ax.set_xlim(0, 1)
     ax.axvline(0.5, color="grey", lw=0.8, ls=":")
@@ -82,7 +83,7 @@ def plot_score_components(audio_scores, metadata_scores, weights, ax=None, title
     fig.colorbar(points, ax=ax, label="mixed score")
     ax.set_xlabel("audio-query · audio token (cosine)")
     ax.set_ylabel("metadata-query · metadata token (cosine)")
-    ax.set_title(title or "Mid fusion: the two scores of every item")
+    ax.set_title(escape_mathtext(title) if title else "Mid fusion: the two scores of every item")
     return fig
 
 
