@@ -37,7 +37,7 @@ from hybridlib.data.splits import DATASET_SPLITS
 from hybridlib.models.config import METADATA_KINDS
 from hybridlib.util.errors import UserError
 from hybridlib.util.values import describe_value, shorten, value_problem
-from hybridlib.util.yaml_values import read_yaml
+from hybridlib.util.yaml_values import dump_yaml, read_yaml
 
 SCHEDULES = ("warmup-cosine", "step", "constant")
 TRAIN_CAPTIONS = ("dataset", "from-keywords")
@@ -334,9 +334,8 @@ def experiments_dir() -> Path:
 
 
 def config_to_yaml(cfg: TrainConfig) -> str:
-    import yaml
-
-    return yaml.safe_dump(cfg.to_dict(), sort_keys=False)
+    """The config as YAML that :func:`read_config_dict` reads back equal."""
+    return dump_yaml(cfg.to_dict())
 
 
 def teaching_config(name: str, overrides: dict | list[str] | None = None, **values) -> TrainConfig:

@@ -177,3 +177,21 @@ def test_a_refused_pickle_is_one_sentence_naming_the_global_for_both_wordings(ki
     assert pickle_refusal("Weights only load failed. something new") == (
         "it holds more than plain data (torch's weights-only reader refused it)")
     assert pickle_refusal("PytorchStreamReader failed reading zip archive") is None
+
+
+def test_saved_configs_read_back_equal(tmp_path):
+    """A run's ``config.yaml`` is written so the reader gets the same values: a string that looks like a number
+    in the reader's notation (``"1e5"``, a YAML 1.1 writer leaves it unquoted) is quoted."""
+    from hybridlib.config import config_to_yaml
+    from hybridlib.util.yaml_values import dump_yaml
+
+    values = {"name": "1e5", "a": "1E-4", "b": ".5", "c": "0x10", "d": "2024-01-01", "e": 1e-5, "f": [1, 2.5, "yes"],
+              "g": None, "h": True, "i": "1_000", "j": 100000.0, "k": -3, "l": "017"}
+    again = read_yaml(dump_yaml(values), "x")
+    assert again == values and [type(v) for v in again.values()] == [type(v) for v in values.values()]
+    config = tmp_path / "c.yaml"
+    config.write_text('name: "1e5"\nlr: 1e-4\n')
+    cfg = load_config(config)
+    saved = tmp_path / "saved.yaml"
+    saved.write_text(config_to_yaml(cfg))
+    assert load_config(saved).to_dict() == cfg.to_dict() and cfg.name == "1e5" and cfg.lr == 1e-4

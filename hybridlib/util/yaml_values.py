@@ -30,24 +30,40 @@ from hybridlib.util.values import FLOAT_PATTERN, INT_PATTERN, SPECIAL_FLOAT, par
 PLAIN_TAGS = frozenset(f"tag:yaml.org,2002:{t}" for t in ("null", "bool", "int", "float", "str", "seq", "map"))
 
 
+def _plain_resolvers(cls) -> None:
+    """Replace YAML 1.1's int, float and timestamp resolvers of ``cls`` by the number notation above (a loader
+    reads with them; a dumper quotes a string they would read as a number, so ``name: "1e5"`` reads back)."""
+    import yaml
+
+    cls.yaml_implicit_resolvers = {
+        first: [(tag, regexp) for tag, regexp in resolvers
+                if tag not in ("tag:yaml.org,2002:int", "tag:yaml.org,2002:float", "tag:yaml.org,2002:timestamp")]
+        for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+    }
+    first = list("-+0123456789.")
+    cls.add_implicit_resolver("tag:yaml.org,2002:int", INT_PATTERN, first)  # tried first: "3" is an integer
+    cls.add_implicit_resolver("tag:yaml.org,2002:float", re.compile(
+        rf"^(?:{FLOAT_PATTERN.pattern[1:-1]}|{SPECIAL_FLOAT.pattern[1:-1]})$"), first)
+
+
+def dump_yaml(value: Any) -> str:
+    """``value`` (plain values) as YAML that :func:`read_yaml` reads back equal (keys in their order)."""
+    import yaml
+
+    class PlainDumper(yaml.SafeDumper):
+        """SafeDumper quoting every string the reader would take for a number."""
+
+    _plain_resolvers(PlainDumper)
+    return yaml.dump(value, Dumper=PlainDumper, sort_keys=False)
+
+
 def _loader():
     import yaml
 
     class PlainLoader(yaml.SafeLoader):
         """SafeLoader with YAML 1.2 numbers, no timestamps and nothing but plain values (see the module)."""
 
-    # implicit resolvers: drop YAML 1.1's int, float and timestamp, add the notation above
-    PlainLoader.yaml_implicit_resolvers = {
-        first: [(tag, regexp) for tag, regexp in resolvers
-                if tag not in ("tag:yaml.org,2002:int", "tag:yaml.org,2002:float", "tag:yaml.org,2002:timestamp")]
-        for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-    }
-    number = re.compile(rf"^(?:{INT_PATTERN.pattern[1:-1]}|{FLOAT_PATTERN.pattern[1:-1]}|"
-                        rf"{SPECIAL_FLOAT.pattern[1:-1]})$")
-    PlainLoader.add_implicit_resolver("tag:yaml.org,2002:number", number, list("-+0123456789."))
-
-    def construct_number(loader, node):
-        return parse_number(loader.construct_scalar(node))
+    _plain_resolvers(PlainLoader)
 
     def construct_int(loader, node):
         value = parse_number(loader.construct_scalar(node))
@@ -73,7 +89,6 @@ def _loader():
 
     PlainLoader.yaml_constructors = {tag: c for tag, c in yaml.SafeLoader.yaml_constructors.items()
                                      if tag in PLAIN_TAGS}
-    PlainLoader.add_constructor("tag:yaml.org,2002:number", construct_number)
     PlainLoader.add_constructor("tag:yaml.org,2002:int", construct_int)
     PlainLoader.add_constructor("tag:yaml.org,2002:float", construct_float)
     PlainLoader.add_constructor(None, refuse)
