@@ -195,3 +195,15 @@ def test_saved_configs_read_back_equal(tmp_path):
     saved = tmp_path / "saved.yaml"
     saved.write_text(config_to_yaml(cfg))
     assert load_config(saved).to_dict() == cfg.to_dict() and cfg.name == "1e5" and cfg.lr == 1e-4
+
+
+def test_aliases_that_explode_or_loop_and_deep_nesting_are_one_line():
+    assert read_yaml("a: &x [1, 2]\nb: *x", "x") == {"a": [1, 2], "b": [1, 2]}
+    bomb = "a0: &a0 [1, 1, 1, 1, 1, 1, 1, 1, 1]\n" + "".join(
+        f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 9)}]\n" for i in range(1, 13)) + "name: *a12\n"
+    for text in (bomb, "&r [*r]", "a: &m {b: *m}"):
+        with pytest.raises(UserError, match=r"^c.yaml: holds more than 1,000,000 values once its aliases"):
+            read_yaml(text, "c.yaml")
+    with pytest.raises(ConfigError, match=r"nested too deeply to be a config value$"):
+        parse_overrides(["x=" + "[" * 100_000])
+    assert len(describe_value([[[[[1]]]]] * 1000)) <= 80

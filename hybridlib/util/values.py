@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import re
+import reprlib
 from collections.abc import Sequence
 from typing import Any
 
@@ -37,6 +38,9 @@ def parse_number(text: str) -> int | float | None:
 
 
 ECHO_LIMIT = 80  # characters of user text an error message repeats
+_REPR = reprlib.Repr()  # bounded: a few levels and items of a container (attributes: Python 3.10 has no keywords)
+_REPR.maxlevel, _REPR.maxlist, _REPR.maxtuple, _REPR.maxdict, _REPR.maxset = 3, 12, 12, 12, 12
+_REPR.maxstring, _REPR.maxother = 60, 60
 
 
 def shorten(text: str, limit: int = ECHO_LIMIT) -> str:
@@ -71,6 +75,8 @@ def describe_value(value: Any, limit: int = ECHO_LIMIT) -> str:
         return "infinity" if value > 0 else "-infinity"
     if isinstance(value, str) and len(value) > limit:
         return f"{value[:max(limit - 24, 8)]!r}... ({len(value):,} characters)"
+    if isinstance(value, (list, tuple, dict, set)):  # bounded work, even for a YAML alias bomb
+        return shorten(_REPR.repr(value), limit)
     return shorten(repr(value), limit)
 
 

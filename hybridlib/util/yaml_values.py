@@ -109,11 +109,33 @@ def read_yaml(text: str, where: str) -> Any:
     if _LOADER is None:
         _LOADER = _loader()
     try:
-        return yaml.load(text, Loader=_LOADER)  # noqa: S506 - a SafeLoader subclass that builds plain values only
+        value = yaml.load(text, Loader=_LOADER)  # noqa: S506 - a SafeLoader subclass that builds plain values only
+        if _expanded_size(value, {}) > MAX_VALUES:  # aliases of aliases: a few lines naming billions of values
+            raise UserError(f"{where}: holds more than {MAX_VALUES:,} values once its aliases (*name) are expanded "
+                            "(or an alias inside the value it names)")
+        return value
     except yaml.constructor.ConstructorError as exc:  # valid YAML, but not a plain value
         raise UserError(f"{where}: {yaml_problem(exc)}") from None
     except yaml.YAMLError as exc:
         raise UserError(f"{where}: not valid YAML ({yaml_problem(exc)})") from None
+    except RecursionError:  # thousands of nested brackets
+        raise UserError(f"{where}: nested too deeply to be a config value") from None
+
+
+MAX_VALUES = 1_000_000
+
+
+def _expanded_size(value: Any, memo: dict) -> int:
+    """How many values ``value`` holds with every shared (aliased) part counted each time it is used."""
+    if not isinstance(value, (list, dict)):
+        return 1
+    if memo.get(id(value)) == -1:  # an alias inside what it names (&a [*a]): endless once expanded
+        return MAX_VALUES + 1
+    if id(value) not in memo:
+        memo[id(value)] = -1
+        children = value.values() if isinstance(value, dict) else value
+        memo[id(value)] = min(1 + sum(_expanded_size(v, memo) for v in children), MAX_VALUES + 1)
+    return memo[id(value)]
 
 
 def yaml_problem(exc: Exception) -> str:
