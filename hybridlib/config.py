@@ -34,9 +34,11 @@ from typing import Any
 
 from hybridlib.data.audio_io import AUDIO_CHECKS, BAD_AUDIO_POLICIES
 from hybridlib.data.splits import DATASET_SPLITS
+from hybridlib.models.config import METADATA_KINDS
 from hybridlib.util.errors import UserError
 from hybridlib.util.filenames import nul_problem
-from hybridlib.util.values import describe_value, value_problem
+from hybridlib.util.values import describe_value, shorten, value_problem
+from hybridlib.util.yaml_values import dump_yaml, read_yaml
 
 SCHEDULES = ("warmup-cosine", "step", "constant")
 TRAIN_CAPTIONS = ("dataset", "from-keywords")
@@ -164,7 +166,7 @@ class TrainConfig:
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:
-            raise ConfigError(f"{source}: unknown field(s) {unknown}; known: {sorted(known)}")
+            raise ConfigError(f"{source}: unknown field(s) {describe_value(unknown)}; known: {sorted(known)}")
         cfg = cls(**values)
         cfg.validate(source)
         return cfg
@@ -194,8 +196,13 @@ class TrainConfig:
         if None in DATASET_SPLITS.get(self.benchmark, ())[1:]:
             bad("eval_dataset", f"must name a benchmark with validation and evaluation splits ({self.benchmark} "
                 "has only a training split; the hybrid paper evaluates WavCaps-trained models on clotho)")
-        if not set(self.metadata_by_dataset) <= set(self.dataset.split("+")):
-            bad("metadata_by_dataset", "must map training datasets to a metadata kind (os, cs, fs)")
+        for key, kind in self.metadata_by_dataset.items():
+            if key not in self.datasets or kind not in METADATA_KINDS:
+                what = (f"key {describe_value(key)} is not a training dataset of this config ({self.dataset})"
+                        if key not in self.datasets else
+                        f"{describe_value(key)}: {describe_value(kind)} is not a metadata kind")
+                raise ConfigError(f"{source}: field 'metadata_by_dataset' must map training datasets to a metadata "
+                                  f"kind ({', '.join(METADATA_KINDS)}): {what}")
         if self.batch_size < 2:
             bad("batch_size", "must be at least 2 (in-batch negatives)")
         if self.lr_min > self.lr:
@@ -264,9 +271,9 @@ def _deep_merge(base: dict, over: dict) -> dict:
 
 
 def read_config_dict(path: str | Path, _seen: tuple = ()) -> dict:
-    """A YAML config as a dict, following ``extends: other.yaml`` (relative to the file) recursively."""
-    import yaml
+    """A YAML config as a dict, following ``extends: other.yaml`` (relative to the file) recursively.
 
+    Read by :func:`hybridlib.util.yaml_values.read_yaml`: ``1e-4`` is a number, only plain values are built."""
     if nul_problem(path):
         raise ConfigError(nul_problem(path, "config file name"))
     path = Path(path)
@@ -275,9 +282,13 @@ def read_config_dict(path: str | Path, _seen: tuple = ()) -> dict:
     if path.resolve() in _seen:
         raise ConfigError(f"{path}: 'extends' forms a cycle")
     try:
-        values = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {' '.join(str(exc).split())}") from None
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot be read as UTF-8 text ({exc})") from None
+    try:
+        values = read_yaml(text, str(path)) or {}
+    except UserError as exc:
+        raise ConfigError(str(exc)) from None
     if not isinstance(values, dict):
         raise ConfigError(f"{path}: a config must be a mapping of fields")
     parent = values.pop("extends", None)
@@ -287,19 +298,26 @@ def read_config_dict(path: str | Path, _seen: tuple = ()) -> dict:
 
 
 def parse_overrides(pairs: list[str] | None) -> dict:
-    """``["epochs=3", "model.fusion=mid"]`` -> nested dict; values parsed as YAML scalars."""
-    import yaml
-
+    """``["epochs=3", "model.fusion=mid"]`` -> nested dict; values read as YAML by
+    :func:`hybridlib.util.yaml_values.read_yaml` (``lr=1e-4`` is a number; a tag or broken YAML is refused)."""
     out: dict = {}
     for pair in pairs or []:
         if "=" not in pair:
-            raise ConfigError(f"--set expects key=value, got {pair!r}")
+            raise ConfigError(f"--set expects key=value, got {describe_value(pair)}")
         key, raw = pair.split("=", 1)
-        value = yaml.safe_load(raw) if raw.strip() else None
+        if not key.strip() or not all(part.strip() for part in key.split(".")):
+            raise ConfigError(f"--set expects key=value with a field name before '=', got {describe_value(pair)}")
+        try:
+            value = read_yaml(raw, f"--set {shorten(pair)}") if raw.strip() else None
+        except UserError as exc:
+            raise ConfigError(str(exc)) from None
         node = out
         parts = key.strip().split(".")
-        for part in parts[:-1]:
+        for i, part in enumerate(parts[:-1]):
             node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"--set {shorten(pair)}: {'.'.join(parts[:i + 1])} was set to a value by an "
+                                  "earlier --set, it has no fields")
         node[parts[-1]] = value
     return out
 
@@ -322,9 +340,8 @@ def experiments_dir() -> Path:
 
 
 def config_to_yaml(cfg: TrainConfig) -> str:
-    import yaml
-
-    return yaml.safe_dump(cfg.to_dict(), sort_keys=False)
+    """The config as YAML that :func:`read_config_dict` reads back equal."""
+    return dump_yaml(cfg.to_dict())
 
 
 def teaching_config(name: str, overrides: dict | list[str] | None = None, **values) -> TrainConfig:

@@ -32,6 +32,7 @@ from pathlib import Path
 from hybridlib.notebook_parameters import ParameterNameError, check_names, notebook_parameters
 from hybridlib.paths import notebooks_dir, runs_dir
 from hybridlib.util.errors import UserError
+from hybridlib.util.yaml_values import read_yaml
 
 
 class NotebookFailed(RuntimeError):
@@ -71,17 +72,17 @@ def load_params(path: str | Path | None) -> dict:
     path = Path(path)
     if not path.is_file():
         raise UserError(f"parameter file not found: {path}")
-    text = path.read_text()
     try:
-        if path.suffix == ".json":
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UserError(f"{path}: cannot be read as UTF-8 text ({exc})") from None
+    if path.suffix == ".json":
+        try:
             values = json.loads(text)
-        else:
-            import yaml
-
-            values = yaml.safe_load(text)
-    except Exception as exc:  # json.JSONDecodeError, yaml.YAMLError: one line naming the file
-        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise UserError(f"{path}: not valid {'JSON' if path.suffix == '.json' else 'YAML'} ({first})") from None
+        except ValueError as exc:  # one line naming the file
+            raise UserError(f"{path}: not valid JSON ({exc})") from None
+    else:  # the configs' reader: 1e-4 is a number, tags are refused
+        values = read_yaml(text, str(path))
     if values is None:
         return {}
     if not isinstance(values, dict):

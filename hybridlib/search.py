@@ -76,6 +76,7 @@ from hybridlib.models.retrieval import ItemEmbeddings, QueryEmbeddings
 from hybridlib.util.devices import to_device
 from hybridlib.util.errors import UserError
 from hybridlib.util.modules import module_mode
+from hybridlib.util.values import describe_value, not_utf8
 
 SEARCH_CACHE_VERSION = 1
 DEFAULT_K = 10
@@ -281,7 +282,7 @@ class SearchResult:
 
     def describe(self) -> str:
         how = "audio alone (metadata hidden)" if self.audio_alone else "full model"
-        line = f"query {self.query!r}: {self.fusion} fusion, ranked by the {how}, top {len(self.hits)} of " \
+        line = f"query {describe_value(self.query)}: {self.fusion} fusion, ranked by the {how}, top {len(self.hits)} of " \
                f"{self.n_items} clips ({self.split})"
         if self.query_weights is not None:
             line += f"; query weights audio {self.query_weights[0]:.2f}, metadata {self.query_weights[1]:.2f}"
@@ -411,6 +412,8 @@ class Searcher:
         """The top ``k`` clips for ``query`` (see the module docstring for ranks, parts and audio alone)."""
         if not isinstance(query, str) or not query.strip():
             raise UserError("the query is empty: type what you want to hear")
+        if not_utf8(query):
+            raise UserError(f"the query {describe_value(query)} is not UTF-8 text ({not_utf8(query)})")
         if k < 1:
             raise UserError(f"k must be at least 1, got {k}")
         items, item_parts = self._items(audio_alone)

@@ -62,6 +62,32 @@ CASES = [
     ("reproduce-not-a-rehearsal", ["reproduce", "mei-table-2", "--rehearsal", "{tmp}"], "is not a rehearsal folder"),
     ("reproduce-dataset-missing", ["reproduce", "mei-table-2", "--set", "device=cpu", "--out", "{tmp}/runs"],
      "No AudioCaps"),
+    # values are read as plain YAML: a tag never constructs anything (the payload would write into {tmp}/data,
+    # which must stay empty), broken YAML and a wrong entry of a mapping field are one line each
+    ("set-python-tag", ["train", "--config", TEACHING, "--set",
+                        'name=!!python/object/apply:os.system ["touch {tmp}/data/pwned"]'],
+     "--set name=!!python/object/apply:os.system [\"touch"),
+    ("set-python-tag-refused", ["train", "--config", TEACHING, "--set", "name=!!python/name:os.system"],
+     "the tag !!python/name:os.system (line 1, column 1) is refused: only plain values are read"),
+    ("set-binary-tag", ["train", "--config", TEACHING, "--set", "name=!!binary aGVsbG8="], "the tag !!binary"),
+    ("set-set-tag", ["train", "--config", TEACHING, "--set", "seeds=!!set {{1, 2}}"], "the tag !!set"),
+    ("set-custom-tag", ["train", "--config", TEACHING, "--set", "name=!foo bar"], "the tag !foo"),
+    ("set-nested-tag", ["reproduce", "mei-table-2", "--set", "loss_kwargs={{margin: !!python/name:os.system x}}"],
+     "the tag !!python/name:os.system (line 1, column 10) is refused"),
+    ("set-broken-yaml", ["train", "--config", TEACHING, "--set", "lr=[1"],
+     "--set lr=[1: not valid YAML (while parsing a flow sequence: expected ',' or ']'"),
+    ("set-metadata-kind", ["train", "--config", TEACHING, "--set", "metadata_by_dataset={{teaching: 5}}"],
+     "field 'metadata_by_dataset' must map training datasets to a metadata kind (os, cs, fs): 'teaching': 5 is not"),
+    ("set-metadata-kind-clotho", ["train", "--config", "experiments/clotho-cpu/late-os.yaml", "--set",
+                                  "metadata_by_dataset={{clotho: 5}}"], "'clotho': 5 is not a metadata kind"),
+    ("set-metadata-other-dataset", ["train", "--config", TEACHING, "--set", "metadata_by_dataset={{clotho: os}}"],
+     "key 'clotho' is not a training dataset of this config (teaching)"),
+    ("set-epochs-exponent", ["train", "--config", TEACHING, "--set", "epochs=1e2"],
+     "field 'epochs' must be a positive integer; write 100"),
+    ("set-lr-negative-exponent", ["train", "--config", TEACHING, "--set", "lr=-1e-4"],
+     "field 'lr' must be a positive number (got -0.0001)"),
+    ("set-long-value-shortened", ["train", "--config", TEACHING, "--set", "schedule=" + "x" * 100_000],
+     "(got 'xxxxxxxx"),
     ("make-rehearsal-no-shared-data", ["make-rehearsal", "--shared", "{tmp}/nope", "--out", "{tmp}/r"],
      "rehearsal source missing"),
 ]
@@ -97,7 +123,25 @@ def test_error_is_one_line_exit_2(args, expected, tmp_path):
     assert "Traceback" not in result.stderr, result.stderr[-2000:]
     errors = [line for line in lines if line.startswith("error: ")]
     assert len(errors) == 1 and expected in errors[0], lines
+    assert len(errors[0]) < 1000, errors[0][:2000]  # a long value is echoed shortened
     made = sorted(p.name for p in data.iterdir())
     assert made == [], made  # nothing downloaded or generated (weights, teaching set) before the inputs were checked
     assert not (tmp_path / "course").exists()  # nor a course built before its roster was found
     assert not (tmp_path / "runs").exists() and not (tmp_path / "r").exists()  # no row trained, no rehearsal begun
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("args", [["search", "--run", "{tmp}", b"dog \xff\xfe"],
+                                  ["train", "--config", TEACHING, "--set", b"name=\xe9t\xe9"]],
+                         ids=["search-query", "set-value"])
+def test_arguments_that_are_not_utf8_are_one_line_exit_2(args, tmp_path):
+    """Bytes that are not UTF-8 (a Latin-1 terminal, a byte typed with $'\\xff') arrive as lone surrogates."""
+    args = [a.format(tmp=tmp_path) if isinstance(a, str) else a for a in args]
+    env = {**os.environ, "HYBRIDLIB_DATA": str(tmp_path / "data"), "PYTHONPATH": str(ROOT)}
+    result = subprocess.run([sys.executable, "-m", "hybridlib", *args], cwd=ROOT, env=env, capture_output=True,
+                            timeout=300)
+    stderr = result.stderr.decode("utf-8")
+    assert result.returncode == 2 and "Traceback" not in stderr, stderr[-2000:]
+    assert stderr.startswith("error: the argument ") and stderr.count("\n") == 1, stderr
+    assert "is not UTF-8 text (bytes b'\\x" in stderr and "type it in UTF-8" in stderr
+    assert not (tmp_path / "data").exists()

@@ -3,6 +3,7 @@ the on-disk index cache, agreement with evaluation, the widget and the command l
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -264,3 +265,18 @@ def test_cli_search_prints_the_table_and_reports_bad_input(trained):
         proc = run(*args)
         assert proc.returncode == 2 and proc.stderr.startswith("error: ") and message in proc.stderr
         assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.slow
+def test_a_long_query_is_echoed_shortened_and_text_that_is_not_utf8_is_refused(trained):
+    query = "dog barking " * 8_334  # 100,008 characters
+    proc = subprocess.run([sys.executable, "-m", "hybridlib", "search", "--run", str(trained["hybrid-late"]), query,
+                           "-k", "3", "--no-progress"], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    header = next(line for line in proc.stdout.splitlines() if line.startswith("query "))
+    assert header.startswith("query 'dog barking dog barking") and "... (100,008 characters): late fusion" in header
+    assert len(proc.stdout) < 3000 and len(header) < 200
+    searcher = Searcher.from_run(trained["hybrid-late"])
+    assert searcher.search(query, k=3).to_text().splitlines()[0] == header
+    with pytest.raises(UserError, match=r"^the query 'dog \\udcff' is not UTF-8 text \(bytes b'\\xff' at character 4\)$"):
+        searcher.search(os.fsdecode(b"dog \xff"))

@@ -49,6 +49,15 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    from hybridlib.util.values import describe_value, not_utf8
+
+    for arg in argv:  # bytes that are not UTF-8 arrive as lone surrogates: refused before anything uses them
+        problem = not_utf8(arg)
+        if problem:
+            shown = describe_value(arg.encode("utf-8", "surrogateescape").decode("utf-8", "replace"))
+            print(f"error: the argument {shown} is not UTF-8 text ({problem}): type it in UTF-8 (a file "
+                  "or folder name too: rename it)", file=sys.stderr)
+            return 2
     problem = _nul_in_arguments(argv)
     if problem:  # only a caller of main() can pass one (a shell cannot): refused before any path is built
         print(f"error: {problem}", file=sys.stderr)

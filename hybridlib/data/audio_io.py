@@ -33,6 +33,7 @@ import numpy as np
 import soundfile as sf
 
 from hybridlib.util.errors import UserError
+from hybridlib.util.files import file_stamp
 
 if TYPE_CHECKING:  # torch is imported where it is used, so configs can name the check policies cheaply
     import torch
@@ -186,8 +187,7 @@ def check_audio_file(path: str | Path, check: str = "full", silence_threshold: f
 
 
 def _file_key(path: Path) -> str:
-    st = path.stat()
-    return f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}"
+    return "|".join(file_stamp(path).values())
 
 
 def validate_items(items, sample_rate: int | None = None, progress: bool = True, *, check: str | None = None,
@@ -200,8 +200,9 @@ def validate_items(items, sample_rate: int | None = None, progress: bool = True,
     ("no audio file on disk"); a file that exists only with another letter case is named in the reason.
 
     ``memo_dir``: a folder where the outcome of a full check is remembered per set of files (keyed by each
-    file's resolved path, size and modification time, the check and the threshold), so a second run over
-    unchanged files reads one small JSON file instead of decoding everything again.
+    file's :func:`~hybridlib.util.files.file_stamp`: resolved path, size, modification and change time; the
+    check and the threshold), so a second run over unchanged files reads one small JSON file instead of
+    decoding everything again.
     """
     from hybridlib.util.progress import progress_bar as tqdm
 

@@ -9,8 +9,9 @@ Layout below ``root`` (default :func:`hybridlib.paths.cache_dir`)::
     text/<encoder>-<fingerprint>/shard-*.safetensors                          embeddings + text hashes
 
 Invalidation: the *fingerprint* hashes the backbone's name, its frontend settings (``config()``) and
-its weights (so another checkpoint gives another folder); each clip file records the audio file's path,
-size and modification time and is recomputed when any of them changed. Writes are atomic (temporary
+its weights (so another checkpoint gives another folder); each clip file records the audio file's stamp
+(:func:`hybridlib.util.files.file_stamp`: path, size, modification and change time, so a rewrite whose
+modification time was set back is caught too) and is recomputed when any of them changed. Writes are atomic (temporary
 file + rename), so an interrupted run never leaves a truncated entry and concurrent runs do not clash.
 
 Integrity: every entry stores a SHA-256 of its tensor's bytes (``sha256`` in the safetensors metadata; text

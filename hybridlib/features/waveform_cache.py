@@ -6,7 +6,8 @@ well under one. :class:`WaveformCache` keeps one safetensors file per (audio fil
 
     <root>/waveforms/<rate>hz/<hh>/<sha1 of the resolved audio path>.safetensors     float32 [N]
 
-Each entry records the audio file's stamp (resolved path, size, modification time) and the rate; an entry
+Each entry records the audio file's stamp (:func:`hybridlib.util.files.file_stamp`: resolved path, size,
+modification and change time) and the rate; an entry
 whose stamp no longer matches, or that cannot be read (truncated, corrupt), is recomputed and replaced.
 Writes are atomic (temporary file + rename), so concurrent workers or runs never see half an entry. The
 stored array is exactly what :func:`hybridlib.data.audio_io.load_audio` returns, so a run reads the same

@@ -33,17 +33,45 @@ class ReportedElsewhere(HybridlibError):
         self.exit_code = exit_code
 
 
+# what torch's ``weights_only`` unpickler names when it refuses a pickle; wordings of torch 2.6-2.9
+_REFUSED = (
+    (r"Unsupported global: GLOBAL (\S+?)\.? was not an allowed global", "it needs {0}, which is not plain data"),
+    (r"Trying to load unsupported GLOBAL (\S+?) whose module \S+? is blocked", "it needs {0}, which is not plain data"),
+    (r"Trying to call reduce for unrecognized function (.+?)(?: which belongs to .*)?$",
+     "it calls {0}, which is not plain data"),
+    (r"Can only create new object for nn\.Parameter or classes allowlisted via `add_safe_globals` but got (.+)$",
+     "it creates {0}, which is not plain data"),
+    (r"(Unsupported operand \S+)", "{0}"),
+)
+
+
+def pickle_refusal(text: str) -> str | None:
+    """What ``torch.load(weights_only=True)`` refused, in one sentence (``"it needs posix.system, which is not
+    plain data"``), or None when ``text`` is not such a refusal. The refusal comes before anything of the pickle
+    runs; torch's advice to load with ``weights_only=False`` (which would run it) is never repeated."""
+    import re
+
+    if "Weights only load failed" not in text and "WeightsUnpickler" not in text:
+        return None
+    for pattern, sentence in _REFUSED:
+        found = re.search(pattern, text, re.MULTILINE)
+        if found:
+            return sentence.format(*(g.strip().rstrip(".") for g in found.groups()))
+    return "it holds more than plain data (torch's weights-only reader refused it)"
+
+
 def one_line(exc: BaseException, limit: int = 200) -> str:
     """A short, single-line account of ``exc`` for an error message that names a file.
 
     ``torch.load(weights_only=True)`` refusing a pickle says so over a dozen lines (and suggests
-    ``weights_only=False``, which would run the code); only the refused name is kept from it.
+    ``weights_only=False``, which would run the code); only what was refused is kept from it
+    (:func:`pickle_refusal`), whichever of torch's wordings it used.
     """
     import re
 
     text = re.sub(r"\x1b\[[0-9;]*m", "", str(exc))
-    refused = re.search(r"Unsupported global: GLOBAL ([^\s]+)", text)
+    refused = pickle_refusal(text)
     if refused:
-        return f"{type(exc).__name__}: it needs {refused.group(1)}, which is not plain data"
+        return f"{type(exc).__name__}: {refused}"
     lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
     return f"{type(exc).__name__}: {lines[0][:limit]}" if lines else type(exc).__name__

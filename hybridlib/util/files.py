@@ -58,7 +58,18 @@ def read_json(path: str | Path) -> Any:
 
 
 def file_stamp(path: str | Path) -> dict[str, str]:
-    """What identifies a file's content version cheaply: resolved path, size and modification time (ns)."""
+    """What identifies a file's content version cheaply: resolved path, size, modification time and inode
+    change time (ns), from one ``stat``.
+
+    The one key of everything remembered per audio file (the audio check's memo, cached features, cached
+    waveforms). The change time (``st_ctime``) is set by the kernel whenever the file is written, renamed or
+    its times are set, and cannot be set back by a program: a clip rewritten in place with the same size whose
+    modification time was restored (``os.utime``, ``touch -r``, ``cp --preserve``) gets a new stamp. It also
+    moves on ``chmod``/``chown``/a new hard link (the file is then read again: a cost, never a wrong result).
+    Contents are not hashed: reading every file on every run would cost what decoding costs (README, "Bad input
+    and damaged files").
+    """
     path = Path(path)
     st = path.stat()
-    return {"source": str(path.resolve()), "size": str(st.st_size), "mtime_ns": str(st.st_mtime_ns)}
+    return {"source": str(path.resolve()), "size": str(st.st_size), "mtime_ns": str(st.st_mtime_ns),
+            "ctime_ns": str(st.st_ctime_ns)}
