@@ -99,8 +99,10 @@ def save_tensors(tensors: dict, path: Path, metadata: dict[str, str]) -> None:
     tensors = {k: v.contiguous() for k, v in tensors.items()}
     extra = metadata.get("keys", "")
     digests = {f"sha256:{k}": tensor_digest(v, extra) for k, v in tensors.items()}
-    with atomic_path(path) as tmp:
-        save_file(tensors, str(tmp), metadata={**metadata, **digests})
+    metadata = {**metadata, **digests}
+    size = sum(v.numel() * v.element_size() for v in tensors.values()) + len(json.dumps(metadata)) + 200 * len(tensors)
+    with atomic_path(path, size=size) as tmp:  # a full disk: DiskFull naming the entry, no half entry left
+        save_file(tensors, str(tmp), metadata=metadata)
 
 
 def read_verified(path: Path, name: str):
