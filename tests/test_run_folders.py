@@ -343,3 +343,24 @@ def test_extract_on_a_real_full_file_system(tmp_path):
             if subprocess.run(["umount", str(cache)], capture_output=True).returncode == 0:
                 break
             time.sleep(0.5)
+
+
+@pytest.mark.slow
+def test_extract_and_train_check_the_free_space_before_they_start(tmp_path, monkeypatch, capsys):
+    """With (pretended) 1 MB free: extract names the features' estimate before encoding a clip, train the two
+    checkpoints and best model before the first epoch; neither leaves a file behind."""
+    monkeypatch.setattr("hybridlib.util.files.free_bytes", lambda folder: 1_000_000)
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("HYBRIDLIB_CACHE", str(cache))
+    assert main(["extract", "--smoke", "--no-progress", "--text-encoder", "none"]) == 2
+    err = _error_line(capsys)
+    assert "the features of 64 clips needs about 5.4 MB, 1.0 MB is free" in err
+    assert not list(cache.glob("audio/*/*/*.safetensors"))
+    monkeypatch.undo()
+    monkeypatch.setattr("hybridlib.util.files.free_bytes", lambda folder: 1_000_000)
+    out = tmp_path / "run"
+    assert main(_train_args(out)) == 2
+    err = _error_line(capsys)
+    assert f"not enough space in {out / 'seed-0'}: training (two checkpoints and the best model) needs about" in err
+    assert not (out / "seed-0" / runs.CHECKPOINT).exists() and not (out / "seed-0" / runs.BEST).exists()
+    assert runs.run_state(out / "seed-0") is None  # nothing trained: a plain rerun with space is welcome

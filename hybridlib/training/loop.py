@@ -145,8 +145,15 @@ def _train_one_seed(cfg, out_dir: Path, data, model, resume: bool, progress: boo
     from hybridlib.models.audio.frontends import set_spec_augment
 
     set_spec_augment(model, cfg.spec_augment)  # the trainable backbones' own SpecAugment follows the config
-    if is_main and state is None:
-        runs.check_training_space(out_dir, model)  # before the first epoch, not at its checkpoint
+    def check_space() -> None:  # before the first epoch, not at its checkpoint (torchrun: rank 0, all stop)
+        try:
+            runs.check_training_space(out_dir, model)
+        except UserError:
+            runs.clear_run_files(out_dir)  # nothing trained: a plain rerun with space is not a "used" folder
+            raise
+
+    if state is None:
+        dist_utils.from_rank0(check_space)
     model.to(device)
     loss_fn = get_loss(cfg.loss, **cfg.loss_kwargs)
     steps_per_epoch = data.train.n_training_batches(cfg.batch_size, captions_per_clip=cfg.captions_per_clip)
