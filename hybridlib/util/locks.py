@@ -83,7 +83,9 @@ def folder_lock(folder: str | Path, what: str | None = None) -> Iterator[Path]:
             held[1] -= 1
         return
     path = key / LOCK_NAME
-    what = what or " ".join(Path(a).name if i == 0 else a for i, a in enumerate(sys.argv))[:120]
+    if what is None:
+        program = Path(sys.argv[0]).name if sys.argv and sys.argv[0] else "python"
+        what = " ".join(["hybridlib" if program == "__main__.py" else program, *sys.argv[1:]])[:120]
     fd = _acquire(path, folder, what)
     _HELD[key] = [fd, 1]
     try:
