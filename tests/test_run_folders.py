@@ -364,3 +364,12 @@ def test_extract_and_train_check_the_free_space_before_they_start(tmp_path, monk
     assert f"not enough space in {out / 'seed-0'}: training (two checkpoints and the best model) needs about" in err
     assert not (out / "seed-0" / runs.CHECKPOINT).exists() and not (out / "seed-0" / runs.BEST).exists()
     assert runs.run_state(out / "seed-0") is None  # nothing trained: a plain rerun with space is welcome
+
+
+def test_a_teaching_set_that_does_not_fit_is_refused_before_its_first_clip(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr("hybridlib.util.files.free_bytes", lambda folder: 1_000_000)
+    out = tmp_path / "teaching"
+    assert main(["make-teaching-set", "--out", str(out), "--clips", "4", "2", "2", "--no-progress"]) == 2
+    err = _error_line(capsys)
+    assert f"not enough space in {tmp_path}: a teaching set of 8 clips needs about 7.1 MB, 1.0 MB is free" in err
+    assert list(tmp_path.iterdir()) == []
