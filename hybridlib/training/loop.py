@@ -90,7 +90,12 @@ def train(cfg: TrainConfig, out_dir: str | Path, data: TrainingData | None = Non
     to keep them for the next training in this process). Given data must have been prepared for ``cfg``
     (:class:`~hybridlib.training.data.DataMismatch` otherwise). With
     ``resume`` the run continues from ``out_dir``'s checkpoint, which must come from the same config (apart
-    from runtime fields such as ``stop_after_epoch``). ``cfg.num_threads`` applies for the call only.
+    from runtime fields such as ``stop_after_epoch``); without a checkpoint the run starts from scratch and the files
+    an earlier run left in ``out_dir`` are removed first (:func:`hybridlib.runs.clear_run_files`: notebooks rerun
+    into their folders by design; the command line refuses a used folder unless told to overwrite it). ``out_dir``
+    is locked while training (:func:`hybridlib.util.locks.folder_lock`): a second writer is refused. A file system
+    without room for two checkpoints and the best model is named before the first epoch. ``cfg.num_threads``
+    applies for the call only.
     """
     from contextlib import ExitStack
 
@@ -145,6 +150,7 @@ def _train_one_seed(cfg, out_dir: Path, data, model, resume: bool, progress: boo
     from hybridlib.models.audio.frontends import set_spec_augment
 
     set_spec_augment(model, cfg.spec_augment)  # the trainable backbones' own SpecAugment follows the config
+
     def check_space() -> None:  # before the first epoch, not at its checkpoint (torchrun: rank 0, all stop)
         try:
             runs.check_training_space(out_dir, model)
