@@ -324,23 +324,38 @@ def _tmpfs(folder: Path, size: str) -> bool:
 
 
 @pytest.mark.slow
-def test_extract_on_a_real_full_file_system(tmp_path):
-    """A 1 MB tmpfs as the cache: ENOSPC from the kernel, not an injected error. Needs root and mount
-    permission (skipped elsewhere: containers and CI without CAP_SYS_ADMIN cannot mount)."""
-    cache = tmp_path / "tiny"
-    if not _tmpfs(cache, "1m"):
-        pytest.skip("cannot mount a tmpfs here (needs root with CAP_SYS_ADMIN); the injected and file-size-limit "
-                    "tests cover the same write path")
+def test_a_real_full_file_system(tmp_path):
+    """A 1 MB tmpfs: ENOSPC from the kernel, not an injected error. ``extract`` with its cache there is refused
+    before encoding (the features' estimate); the write layer itself (a cache entry, a checkpoint, a JSON file)
+    meets the full disk. Needs root and mount permission (skipped elsewhere: containers and CI without
+    CAP_SYS_ADMIN cannot mount; the injected and file-size-limit tests cover the same write path)."""
+    import torch
+
+    from hybridlib.features.cache import save_tensors
+
+    tiny = tmp_path / "tiny"
+    if not _tmpfs(tiny, "1m"):
+        pytest.skip("cannot mount a tmpfs here (needs root with CAP_SYS_ADMIN)")
     try:
         code, _, err = _run(["extract", "--smoke", "--no-progress", "--text-encoder", "none"],
-                            env={"HYBRIDLIB_CACHE": str(cache)})
+                            env={"HYBRIDLIB_CACHE": str(tiny / "cache")})
         lines = err.strip().splitlines()
         assert code == 2 and len(lines) == 1, err
-        assert "no space left on the device (it needs about" in err and "free there" in err
-        assert not _leftovers(cache)
+        assert f"error: not enough space in {tiny / 'cache' / 'audio'}" in err
+        assert "the features of 64 clips needs about 5.4 MB" in err
+        big = torch.zeros(512 * 1024)  # 2 MB
+        writes = [(tiny / "cache" / "entry.safetensors", lambda path: save_tensors({"frames": big}, path, {})),
+                  (tiny / "run" / runs.CHECKPOINT, lambda path: runs.save_checkpoint(path.parent, {"epoch": 1, "w": big})),
+                  (tiny / "run" / "report.json", lambda path: atomic_write_text(path, "x" * 2_000_000))]
+        for path, write in writes:
+            with pytest.raises(DiskFull, match=rf"^cannot write {path}: no space left on the device \(it needs about "
+                                               r"2\.\d MB, [\d.]+ [kM]?B free there\)"):
+                write(path)
+            assert not path.exists()
+        assert not _leftovers(tiny) and not list(tiny.rglob("*.pt")) and not list(tiny.rglob("*.safetensors"))
     finally:
         for _ in range(20):
-            if subprocess.run(["umount", str(cache)], capture_output=True).returncode == 0:
+            if subprocess.run(["umount", str(tiny)], capture_output=True).returncode == 0:
                 break
             time.sleep(0.5)
 

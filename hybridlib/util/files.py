@@ -114,6 +114,7 @@ def atomic_path(path: str | Path, size: int | None = None) -> Iterator[Path]:
         if code is None:
             raise
         written = tmp.stat().st_size if tmp.exists() else None
+        tmp.unlink(missing_ok=True)  # first: the message states the space free without it
         raise DiskFull(disk_full_message(path, code, size, written)) from None
     finally:
         if tmp.exists():
