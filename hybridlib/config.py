@@ -37,7 +37,7 @@ from hybridlib.data.splits import DATASET_SPLITS
 from hybridlib.models.config import METADATA_KINDS
 from hybridlib.util.errors import UserError
 from hybridlib.util.filenames import nul_problem
-from hybridlib.util.values import describe_value, shorten, value_problem
+from hybridlib.util.values import SEED_RULE, describe_value, shorten, value_problem
 from hybridlib.util.yaml_values import dump_yaml, read_yaml
 
 SCHEDULES = ("warmup-cosine", "step", "constant")
@@ -52,7 +52,7 @@ FIELD_RULES: dict[str, tuple[str, dict]] = {
     "paper_row": ("str", {"allow_none": True}), "eval_dataset": ("str", {"allow_none": True}),
     "metadata_by_dataset": ("dict", {}), "data_root": ("str", {"allow_none": True}), "smoke": ("bool", {}),
     "train_split": ("str", {"allow_none": True}), "val_split": ("str", {"allow_none": True}),
-    "eval_split": ("str", {"allow_none": True}), "fs_seed": ("int", {"minimum": 0}),
+    "eval_split": ("str", {"allow_none": True}), "fs_seed": ("int", SEED_RULE),
     "cache_dir": ("str", {"allow_none": True}),
     "max_audio_seconds": ("number", {"minimum": 0, "exclusive_min": True, "allow_none": True}),
     "audio_check": ("str", {"choices": AUDIO_CHECKS}), "bad_audio": ("str", {"choices": BAD_AUDIO_POLICIES}),
@@ -68,11 +68,11 @@ FIELD_RULES: dict[str, tuple[str, dict]] = {
     "frame_channel_mask": ("int", {"minimum": 0}), "select_metric": ("str", {"choices": SELECT_METRICS}),
     "select_on_tie": ("str", {"choices": SELECT_TIES}), "audioset_labels": ("str", {"allow_none": True}),
     "min_metadata_coverage": ("number", {"minimum": 0, "maximum": 1}),
-    "eval_batch_size": ("int", {"minimum": 1}), "seed": ("int", {"minimum": 0}), "seeds": ("list", {}),
+    "eval_batch_size": ("int", {"minimum": 1}), "seed": ("int", SEED_RULE), "seeds": ("list", {}),
     "device": ("str", {}), "amp": ("bool", {}), "num_threads": ("int", {"minimum": 1, "allow_none": True}),
     "tensorboard": ("bool", {}), "stop_after_epoch": ("int", {"minimum": 1, "allow_none": True}),
     "num_workers": ("int", {"minimum": 0}), "waveform_cache": ("bool", {}),
-    "train_captions": ("str", {"choices": TRAIN_CAPTIONS}), "train_captions_seed": ("int", {"minimum": 0}),
+    "train_captions": ("str", {"choices": TRAIN_CAPTIONS}), "train_captions_seed": ("int", SEED_RULE),
     "text_lr": ("number", {"minimum": 0, "exclusive_min": True, "allow_none": True}),
 }
 
@@ -208,7 +208,7 @@ class TrainConfig:
         if self.lr_min > self.lr:
             bad("lr_min", f"must be a number between 0 and lr ({describe_value(self.lr)})")
         for i, seed in enumerate(self.seeds):
-            problem = value_problem(seed, "int", minimum=0)
+            problem = value_problem(seed, "int", **SEED_RULE)
             if problem:
                 raise ConfigError(f"{source}: field 'seeds' item {i} {problem} (got {describe_value(seed)})")
         if not self.seeds:
@@ -223,7 +223,7 @@ class TrainConfig:
         if not set(self.metadata_degradation) <= knobs:
             bad("metadata_degradation", f"must be a mapping with keys from {sorted(knobs)}")
         for knob, value in self.metadata_degradation.items():
-            problem = (value_problem(value, "int", minimum=0) if knob == "seed"
+            problem = (value_problem(value, "int", **SEED_RULE) if knob == "seed"
                        else value_problem(value, "number", minimum=0, maximum=1) and "must be a fraction in [0, 1]")
             if problem:
                 raise ConfigError(f"{source}: field 'metadata_degradation': {knob} {problem} "

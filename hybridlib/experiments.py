@@ -155,11 +155,19 @@ def train_seeds(cfg: TrainConfig, out_dir: str | Path, seeds: Sequence[int] | No
     """Train ``seeds`` (default ``cfg.seeds``) into ``out_dir/seed-<n>`` and aggregate them.
 
     Returns the aggregate written to ``out_dir/metrics-<evaluation split>.json`` (``{}`` when a seed stopped
-    early, e.g. ``stop_after_epoch``). ``workers``: processes to train seeds in parallel (None: one per core).
+    early, e.g. ``stop_after_epoch``). ``out_dir`` is locked meanwhile (a second writer is refused). ``workers``: processes to train seeds in parallel (None: one per core).
     """
-    outcomes = run_trainings(seed_jobs(cfg, out_dir, seeds, resume), workers=workers, data=data,
-                             progress=progress)
-    return summarize(cfg, out_dir, outcomes)
+    from contextlib import ExitStack
+
+    from hybridlib.training.distributed import is_main_process
+    from hybridlib.util.locks import folder_lock
+
+    with ExitStack() as lock:
+        if is_main_process():  # torchrun: rank 0 writes (and locks); the seeds' own locks also refuse the others
+            lock.enter_context(folder_lock(out_dir))
+        outcomes = run_trainings(seed_jobs(cfg, out_dir, seeds, resume), workers=workers, data=data,
+                                 progress=progress)
+        return summarize(cfg, out_dir, outcomes)
 
 
 def train_many(experiments: Sequence[tuple[TrainConfig, str | Path]], seeds: Sequence[int] | None = None,

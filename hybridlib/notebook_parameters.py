@@ -35,7 +35,7 @@ from typing import Any
 
 from hybridlib.util.errors import UserError
 from hybridlib.util.filenames import NUL_REASON
-from hybridlib.util.values import describe_value, value_problem
+from hybridlib.util.values import SEED_RULE, describe_value, value_problem
 
 PARAMETERS_TAG = "parameters"
 # papermill starts the cell it injects with this comment (papermill.translators.PythonTranslator.codify)
@@ -189,7 +189,7 @@ _FRACTIONS = _rule("list", items=_rule("number", minimum=0, maximum=1), nonempty
 # "items" (a rule for each element) and "nonempty"; "exists" for paths; "choices_from" names a package constant.
 PARAMETER_RULES: dict[str, dict] = {
     "SMOKE": _rule("bool"), "COMPARE": _rule("bool"),
-    "SEED": _rule("int", minimum=0), "OUT_DIR": _rule("path", allow_none=True),
+    "SEED": _rule("int", **SEED_RULE), "OUT_DIR": _rule("path", allow_none=True),
     "DATA": {**_FOLDER, "teaching_default": True}, "CLOTHO_ROOT": _FOLDER, "CHECKPOINT": _FOLDER,
     "DATASET": _rule("str", choices_from="hybridlib.data.detect.NAMES", allow_none=True),
     "EPOCHS": _MAYBE_COUNT, "BATCH_SIZE": _rule("int", minimum=2, allow_none=True),

@@ -259,8 +259,15 @@ def reproduce(table: str, seeds: list[int] | None = None, out: str | Path | None
     from hybridlib.paths import runs_dir
     from hybridlib.training import train
     from hybridlib.training.ingredients import deliberate_deviations, ingredient_problems
+    from hybridlib.util.files import DiskFull
+    from hybridlib.util.locks import FolderLocked
+    from hybridlib.util.values import SEED_RULE, value_problem
 
     out = Path(out) if out is not None else runs_dir() / "reproduce"
+    for seed in seeds or ():  # before any folder: a seed no generator takes must not leave seed-<n>/ behind
+        problem = value_problem(seed, "int", **SEED_RULE)
+        if problem:
+            raise UserError(f"--seeds: {seed} {problem}")
     entries = select_entries(table_entries(table), rows, shard)
     # every row's inputs before the first one trains: a bad --set, a missing dataset, a GPU row on a CPU
     configs = {entry.name: row_config(entry, overrides, rehearsal) for entry in entries}
@@ -301,6 +308,8 @@ def reproduce(table: str, seeds: list[int] | None = None, out: str | Path | None
                           "paper: " + "; ".join(deviations), file=file, flush=True)
                 if result.finished and not keep_checkpoints:
                     remove_checkpoints(seed_dir)
+            except (DiskFull, FolderLocked):
+                raise  # no space, or another process writes this row: the next rows would not fare better
             except HybridlibError as exc:
                 status.errors[seed] = f"{type(exc).__name__}: {exc}"
                 status.seeds[seed] = "failed"

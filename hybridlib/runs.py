@@ -13,6 +13,11 @@ One seed's folder (``train`` writes it; ``<out>/seed-<n>/`` when several seeds r
     metrics-<split>.json        metrics of the best model on <split> (training writes the evaluation split;
                                 ``hybridlib evaluate --split`` adds others, each in its own file)
 
+While a process writes a run folder it holds ``.lock`` in it (:func:`hybridlib.util.locks.folder_lock`): a second
+writer is refused in one line. ``train`` from scratch into a seed folder that already holds a run (finished or
+not) is refused unless it resumes or overwrites (:func:`check_new_run`); training from scratch first removes
+the files of this layout that an earlier run left (:func:`clear_run_files`), so a folder never mixes two runs.
+
 A multi-seed folder holds the ``seed-<n>/`` folders and ``metrics-<split>.json`` with each seed's metrics
 and their mean / sample standard deviation (``ddof=1``; the papers do not say which, the sample estimate is
 the usual one for three runs; one seed gives std 0).
@@ -35,7 +40,7 @@ import torch
 
 from hybridlib.config import ConfigError, TrainConfig, config_to_yaml, read_config_dict
 from hybridlib.util.errors import UserError, one_line
-from hybridlib.util.files import atomic_path, atomic_write_json, atomic_write_text
+from hybridlib.util.files import atomic_path, atomic_write_json, atomic_write_text, check_free_space
 
 CONFIG = "config.yaml"
 INGREDIENTS = "ingredients.json"
@@ -99,6 +104,113 @@ def same_experiment(a: TrainConfig, b: TrainConfig) -> bool:
     return not config_differences(a.to_dict(), b.replace(seed=a.seed).to_dict())
 
 
+# ---------------------------------------------------------------------------------------------------- run state
+def run_state(run_dir: str | Path) -> str | None:
+    """What a seed folder holds: ``"finished"`` (metrics of the best model), ``"interrupted"`` (a checkpoint, no
+    metrics), ``"started"`` (files of a run that wrote no checkpoint yet), or None (no run files)."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        return None
+    if any(run_dir.glob("metrics-*.json")) and (run_dir / BEST).is_dir():
+        return "finished"
+    if (run_dir / CHECKPOINT).is_file() or (run_dir / PREVIOUS_CHECKPOINT).is_file():
+        return "interrupted"
+    if any((run_dir / name).exists() for name in (CONFIG, INGREDIENTS, LOG, DATA_REPORT, BEST)):
+        return "started"
+    return None
+
+
+def clear_run_files(run_dir: str | Path) -> None:
+    """Remove the files of the run-folder layout (module docstring) from a seed folder, and only those: a
+    training from scratch starts from an empty folder, never a mix with an earlier run's ``best/`` or metrics."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        return
+    files = [run_dir / n for n in (CONFIG, INGREDIENTS, CHECKPOINT, PREVIOUS_CHECKPOINT, LOG, DATA_REPORT)]
+    files += [*run_dir.glob("data_report-*.json"), *run_dir.glob("metrics-*.json")]
+    files += [run_dir / BEST / n for n in ("model.safetensors", "model_config.json", "train_config.json")]
+    files += list((run_dir / "tb").glob("events.out.tfevents.*"))
+    for f in files:
+        f.unlink(missing_ok=True)
+    for folder in (run_dir / BEST, run_dir / "tb"):
+        if folder.is_dir() and not any(folder.iterdir()):
+            folder.rmdir()
+
+
+def check_new_run(out: str | Path, cfg: TrainConfig, seeds, resume: bool = False, overwrite: bool = False) -> None:
+    """The command line's guard before training ``seeds`` of ``cfg`` into the run folder ``out``.
+
+    Refused (:class:`UserError`, one line) unless ``resume`` or ``overwrite``: a seed folder to train that already
+    holds a run, finished or not (training from scratch would replace its ``best/``, config and metrics). Refused
+    unless ``overwrite``: a seed folder of another config (this run's ``metrics-<split>.json`` would replace its
+    aggregate). With ``overwrite`` those seed folders' run files are removed (:func:`clear_run_files`), and so are
+    ``out``'s aggregate metrics; seeds of the same config that are not retrained stay and are aggregated.
+    """
+    out = Path(out)
+    seeds = [int(s) for s in seeds]
+    other = []
+    for d in seed_dirs(out):
+        seed, state = int(d.name[5:]), run_state(d)
+        if state is None:
+            continue
+        if seed in seeds:
+            if overwrite:
+                clear_run_files(d)
+            elif not resume:
+                epoch = ""
+                if state == "interrupted":
+                    try:
+                        epoch = f" after epoch {load_checkpoint(d)['epoch']}"
+                    except CheckpointDamaged:
+                        epoch = " (damaged checkpoint)"
+                article = "an" if state == "interrupted" else "a"
+                raise UserError(f"{d} already holds {article} {state} run{epoch}: add --resume to continue it, --overwrite "
+                                "to replace it, or choose another --out")
+            continue
+        try:
+            differs = config_differences(cfg.replace(seed=seed).to_dict(), read_config(d).to_dict())
+        except (ConfigError, FileNotFoundError):
+            differs = ["config.yaml unreadable"]
+        if differs:
+            other.append((d, differs))
+    for d, differs in other:
+        if not overwrite:
+            raise UserError(f"{d} holds a run of another config ({', '.join(differs[:4])}): train into another "
+                            "--out, or add --overwrite to remove it")
+        clear_run_files(d)
+        if not any(d.iterdir()):
+            d.rmdir()
+    if overwrite:
+        for f in out.glob("metrics-*.json"):
+            f.unlink()
+
+
+def checkpoint_bytes(model: torch.nn.Module) -> int:
+    """An estimate of one ``checkpoint.pt`` of ``model``: weights plus two Adam moments of its trainable ones."""
+    weights = sum(t.numel() * t.element_size() for t in model.state_dict().values())
+    trainable = sum(p.numel() * p.element_size() for p in model.parameters() if p.requires_grad)
+    return weights + 2 * trainable
+
+
+def check_training_space(run_dir: str | Path, model: torch.nn.Module) -> None:
+    """Refuse a training before its first epoch when ``run_dir``'s file system cannot hold what it writes: two
+    checkpoints (``checkpoint.pt`` and the one before), the best model and a margin for the small files."""
+    weights = sum(t.numel() * t.element_size() for t in model.state_dict().values())
+    check_free_space(run_dir, 2 * checkpoint_bytes(model) + weights + 1_000_000,
+                     "training (two checkpoints and the best model)")
+
+
+def tensors_bytes(value) -> int:
+    """Bytes of every tensor in a nested dict / list (what ``torch.save`` will write, headers aside)."""
+    if isinstance(value, torch.Tensor):
+        return value.numel() * value.element_size()
+    if isinstance(value, dict):
+        return sum(tensors_bytes(v) for v in value.values())
+    if isinstance(value, (list, tuple)):
+        return sum(tensors_bytes(v) for v in value)
+    return 0
+
+
 # ---------------------------------------------------------------------------------------------------- checkpoints
 def save_checkpoint(run_dir: str | Path, state: dict) -> Path:
     """Write ``checkpoint.pt`` atomically; the one it replaces becomes ``checkpoint.prev.pt``.
@@ -113,10 +225,11 @@ def save_checkpoint(run_dir: str | Path, state: dict) -> Path:
     run_dir = Path(run_dir)
     path = run_dir / CHECKPOINT
     config = serialization.config.save
-    with atomic_path(path) as tmp:
+    with atomic_path(path, size=tensors_bytes(state)) as tmp:
         previous, config.compute_crc32 = config.compute_crc32, False
-        try:
-            torch.save(state, tmp)
+        try:  # through a Python file: a full disk surfaces as OSError (ENOSPC), not as torch's "unexpected pos"
+            with open(tmp, "wb") as f:
+                torch.save(state, f)
         finally:
             config.compute_crc32 = previous
         if path.is_file():
@@ -185,7 +298,7 @@ def save_model(model: torch.nn.Module, folder: str | Path, cfg: TrainConfig | No
 
     folder = Path(folder)
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    with atomic_path(folder / "model.safetensors") as tmp:
+    with atomic_path(folder / "model.safetensors", size=tensors_bytes(state)) as tmp:
         save_file(state, str(tmp), metadata={k: str(v) for k, v in (extra or {}).items()})
     model_cfg = getattr(model, "cfg", None)
     if model_cfg is not None and hasattr(model_cfg, "__dataclass_fields__"):

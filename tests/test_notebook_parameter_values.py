@@ -89,5 +89,5 @@ def test_papermill_refuses_a_negative_seed_in_one_line(tmp_path):
                             parameters={"SEED": -3, "OUT_DIR": str(tmp_path / "o")}, progress_bar=False,
                             cwd=str(notebooks_dir()))
     assert info.value.ename == "ParameterError"
-    assert info.value.evalue == "SEED: must be a non-negative integer (got -3)"
+    assert info.value.evalue == "SEED: must be a non-negative integer up to 4294967295 (got -3)"
     assert not (tmp_path / "o").exists()  # stopped before anything ran

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import math
 
@@ -10,6 +11,7 @@ import torch
 
 from hybridlib import runs
 from hybridlib.config import TrainConfig
+from hybridlib.util.files import DiskFull
 
 
 def test_checkpoint_write_is_atomic(tmp_path, monkeypatch):
@@ -17,13 +19,12 @@ def test_checkpoint_write_is_atomic(tmp_path, monkeypatch):
     runs.save_checkpoint(tmp_path, {"epoch": 1, "w": torch.arange(3)})
     assert runs.load_checkpoint(tmp_path)["epoch"] == 1 and not list(tmp_path.glob("*.tmp"))
 
-    def broken_save(obj, f, *a, **k):
-        with open(f, "wb") as fh:
-            fh.write(b"partial")
-        raise OSError("disk full")
+    def broken_save(obj, f, *a, **k):  # the checkpoint is written through a Python file object
+        f.write(b"partial")
+        raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(torch, "save", broken_save)
-    with pytest.raises(OSError):
+    with pytest.raises(DiskFull, match=f"cannot write {path}: no space left on the device"):
         runs.save_checkpoint(tmp_path, {"epoch": 2})
     monkeypatch.undo()
     assert runs.load_checkpoint(tmp_path)["epoch"] == 1  # the previous checkpoint survives

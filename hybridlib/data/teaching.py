@@ -59,6 +59,7 @@ out, all of them named at once in
 
 The set is written atomically: into a temporary sibling folder renamed into place when complete, so a
 failed or interrupted run leaves nothing half-made behind (and the next run does not refuse a partial folder).
+A disk without room for the set's clips is named before the first clip (:func:`hybridlib.util.files.check_free_space`).
 
 Measured generation time (2 shared CPU cores, noisy): see the CLI output and notebook 01; the smoke set
 (32/16/16) took 7.5 s and the default (600/150/150) 88 s wall (51 s CPU) here,
@@ -82,6 +83,7 @@ from hybridlib.data.items import DatasetError
 from hybridlib.data.splits import DATASET_SPLITS
 from hybridlib.data.tables import read_csv_rows, write_csv_rows
 from hybridlib.util.filenames import FolderGuard
+from hybridlib.util.files import DiskFull, check_free_space, disk_full_errno, disk_full_message
 
 SPLITS = DATASET_SPLITS["teaching"]
 FULL_CLIPS = (600, 150, 150)
@@ -414,9 +416,19 @@ def make_teaching_set(out: str | Path, seed: int = 0, n_clips: tuple[int, int, i
                                "by make-teaching-set, so even --force leaves it alone; choose another folder")
     source = get_bank(bank, bad_audio=bad_audio, progress=progress)
     out.parent.mkdir(parents=True, exist_ok=True)
+    # 16-bit clips of at most 10 s (7.5 s on average) plus their tables: refused before a clip is made when the
+    # disk cannot hold them (libsndfile reports a full disk without its cause, so it is checked first)
+    check_free_space(out.parent, int(sum(int(c) for c in n_clips) * (10.0 * SAMPLE_RATE * 2 + 2000)),
+                     f"a teaching set of {sum(int(c) for c in n_clips)} clips")
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
     try:
-        _write_teaching_set(tmp, seed, n_clips, bank, source, progress, workers)
+        try:
+            _write_teaching_set(tmp, seed, n_clips, bank, source, progress, workers)
+        except Exception as exc:
+            code = disk_full_errno(exc)
+            if code is None:
+                raise
+            raise DiskFull(disk_full_message(out, code, None)) from None
         if out.exists() and overwrite:
             old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
             os.replace(out, old / out.name)

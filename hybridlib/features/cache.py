@@ -11,8 +11,11 @@ Layout below ``root`` (default :func:`hybridlib.paths.cache_dir`)::
 Invalidation: the *fingerprint* hashes the backbone's name, its frontend settings (``config()``) and
 its weights (so another checkpoint gives another folder); each clip file records the audio file's stamp
 (:func:`hybridlib.util.files.file_stamp`: path, size, modification and change time, so a rewrite whose
-modification time was set back is caught too) and is recomputed when any of them changed. Writes are atomic (temporary
-file + rename), so an interrupted run never leaves a truncated entry and concurrent runs do not clash.
+modification time was set back is caught too) and is recomputed when any of them changed. Writes are atomic
+(temporary file + rename), so an interrupted run never leaves a truncated entry and concurrent runs do not clash.
+Before encoding, the free space is checked against an estimate of the entries to write
+(:func:`estimated_feature_bytes`); a disk that fills up anyway stops with :class:`~hybridlib.util.files.DiskFull`
+naming the entry, with no half entry left.
 
 Integrity: every entry stores a SHA-256 of its tensor's bytes (``sha256`` in the safetensors metadata; text
 shards also hash their keys), checked on every read. A truncated, garbled or unreadable entry (including
@@ -43,7 +46,7 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from hybridlib.util.files import atomic_path, file_stamp
+from hybridlib.util.files import atomic_path, check_free_space, file_stamp
 
 CACHE_VERSION = 3  # bump when the meaning of cached features changes (3: per-entry checksums)
 _SAFE = re.compile(r"[^A-Za-z0-9._-]+")
@@ -100,8 +103,22 @@ def save_tensors(tensors: dict, path: Path, metadata: dict[str, str]) -> None:
     tensors = {k: v.contiguous() for k, v in tensors.items()}
     extra = metadata.get("keys", "")
     digests = {f"sha256:{k}": tensor_digest(v, extra) for k, v in tensors.items()}
-    with atomic_path(path) as tmp:
-        save_file(tensors, str(tmp), metadata={**metadata, **digests})
+    metadata = {**metadata, **digests}
+    size = sum(v.numel() * v.element_size() for v in tensors.values()) + len(json.dumps(metadata)) + 200 * len(tensors)
+    with atomic_path(path, size=size) as tmp:  # a full disk: DiskFull naming the entry, no half entry left
+        save_file(tensors, str(tmp), metadata=metadata)
+
+
+def estimated_feature_bytes(backbone, durations: Sequence[float]) -> int:
+    """About what the cache entries of clips of ``durations`` (seconds) will take on disk: float32 frames of the
+    backbone's width, as many as its ``frame_lengths`` gives, plus each entry's header (0 when not known)."""
+    import torch
+
+    frame_lengths, width = getattr(backbone, "frame_lengths", None), getattr(backbone, "embed_dim", None)
+    if frame_lengths is None or not width or not durations:
+        return 0
+    samples = torch.tensor([max(1, int(d * backbone.sample_rate)) for d in durations])
+    return int(frame_lengths(samples).clamp(min=1).sum()) * int(width) * 4 + 1000 * len(durations)
 
 
 def read_verified(path: Path, name: str):
@@ -243,6 +260,9 @@ class FeatureCache:
         _report_damaged("audio", damaged)
 
         todo.sort(key=lambda t: -t[3])
+        needed = estimated_feature_bytes(backbone, [t[3] for t in todo])
+        if needed:  # before the first batch: a full disk is named now, not after an hour of encoding
+            check_free_space(backbone_dir, needed, f"the features of {len(todo)} clips")
         batches: list[list] = []
         for entry in todo:  # longest first: a batch's padded length is its first clip's
             if entry[3] > chunk_seconds:

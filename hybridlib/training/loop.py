@@ -90,13 +90,26 @@ def train(cfg: TrainConfig, out_dir: str | Path, data: TrainingData | None = Non
     to keep them for the next training in this process). Given data must have been prepared for ``cfg``
     (:class:`~hybridlib.training.data.DataMismatch` otherwise). With
     ``resume`` the run continues from ``out_dir``'s checkpoint, which must come from the same config (apart
-    from runtime fields such as ``stop_after_epoch``). ``cfg.num_threads`` applies for the call only.
+    from runtime fields such as ``stop_after_epoch``); without a checkpoint the run starts from scratch and the files
+    an earlier run left in ``out_dir`` are removed first (:func:`hybridlib.runs.clear_run_files`: notebooks rerun
+    into their folders by design; the command line refuses a used folder unless told to overwrite it). ``out_dir``
+    is locked while training (:func:`hybridlib.util.locks.folder_lock`): a second writer is refused. A file system
+    without room for two checkpoints and the best model is named before the first epoch. ``cfg.num_threads``
+    applies for the call only.
     """
+    from contextlib import ExitStack
+
+    from hybridlib.training import distributed as dist_utils
+    from hybridlib.util.locks import folder_lock
+
     previous = torch.get_num_threads()
     if cfg.num_threads:
         torch.set_num_threads(cfg.num_threads)
     try:
-        return _train_one_seed(cfg, Path(out_dir), data, model, resume, progress, evaluate_test, keep_data)
+        with ExitStack() as lock:
+            dist_utils.init_from_env(cfg.device)  # under torchrun rank 0 locks; a refusal reaches every rank
+            dist_utils.from_rank0(lambda: lock.enter_context(folder_lock(out_dir)) and None)
+            return _train_one_seed(cfg, Path(out_dir), data, model, resume, progress, evaluate_test, keep_data)
     finally:
         torch.set_num_threads(previous)
 
@@ -123,6 +136,8 @@ def _train_one_seed(cfg, out_dir: Path, data, model, resume: bool, progress: boo
         print(f"[train] no checkpoint in {out_dir}; starting from scratch")
     if is_main:
         out_dir.mkdir(parents=True, exist_ok=True)
+        if state is None:
+            runs.clear_run_files(out_dir)  # from scratch: nothing of an earlier run stays beside this one
         runs.save_config(cfg, out_dir)
 
     seed_everything(cfg.seed)
@@ -135,6 +150,16 @@ def _train_one_seed(cfg, out_dir: Path, data, model, resume: bool, progress: boo
     from hybridlib.models.audio.frontends import set_spec_augment
 
     set_spec_augment(model, cfg.spec_augment)  # the trainable backbones' own SpecAugment follows the config
+
+    def check_space() -> None:  # before the first epoch, not at its checkpoint (torchrun: rank 0, all stop)
+        try:
+            runs.check_training_space(out_dir, model)
+        except UserError:
+            runs.clear_run_files(out_dir)  # nothing trained: a plain rerun with space is not a "used" folder
+            raise
+
+    if state is None:
+        dist_utils.from_rank0(check_space)
     model.to(device)
     loss_fn = get_loss(cfg.loss, **cfg.loss_kwargs)
     steps_per_epoch = data.train.n_training_batches(cfg.batch_size, captions_per_clip=cfg.captions_per_clip)

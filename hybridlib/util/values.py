@@ -17,6 +17,10 @@ from typing import Any
 from hybridlib.util.filenames import NUL_REASON
 
 KINDS = ("int", "number", "bool", "str", "list", "dict")
+# the largest seed (config ``seed``/``seeds``, ``--seed``, ``--seeds``, a notebook's ``SEED``): NumPy seeds its
+# generators with 32 bits, torch with 64; a larger integer would end in a traceback deep inside training
+MAX_SEED = 2**32 - 1
+SEED_RULE = {"minimum": 0, "maximum": MAX_SEED}
 
 # a number as written in YAML 1.2 / JSON / Python (no hex, octal or sexagesimal): the one home of the notation
 _DIGITS = r"[0-9](?:_?[0-9])*"
@@ -138,11 +142,16 @@ def _expected(kind: str, minimum, maximum, exclusive_min: bool) -> str:
         return noun
     if minimum == 0 and maximum is None:
         return f"a positive {noun.split()[-1]}" if exclusive_min else f"a non-negative {noun.split()[-1]}"
+    if kind == "int" and minimum == 0 and isinstance(maximum, int) and not exclusive_min:
+        return f"a non-negative integer up to {maximum}"
     if kind == "int" and minimum == 1 and maximum is None and not exclusive_min:
         return "a positive integer"
+    def number(v):
+        return str(v) if isinstance(v, int) else f"{v:g}"
+
     parts = []
     if minimum is not None:
-        parts.append(f"{'>' if exclusive_min else '>='} {minimum:g}")
+        parts.append(f"{'>' if exclusive_min else '>='} {number(minimum)}")
     if maximum is not None:
-        parts.append(f"<= {maximum:g}")
+        parts.append(f"<= {number(maximum)}")
     return noun + (" " + " and ".join(parts) if parts else "")
