@@ -421,13 +421,12 @@ def run_training(command: list[str], timeout: float = 1800) -> dict:
 def bert_available(name: str = "bert-base-uncased") -> bool:
     """Whether ``name``'s tokenizer and weights are on this machine (no download is tried)."""
     try:
-        from transformers import AutoConfig
+        from transformers.utils import cached_file
 
-        AutoConfig.from_pretrained(name, local_files_only=True)
-        from huggingface_hub import try_to_load_from_cache
+        def cached(f):
+            return cached_file(name, f, local_files_only=True, _raise_exceptions_for_missing_entries=False)
 
-        return any(isinstance(try_to_load_from_cache(name, f), str)
-                   for f in ("model.safetensors", "pytorch_model.bin"))
+        return bool(cached("config.json")) and any(cached(f) for f in ("model.safetensors", "pytorch_model.bin"))
     except Exception:  # noqa: BLE001 - offline, not cached, no such model: not available
         return False
 
