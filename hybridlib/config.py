@@ -67,7 +67,7 @@ FIELD_RULES: dict[str, tuple[str, dict]] = {
     "select_on_tie": ("str", {"choices": SELECT_TIES}), "audioset_labels": ("str", {"allow_none": True}),
     "min_metadata_coverage": ("number", {"minimum": 0, "maximum": 1}),
     "eval_batch_size": ("int", {"minimum": 1}), "seed": ("int", {"minimum": 0}), "seeds": ("list", {}),
-    "device": ("str", {}), "amp": ("bool", {}), "amp_dtype": ("str", {"choices": AMP_DTYPES}), "num_threads": ("int", {"minimum": 1, "allow_none": True}),
+    "device": ("str", {}), "amp": ("bool", {}), "amp_dtype": ("str", {"choices": AMP_DTYPES}), "compile": ("bool", {}), "num_threads": ("int", {"minimum": 1, "allow_none": True}),
     "tensorboard": ("bool", {}), "stop_after_epoch": ("int", {"minimum": 1, "allow_none": True}),
     "num_workers": ("int", {"minimum": 0}), "waveform_cache": ("bool", {}),
     "train_captions": ("str", {"choices": TRAIN_CAPTIONS}), "train_captions_seed": ("int", {"minimum": 0}),
@@ -152,6 +152,9 @@ class TrainConfig:
     # the autocast dtype of ``amp``: float16 (with a gradient scaler; CUDA only) or bfloat16 (no scaler; CUDA from
     # Ampere on, and any CPU: hybridlib.training.performance.precision)
     amp_dtype: str = "float16"
+    # torch.compile the training step (inductor: the first steps wait for the compiler, later ones may run faster;
+    # validation and evaluation run the model uncompiled, checkpoints hold the plain model's weights)
+    compile: bool = False
     num_threads: int | None = None        # torch CPU threads during train() (None: leave torch's setting)
     # trainable backbone: DataLoader worker processes that read training waveforms (0: in the training
     # process; a GPU run wants several); batches are identical for every value (hybridlib.features.loader)

@@ -206,3 +206,22 @@ def test_reproduce_plan_prints_the_totals(capsys):
 
 def test_paper_encoders_stay_bundled_on_a_cpu():
     assert P.paper_encoders("cpu") == {}
+
+
+@pytest.mark.slow
+def test_compiled_training_step_trains_as_the_plain_one(tmp_path):
+    """``compile: true`` (torch.compile of the training step, inductor on the CPU) trains and evaluates; the
+    checkpoints hold the plain model's keys, and the losses follow the uncompiled run's closely."""
+    from hybridlib import runs
+    from hybridlib.training import train
+
+    results = {}
+    for flag in (False, True):
+        cfg = tiny_cfg(epochs=2, compile=flag)
+        torch.manual_seed(0)
+        results[flag] = train(cfg, tmp_path / str(flag), data=tiny_training_data(cfg), model=TinyModel(dropout=0.0),
+                              progress=False)
+    assert results[True].finished and runs.read_config(tmp_path / "True").compile
+    plain, compiled = ([h["train_loss"] for h in results[f].history] for f in (False, True))
+    assert compiled == pytest.approx(plain, rel=1e-3)
+    assert results[True].model.state_dict().keys() == results[False].model.state_dict().keys()

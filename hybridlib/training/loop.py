@@ -148,6 +148,8 @@ def _train_one_seed(cfg, out_dir: Path, data, model, resume: bool, progress: boo
     scaler = prec.grad_scaler(device)  # float16 only: bfloat16 has float32's range
     step_fn = dist_utils.ContrastiveStep(model, gather=ctx.world_size > 1)
     runner = dist_utils.wrap_ddp(step_fn, ctx)
+    if cfg.compile:  # the step only: `model` (evaluation, checkpoints) stays the plain module
+        runner = torch.compile(runner)
     augment = frame_augmenter(cfg)
     loader = TrainingLoader(data.train, cfg.batch_size, cfg.seed, rank=ctx.rank, world_size=ctx.world_size,
                             captions_per_clip=cfg.captions_per_clip, num_workers=cfg.num_workers,
