@@ -225,3 +225,17 @@ def test_compiled_training_step_trains_as_the_plain_one(tmp_path):
     plain, compiled = ([h["train_loss"] for h in results[f].history] for f in (False, True))
     assert compiled == pytest.approx(plain, rel=1e-3)
     assert results[True].model.state_dict().keys() == results[False].model.state_dict().keys()
+
+
+def test_prepare_data_encodes_only_the_clips_asked_for():
+    from hybridlib.config import teaching_config
+    from hybridlib.features.prepare import prepare_data
+
+    cfg = teaching_config("loss-nt-xent", smoke=True)
+    small = prepare_data(cfg, progress=False, clips={"train": 5, "test": 3})
+    whole = prepare_data(cfg, progress=False)
+    assert (small.train.n_clips, small.val.n_clips, small.test.n_clips) == (5, whole.val.n_clips, 3)
+    assert small.train.clip_ids == whole.train.clip_ids[:5] and small.fingerprint == whole.fingerprint
+    assert small.info["clips_limit"] == {"train": 5, "test": 3}
+    with pytest.raises(ValueError, match="roles must be among"):
+        prepare_data(cfg, progress=False, clips={"training": 5})
