@@ -96,7 +96,7 @@ class PeakMemory:
     peak between two samples may be missed).
     """
 
-    def __init__(self, device: torch.device | str, interval: float = 0.005):
+    def __init__(self, device: torch.device | str, interval: float = 0.02):
         self.device, self.interval = torch.device(device), interval
         self.bytes = self.peak = 0
         self._stop = threading.Event()
@@ -279,9 +279,10 @@ def measure_steps(model, batches: Iterable[dict], loss_fn, optimizer, device: to
 
 
 def compare_precisions(build: Callable[[], torch.nn.Module], make_optimizer, loss_fn, batches: list[dict],
-                       device: torch.device | str, names: Iterable[str], steps: int, seed: int = 0) -> list[dict]:
-    """Train a fresh model (``build()``, seeded with ``seed``) for ``steps`` steps under each precision on the
-    same ``batches``; per precision the :meth:`StepTimes.summary` plus ``max_abs_diff``: the largest difference
+                       device: torch.device | str, names: Iterable[str], steps: int, seed: int = 0,
+                       warmup: int = 1) -> list[dict]:
+    """Train a fresh model (``build()``, seeded with ``seed``) for ``warmup`` untimed and ``steps`` timed steps
+    under each precision on the same ``batches``; per precision the :meth:`StepTimes.summary` plus ``max_abs_diff``: the largest difference
     of the first batch's similarity matrix (initial weights, eval mode) from float32's."""
     device = torch.device(device)
     from hybridlib.util.devices import to_device
@@ -298,7 +299,7 @@ def compare_precisions(build: Callable[[], torch.nn.Module], make_optimizer, los
         reference = sim if reference is None and prec.dtype is None else reference
         optimizer = make_optimizer(model)
         torch.manual_seed(seed)
-        timed = measure_steps(model, batches, loss_fn, optimizer, device, steps, prec, warmup=1)
+        timed = measure_steps(model, batches, loss_fn, optimizer, device, steps, prec, warmup=warmup)
         row = timed.summary()
         row["max_abs_diff"] = float((sim - reference).abs().max()) if reference is not None else float("nan")
         row["similarity_dtype"] = str(prec.dtype or torch.float32).replace("torch.", "")
@@ -464,7 +465,7 @@ def finetune_verdict(frozen: dict, tuned: dict, metric: str = "t2a_mAP@10", tole
 TEACHING_SCALE = {"train_clips": None, "val_clips": None, "eval_clips": None, "batch_size": None,
                   "crop_seconds": None, "epochs": None, "timed_steps": 20}
 MINIATURE_SCALE = {"train_clips": 32, "val_clips": 8, "eval_clips": 16, "batch_size": 8, "crop_seconds": 1.0,
-                   "epochs": 2, "timed_steps": 3}
+                   "epochs": 2, "timed_steps": 2}
 MINIATURE_SMOKE = {"train_clips": 8, "val_clips": 4, "eval_clips": 8, "batch_size": 4, "crop_seconds": 0.5,
                    "epochs": 1, "timed_steps": 2}
 
