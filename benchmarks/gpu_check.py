@@ -11,7 +11,8 @@ AMP, validation, checkpoint, evaluation), then times ``--steps`` optimisation st
 prints: the median step time (forward, loss, backward, Adam; synchronised), the input-pipeline wait per step (time
 to get the next batch from the training loop's :class:`~hybridlib.features.loader.TrainingLoader` with
 ``--num-workers`` worker processes, pinned memory and the waveform cache), the peak GPU memory, and the sustained TFLOP/s (counted
-FLOPs per step / step time, hybridlib.gpu_plan.COSTS), which rescales the README's GPU-hour estimates (made at
+FLOPs per step / step time, hybridlib.gpu_plan.step_flops), and the memory estimate of hybridlib.gpu_plan beside the
+measured peak. The step measurement is hybridlib.training.performance.measure_steps, which notebook 09 runs too, which rescales the README's GPU-hour estimates (made at
 10 TFLOP/s). The rehearsal's clips are tiled to the datasets' lengths (Clotho 15-30 s, AudioCaps 10 s), but the
 weights are random stand-ins: speed and memory are the real architecture's, the retrieval scores are not.
 
@@ -21,7 +22,6 @@ Without CUDA it says so and exits with 0 (nothing to measure on a CPU).
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
 import tempfile
 import time
@@ -61,34 +61,18 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def step_flops(batch: dict, cfg, model) -> float:
-    """Counted FLOPs of one training step (three forwards of the trained encoders, hybridlib.gpu_plan.COSTS)."""
-    from hybridlib.gpu_plan import COSTS
-    from hybridlib.models.audio import backbone_sample_rate
-
-    m = cfg.model_config()
-    total = 0.0
-    if m.audio_trainable and "waveform" in batch:
-        seconds = float(batch["lengths"].sum()) / backbone_sample_rate(m.audio_backbone)
-        total += COSTS[m.audio_backbone]["gflops"] * seconds
-    if m.text_trainable and model.text_encoder is not None:
-        texts = list(batch.get("captions", [])) + [t for t in batch.get("metadata_text", []) if t]
-        tokens = sum(model.text_encoder.token_counts(texts))
-        standin = Path(m.text_encoder).name
-        total += COSTS.get(standin, COSTS["bert-base-uncased"])["gflops"] * tokens
-    return 3 * total * 1e9
-
-
 def check_row(name: str, root: Path, runs_dir: Path, steps: int, device: str, num_workers: int) -> None:
     import torch
 
     from hybridlib.features.loader import TrainingLoader
     from hybridlib.features.prepare import prepare_data
+    from hybridlib.gpu_plan import estimate, step_flops
     from hybridlib.losses import get_loss
     from hybridlib.reproduce import row_config, table_entries
     from hybridlib.training import build_model, train
-    from hybridlib.training.optim import build_optimizer, optimizer_step
-    from hybridlib.util.devices import to_device
+    from hybridlib.training.ingredients import amp_precision
+    from hybridlib.training.optim import build_optimizer
+    from hybridlib.training.performance import measure_steps
 
     entry = next((e for e in table_entries("all") if e.name == name), None)
     if entry is None:
@@ -106,43 +90,26 @@ def check_row(name: str, root: Path, runs_dir: Path, steps: int, device: str, nu
     data = prepare_data(cfg, progress=False, roles=("train",))
     torch.manual_seed(0)
     model = build_model(cfg).to(device).train()
-    optimizer = build_optimizer(model, cfg)
-    loss_fn = get_loss(cfg.loss, **cfg.loss_kwargs)
-    scaler = torch.amp.GradScaler("cuda")
     loader = TrainingLoader(data.train, cfg.batch_size, 0, num_workers=cfg.num_workers, pin_memory=True)
-    torch.cuda.reset_peak_memory_stats(device)
-    waits, times, flops = [], [], []
-    epoch = 0
-    while len(times) < steps + 1:  # the first step warms up (cuDNN autotuning, allocator)
-        epoch += 1
-        batches = iter(loader.epoch(epoch))
-        while len(times) < steps + 1:
-            t_wait = time.perf_counter()
-            try:
-                batch = next(batches)
-            except StopIteration:
-                break
-            batch = to_device(batch, torch.device(device))
-            torch.cuda.synchronize(device)
-            start = time.perf_counter()
-            with torch.autocast("cuda", dtype=torch.float16):
-                sim = model(batch)
-                loss = loss_fn(sim.float(), same_item=batch["same_item"])
-            optimizer_step(loss, model, optimizer, scaler, cfg.grad_clip)
-            torch.cuda.synchronize(device)
-            waits.append(start - t_wait)
-            times.append(time.perf_counter() - start)
-            flops.append(step_flops(batch, cfg, model))
-        if epoch > 100:
-            break
-    step = statistics.median(times[1:]) if len(times) > 1 else float("nan")
-    wait = statistics.median(waits[1:]) if len(waits) > 1 else float("nan")
-    tflops = statistics.median(flops[1:]) / step / 1e12 if len(times) > 1 else float("nan")
-    print(f"[gpu_check] {name}: batch {cfg.batch_size}, {len(times) - 1} timed steps: step {step * 1000:.0f} ms, "
-          f"input-pipeline wait {wait * 1000:.0f} ms/step ({loader.num_workers} workers), peak GPU memory "
-          f"{torch.cuda.max_memory_allocated(device) / 2**30:.1f} GiB, sustained {tflops:.1f} TFLOP/s "
+    # the first step warms up (cuDNN autotuning, allocator); the shared measurement of notebook 09
+    timed = measure_steps(model, _epochs(loader), get_loss(cfg.loss, **cfg.loss_kwargs), build_optimizer(model, cfg),
+                          device, steps, amp_precision(cfg, device), warmup=1, grad_clip=cfg.grad_clip,
+                          flops=lambda batch: step_flops(batch, cfg, model))
+    step, tflops = timed.step_seconds, timed.tflops
+    print(f"[gpu_check] {name}: batch {cfg.batch_size}, {len(timed.steps)} timed steps ({timed.precision}): step "
+          f"{step * 1000:.0f} ms, input-pipeline wait {timed.wait_seconds * 1000:.0f} ms/step ({loader.num_workers} "
+          f"workers), peak GPU memory {timed.peak_bytes / 2**30:.1f} GiB (estimate "
+          f"{estimate(cfg)['memory_gb']:.1f} GB, hybridlib.gpu_plan), sustained {tflops:.1f} TFLOP/s "
           f"(README estimates assume 10: scale their hours by {10 / tflops:.2f}); "
           f"{time.perf_counter() - t0:.0f} s in all", flush=True)
+
+
+def _epochs(loader):
+    """The loader's batches, epoch after epoch."""
+    epoch = 0
+    while epoch < 1000:
+        epoch += 1
+        yield from loader.epoch(epoch)
 
 
 if __name__ == "__main__":

@@ -44,6 +44,7 @@ SCHEDULES = ("warmup-cosine", "step", "constant")
 TRAIN_CAPTIONS = ("dataset", "from-keywords")
 SELECT_METRICS = ("mAP@10", "R-sum", "t2a_R-sum")
 SELECT_TIES = ("earlier", "later")
+AMP_DTYPES = ("float16", "bfloat16")
 
 
 # field -> (kind, rule) for hybridlib.util.values.value_problem; checked before anything else
@@ -69,7 +70,8 @@ FIELD_RULES: dict[str, tuple[str, dict]] = {
     "select_on_tie": ("str", {"choices": SELECT_TIES}), "audioset_labels": ("str", {"allow_none": True}),
     "min_metadata_coverage": ("number", {"minimum": 0, "maximum": 1}),
     "eval_batch_size": ("int", {"minimum": 1}), "seed": ("int", SEED_RULE), "seeds": ("list", {}),
-    "device": ("str", {}), "amp": ("bool", {}), "num_threads": ("int", {"minimum": 1, "allow_none": True}),
+    "device": ("str", {}), "amp": ("bool", {}), "amp_dtype": ("str", {"choices": AMP_DTYPES}), "compile": ("bool", {}),
+    "num_threads": ("int", {"minimum": 1, "allow_none": True}),
     "tensorboard": ("bool", {}), "stop_after_epoch": ("int", {"minimum": 1, "allow_none": True}),
     "num_workers": ("int", {"minimum": 0}), "waveform_cache": ("bool", {}),
     "train_captions": ("str", {"choices": TRAIN_CAPTIONS}), "train_captions_seed": ("int", SEED_RULE),
@@ -150,7 +152,13 @@ class TrainConfig:
     seeds: list = field(default_factory=lambda: [0, 1, 2])
     # runtime
     device: str = "auto"                  # auto | cpu | cuda | cuda:N
-    amp: bool = True                      # mixed precision on CUDA (ignored on CPU)
+    amp: bool = True                      # mixed precision on CUDA (on a CPU only with amp_dtype bfloat16)
+    # the autocast dtype of ``amp``: float16 (with a gradient scaler; CUDA only) or bfloat16 (no scaler; CUDA from
+    # Ampere on, and any CPU: hybridlib.training.performance.precision)
+    amp_dtype: str = "float16"
+    # torch.compile the training step (inductor: the first steps wait for the compiler, later ones may run faster;
+    # validation and evaluation run the model uncompiled, checkpoints hold the plain model's weights)
+    compile: bool = False
     num_threads: int | None = None        # torch CPU threads during train() (None: leave torch's setting)
     # trainable backbone: DataLoader worker processes that read training waveforms (0: in the training
     # process; a GPU run wants several); batches are identical for every value (hybridlib.features.loader)

@@ -28,32 +28,53 @@ def _model_device(model: torch.nn.Module, device) -> torch.device:
     return torch.device(device) if device is not None else next(model.parameters()).device
 
 
-@torch.no_grad()
-def embed_items(model: torch.nn.Module, split: EncodedSplit, batch_size: int = 256, device=None):
-    """Every clip of ``split`` embedded as a retrieval item, in chunks (eval mode; on the model's device)."""
-    device = _model_device(model, device)
-    with module_mode(model):
-        return concat_along_batch([model.embed_items(to_device(b, device)) for b in split.item_chunks(batch_size)])
+def _autocast(device: torch.device, dtype):
+    """Mixed precision for embedding (``dtype``: torch.float16/bfloat16, as in training), or nothing (None)."""
+    return torch.autocast(device_type=device.type, dtype=dtype or torch.float32, enabled=dtype is not None)
+
+
+def _float(embeddings):
+    """Embeddings computed under autocast, back in float32 (scores and metrics are computed in float32)."""
+    from hybridlib.util.tensors import map_tensors
+
+    return map_tensors(embeddings, lambda t: t.float() if t.is_floating_point() else t)
 
 
 @torch.no_grad()
-def embed_queries(model: torch.nn.Module, split: EncodedSplit, batch_size: int = 256, device=None):
-    """Every caption of ``split`` embedded as a query, in chunks (eval mode; on the model's device)."""
+def embed_items(model: torch.nn.Module, split: EncodedSplit, batch_size: int = 256, device=None,
+                autocast_dtype=None):
+    """Every clip of ``split`` embedded as a retrieval item, in chunks of ``batch_size`` clips (eval mode; on
+    the model's device; under autocast with ``autocast_dtype``, as training does with ``amp``)."""
     device = _model_device(model, device)
-    with module_mode(model):
-        return concat_along_batch([model.embed_queries(to_device(b, device))
-                                   for b in split.query_chunks(batch_size)])
+    with module_mode(model), _autocast(device, autocast_dtype):
+        return _float(concat_along_batch([model.embed_items(to_device(b, device))
+                                          for b in split.item_chunks(batch_size)]))
 
 
-def embed_split(model: torch.nn.Module, split: EncodedSplit, batch_size: int = 256, device=None):
+@torch.no_grad()
+def embed_queries(model: torch.nn.Module, split: EncodedSplit, batch_size: int = 256, device=None,
+                  autocast_dtype=None):
+    """Every caption of ``split`` embedded as a query, in chunks (eval mode; on the model's device; under
+    autocast with ``autocast_dtype``)."""
+    device = _model_device(model, device)
+    with module_mode(model), _autocast(device, autocast_dtype):
+        return _float(concat_along_batch([model.embed_queries(to_device(b, device))
+                                          for b in split.query_chunks(batch_size)]))
+
+
+def embed_split(model: torch.nn.Module, split: EncodedSplit, batch_size: int = 256, device=None,
+                autocast_dtype=None):
     """``(items, queries)``: every clip and every caption of ``split`` embedded in chunks (eval mode)."""
-    return embed_items(model, split, batch_size, device), embed_queries(model, split, batch_size, device)
+    return (embed_items(model, split, batch_size, device, autocast_dtype),
+            embed_queries(model, split, batch_size, device, autocast_dtype))
 
 
 @torch.no_grad()
-def similarity_matrix(model: torch.nn.Module, split: EncodedSplit, batch_size: int = 256, device=None) -> torch.Tensor:
-    """``[Q, A]`` scores of every caption against every clip of ``split`` (on CPU)."""
-    items, queries = embed_split(model, split, batch_size, device)
+def similarity_matrix(model: torch.nn.Module, split: EncodedSplit, batch_size: int = 256, device=None,
+                      autocast_dtype=None) -> torch.Tensor:
+    """``[Q, A]`` scores of every caption against every clip of ``split`` (on CPU; in float32, the embeddings
+    under autocast with ``autocast_dtype``)."""
+    items, queries = embed_split(model, split, batch_size, device, autocast_dtype)
     return model.similarity(queries, items).float().cpu()
 
 
@@ -70,9 +91,11 @@ def metrics_from_similarity(sim: torch.Tensor, target: torch.Tensor) -> dict[str
     return out
 
 
-def evaluate_split(model: torch.nn.Module, split: EncodedSplit, batch_size: int = 256, device=None) -> dict[str, float]:
-    """Text-to-audio mAP@10 and R@1/5/10, audio-to-text R@1/5/10 (and mAP@10), R-sum, on ``split``."""
-    sim = similarity_matrix(model, split, batch_size, device)
+def evaluate_split(model: torch.nn.Module, split: EncodedSplit, batch_size: int = 256, device=None,
+                   autocast_dtype=None) -> dict[str, float]:
+    """Text-to-audio mAP@10 and R@1/5/10, audio-to-text R@1/5/10 (and mAP@10), R-sum, on ``split``
+    (``autocast_dtype``: embed under mixed precision, see :func:`embed_items`)."""
+    sim = similarity_matrix(model, split, batch_size, device, autocast_dtype)
     return metrics_from_similarity(sim, split.caption_clip)
 
 

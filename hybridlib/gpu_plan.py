@@ -25,14 +25,17 @@ from dataclasses import dataclass
 from hybridlib.config import TrainConfig
 
 ASSUMED_TFLOPS = 10.0
-# FlopCounterMode on CPU, train mode, random weights (hybridlib.gpu_plan.measure_costs): forward GFLOP per second
-# of 32 kHz audio (10-s clip) or per token (8 x 20 tokens), activations saved for backward in MB (fp32, weights
+# FlopCounterMode on CPU, train mode, random weights (hybridlib.gpu_plan.measure_costs; sfx-cnn and MiniLM: their
+# bundled weights): forward GFLOP per second of audio at the backbone's rate (10-s clip) or per token (8 x 20 tokens), activations saved for backward in MB (fp32, weights
 # excluded), parameters in millions
 COSTS: dict[str, dict[str, float]] = {
     "efficientat-mn40": {"gflops": 1.614, "act_mb": 44.66, "params_m": 68.43},
     "panns-resnet38": {"gflops": 4.894, "act_mb": 25.34, "params_m": 74.87},
     "bert-base-uncased": {"gflops": 0.1706, "act_mb": 0.7045, "params_m": 108.89},
     "bert-large-uncased": {"gflops": 0.6059, "act_mb": 1.870, "params_m": 334.09},
+    # the bundled encoders (notebook 09 fine-tunes them at miniature scale): sfx-cnn reads 44.1 kHz audio
+    "sfx-cnn": {"gflops": 1.679, "act_mb": 9.325, "params_m": 4.686},
+    "minilm": {"gflops": 0.02142, "act_mb": 0.1864, "params_m": 22.57},
 }
 # heads (pooling, fusion, projections): small next to the encoders; counted from the built model when needed
 HEAD_PARAMS_M = 20.0
@@ -105,21 +108,74 @@ def estimate(cfg: TrainConfig) -> dict:
     total += val * (cfg.epochs if (m.audio_trainable or m.text_trainable) else 1) + test
     hours = total * 1e9 / (ASSUMED_TFLOPS * 1e12) / 3600
 
+    longest = max(train, key=lambda d: d.seconds)
+    memory = training_memory_gb(m, cfg.batch_size, longest.seconds, longest.tokens, longest.meta_tokens)
+    return {"gpu_hours": hours, "memory_gb": memory, "train_pairs": pairs, "tflop": total / 1e3}
+
+
+def _memory_parts(m, seconds: float, tokens: int, meta_tokens: int = 0, amp: bool = True,
+                  head_params_m: float = HEAD_PARAMS_M) -> tuple[float, float]:
+    """``(fixed MB, MB per example)`` of training ``m`` (a ModelConfig): see :func:`training_memory_gb`."""
+    audio, text = COSTS.get(m.audio_backbone), _text_cost(m.text_encoder)
+    uses_meta = m.fusion in ("late", "mid", "metadata-only")
+    meta_texts = 1 if uses_meta else 0
     trained_params = (audio["params_m"] if audio and m.audio_trainable and m.uses_audio else 0) + \
         (text["params_m"] * (2 if not m.share_text_encoder and uses_meta else 1) if m.text_trainable else 0) + \
-        HEAD_PARAMS_M
+        head_params_m
     frozen_params = (audio["params_m"] if audio and not m.audio_trainable and m.frozen_mode == "train" else 0) + \
         (text["params_m"] if not m.text_trainable and m.frozen_mode == "train" else 0)
-    acts = 0.0  # kept for the backward pass: trained encoders only
-    longest = max(train, key=lambda d: d.seconds)
+    per_example = 0.0  # activations kept for the backward pass: trained encoders only
     if audio and m.uses_audio and m.audio_trainable:
-        acts += cfg.batch_size * longest.seconds * audio["act_mb"]
+        per_example += seconds * audio["act_mb"]
     if m.text_trainable:
-        acts += cfg.batch_size * (longest.tokens + longest.meta_tokens * meta_texts) * text["act_mb"]
-    memory = (trained_params * 16 + frozen_params * 4) / 1e3 + 0.5 * acts / 1e3
+        per_example += (tokens + meta_tokens * meta_texts) * text["act_mb"]
+    return trained_params * 16 + frozen_params * 4, per_example * (0.5 if amp else 1.0)
+
+
+def training_memory_gb(m, batch_size: int, seconds: float, tokens: int, meta_tokens: int = 0,
+                       amp: bool = True, head_params_m: float = HEAD_PARAMS_M) -> float:
+    """Estimated memory (GB) of training ``m`` (a :class:`~hybridlib.models.config.ModelConfig`) at
+    ``batch_size`` on clips of ``seconds`` and texts of ``tokens`` (metadata texts ``meta_tokens``): 16 bytes
+    per trained parameter (fp32 weights, gradients, two Adam moments), 4 per frozen one kept in train mode,
+    plus the activations saved for the backward pass (:data:`COSTS`, fp32; halved under ``amp``). With a
+    cached frozen backbone, at least what filling the cache takes (8 clips forward). ``head_params_m``: the
+    heads' parameters in millions (:data:`HEAD_PARAMS_M` for the papers' rows; the teaching heads are smaller)."""
+    fixed, per_example = _memory_parts(m, seconds, tokens, meta_tokens, amp, head_params_m)
+    memory = (fixed + batch_size * per_example) / 1e3
+    audio = COSTS.get(m.audio_backbone)
     if m.audio_cached and audio:  # the frozen backbone fills the cache first (batches of 8 clips, forward only)
-        memory = max(memory, audio["params_m"] * 4 / 1e3 + 8 * longest.seconds * audio["act_mb"] * 0.5 / 1e3)
-    return {"gpu_hours": hours, "memory_gb": memory, "train_pairs": pairs, "tflop": total / 1e3}
+        memory = max(memory, audio["params_m"] * 4 / 1e3 + 8 * seconds * audio["act_mb"] * 0.5 / 1e3)
+    return memory
+
+
+def largest_batch(m, card_gb: float, seconds: float, tokens: int, meta_tokens: int = 0, amp: bool = True,
+                  headroom: float = 0.9) -> int:
+    """The largest batch whose :func:`training_memory_gb` stays within ``headroom`` of a card of ``card_gb``
+    (the rest: CUDA context, allocator fragmentation); 0 when not even the weights fit."""
+    fixed, per_example = _memory_parts(m, seconds, tokens, meta_tokens, amp)
+    room = card_gb * headroom * 1e3 - fixed
+    if room <= 0:
+        return 0
+    return int(room // per_example) if per_example > 0 else 1_000_000
+
+
+def step_flops(batch: dict, cfg: TrainConfig, model) -> float:
+    """Counted FLOPs of one training step of ``batch``: three forwards (forward + backward) of each trained
+    encoder on the batch's audio seconds and tokens (:data:`COSTS`; heads not counted)."""
+    from pathlib import Path
+
+    from hybridlib.models.audio import backbone_sample_rate
+
+    m = cfg.model_config()
+    total = 0.0
+    if m.audio_trainable and "waveform" in batch and m.audio_backbone in COSTS:
+        seconds = float(batch["lengths"].sum()) / backbone_sample_rate(m.audio_backbone)
+        total += COSTS[m.audio_backbone]["gflops"] * seconds
+    if m.text_trainable and getattr(model, "text_encoder", None) is not None:
+        texts = list(batch.get("captions", [])) + [t for t in batch.get("metadata_text", []) if t]
+        tokens = sum(model.text_encoder.token_counts(texts))
+        total += _text_cost(Path(m.text_encoder).name)["gflops"] * tokens
+    return 3 * total * 1e9
 
 
 def _round(x: float) -> str:
@@ -224,12 +280,33 @@ def reproduction_table_markdown(table: str = "all") -> str:
     return "\n".join(lines) + "\n"
 
 
-def measure_costs() -> dict[str, dict[str, float]]:
-    """Recompute :data:`COSTS` (FlopCounterMode and saved-tensor sizes on CPU; takes about a minute)."""
+def plan_totals(table: str = "all") -> dict:
+    """Totals of a GPU table's plan (:func:`reproduction_rows`): rows, seed runs, estimated GPU hours of all seeds
+    of all rows (at :data:`ASSUMED_TFLOPS`), the most memory one row asks for, and that row."""
+    rows = reproduction_rows(table)
+    if not rows:
+        return {"rows": 0, "seed_runs": 0, "gpu_hours": 0.0, "max_memory_gb": 0.0, "max_memory_row": None}
+    biggest = max(rows, key=lambda r: r["memory_gb"])
+    return {"rows": len(rows), "seed_runs": sum(r["seeds"] for r in rows),
+            "gpu_hours": sum(r["gpu_hours"] * r["seeds"] for r in rows),
+            "max_memory_gb": biggest["memory_gb"], "max_memory_row": biggest["row"]}
+
+
+def plan_totals_line(table: str = "all") -> str:
+    """One line under ``reproduce --plan``: :func:`plan_totals` in words."""
+    t = plan_totals(table)
+    return (f"Totals: {t['rows']} rows, {t['seed_runs']} seed runs, {_round(t['gpu_hours'])} GPU hours at "
+            f"{ASSUMED_TFLOPS:g} TFLOP/s sustained (benchmarks/gpu_check.py measures yours: scale by 10 / yours); "
+            f"the largest row needs {_round(t['max_memory_gb'])} GB ({t['max_memory_row']}).")
+
+
+def measure_costs(names: list[str] | None = None) -> dict[str, dict[str, float]]:
+    """Recompute :data:`COSTS` (FlopCounterMode and saved-tensor sizes on CPU; about a minute for all of them):
+    audio backbones on a 10-s clip at their own sample rate, text encoders on 8 x 20 tokens."""
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
-    from hybridlib.models.audio import build_audio_backbone
+    from hybridlib.models.audio import backbone_sample_rate, build_audio_backbone
     from hybridlib.models.text import BERT_CONFIGS
 
     def measure(module, fn):
@@ -249,16 +326,23 @@ def measure_costs() -> dict[str, dict[str, float]]:
         return counter.get_total_flops(), saved[0]
 
     out = {}
-    for name in ("efficientat-mn40", "panns-resnet38"):
-        model = build_audio_backbone(name, pretrained=False).train()
-        flops, act = measure(model, lambda m=model: m(torch.randn(1, 32000 * 10)))
-        out[name] = {"gflops": flops / 1e10, "act_mb": act / 1e7,
-                     "params_m": sum(p.numel() for p in model.parameters()) / 1e6}
-    from transformers import BertConfig, BertModel
-
-    for name, config in BERT_CONFIGS.items():
-        model = BertModel(BertConfig(**config), add_pooling_layer=False).train()
+    for name in names or list(COSTS):
+        if name in ("efficientat-mn40", "panns-resnet38", "sfx-cnn"):
+            model = build_audio_backbone(name, pretrained=name == "sfx-cnn").train()
+            rate = backbone_sample_rate(name)
+            flops, act = measure(model, lambda m=model, r=rate: m(torch.randn(1, r * 10)))
+            out[name] = {"gflops": flops / 1e10, "act_mb": act / 1e7,
+                         "params_m": sum(p.numel() for p in model.parameters()) / 1e6}
+            continue
         ids = torch.randint(0, 30000, (8, 20))
+        if name in BERT_CONFIGS:
+            from transformers import BertConfig, BertModel
+
+            model = BertModel(BertConfig(**BERT_CONFIGS[name]), add_pooling_layer=False).train()
+        else:
+            from hybridlib.models.text import build_text_encoder
+
+            model = build_text_encoder(name, trainable=True).model.train()
         flops, act = measure(model, lambda m=model, x=ids: m(input_ids=x).last_hidden_state)
         out[name] = {"gflops": flops / 160e9, "act_mb": act / 160e6,
                      "params_m": sum(p.numel() for p in model.parameters()) / 1e6}

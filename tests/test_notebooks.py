@@ -234,8 +234,40 @@ def claims_08(r):
         assert sum(r["query_weights"]) == pytest.approx(1.0) and set(top[0]["parts"]) == {"audio", "metadata"}
 
 
+def claims_09(r):
+    from hybridlib.training.performance import finetune_verdict, pipeline_verdict
+
+    assert r["device"] in ("cpu", "cuda") and r["dtype"] in ("float32", "float16", "bfloat16")
+    assert r["scale"]["scale"] == ("miniature" if r["device"] == "cpu" else "teaching")
+    assert r["encoders_trained"]["audio"]["trained"] and r["encoders_trained"]["text"]["trained"]
+    pipeline, model = r["throughput"]["input_pipeline"], r["throughput"]["model"]
+    assert [p["num_workers"] for p in pipeline] == [0, 2] and all(p["clips_per_second"] > 0 for p in pipeline)
+    assert model["steps_per_second"] > 0 and model["timed_steps"] == r["scale"]["timed_steps"]
+    # the texts are made from the numbers they state
+    assert r["pipeline_verdict"] == pipeline_verdict(pipeline, model["clips_per_second"])
+    assert r["finetune_verdict"] == finetune_verdict(r["test_metrics"]["frozen"], r["test_metrics"]["fine-tuned"])
+    assert [p["precision"] for p in r["precisions"]][:1] == ["float32"] and r["precisions"][0]["max_abs_diff"] == 0.0
+    if r["device"] == "cpu":
+        assert [p["precision"] for p in r["precisions"]] == ["float32", "bfloat16"]
+        assert r["precisions"][1]["max_abs_diff"] > 0  # bfloat16 changes the numbers, a little
+    assert r["peak_memory"]["measured_mb"] > 0 and r["peak_memory"]["estimate_mb"] > 0
+    fits = r["largest_batch"]  # a larger card fits a larger batch
+    for key in [k for k in fits[0] if k != "card (GB)"]:
+        assert [f[key] for f in fits] == sorted(f[key] for f in fits)
+    assert r["profile_top"] and all(row["calls"] >= 1 for row in r["profile_top"])
+    for name, m in r["test_metrics"].items():
+        assert _recalls_ordered(m), name
+    g = r["gathered_loss"]  # each caption meets every clip of the global batch once gathered
+    assert g["negatives_per_caption"]["gathered"] == g["global_batch"] - 1 and sum(g["per_process"]) == g["global_batch"]
+    one, two = r["ddp"]["1"], r["ddp"]["2"]
+    assert (one["processes"], two["processes"]) == (1, 2) and one["global_batch"] == two["global_batch"]
+    assert sum(two["batch_per_process"]) == two["global_batch"]
+    assert two["train_loss"] == pytest.approx(one["train_loss"], rel=1e-4)  # no dropout: the same training
+    assert r["plan_totals"]["rows"] == 17 and r["plan_totals"]["gpu_hours"] > 0
+
+
 CLAIMS = {"00": claims_00, "01": claims_01, "02": claims_02, "03": claims_03, "04": claims_04, "05": claims_05,
-          "06": claims_06, "07": claims_07, "08": claims_08}
+          "06": claims_06, "07": claims_07, "08": claims_08, "09": claims_09}
 
 
 def test_every_notebook_has_claims_checked():

@@ -34,9 +34,12 @@ def run(args) -> int:
     from hybridlib.reproduce import reproduce, select_entries, table_entries
 
     if args.plan:
-        from hybridlib.gpu_plan import reproduction_table_markdown
+        from hybridlib.gpu_plan import plan_totals_line, reproduction_table_markdown
+        from hybridlib.reproduce import TABLES
 
         print(reproduction_table_markdown(args.table), end="")
+        if "config_dir" not in TABLES.get(args.table, {}):  # a GPU table: what all its rows cost together
+            print("\n" + plan_totals_line(args.table))
         return 0
     if args.list:
         for e in select_entries(table_entries(args.table), args.rows, args.shard):

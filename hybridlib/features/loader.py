@@ -11,7 +11,9 @@ ready while the model trains on the current one.
 
 * ``num_workers=0``: batches are built in the training process when asked for (no extra processes).
 * ``num_workers=k``: ``k`` worker processes build up to ``2 * k`` batches ahead (``prefetch_factor``); they
-  are started for each epoch and end with it. Each worker uses one torch thread.
+  start with the first epoch and stay for the next ones (``persistent_workers``: no start-up per epoch, each
+  keeps its open files). Each worker uses one torch thread. The epoch travels in each batch's key, so a
+  persistent worker builds the right epoch's batch.
 * Splits with cached frames (frozen backbone) are always read in-process: their batches are slices of
   tensors already in memory, and worker processes would only add copying.
 * ``pin_memory=True`` (the training loop sets it on CUDA) returns page-locked tensors, so the copy to the
@@ -82,6 +84,7 @@ class TrainingLoader:
             EpochBatches(split, batch_size, seed, rank, world_size, captions_per_clip), batch_size=None,
             sampler=self.sampler, num_workers=self.num_workers, collate_fn=as_is, pin_memory=pin_memory,
             prefetch_factor=prefetch_factor if self.num_workers else None,
+            persistent_workers=self.num_workers > 0,
             # the loader's own generator: iterating never draws from the global RNG the training step uses
             generator=torch.Generator().manual_seed(int(seed)),
         )

@@ -258,9 +258,14 @@ def data_report_line(info: dict) -> str:
     return line
 
 
-def prepare_data(cfg: TrainConfig, progress: bool = True, cache=None, roles=ROLES) -> TrainingData:
-    """Load and encode the splits of ``cfg`` that play ``roles`` (default all three; see the module docstring)."""
-    unknown = set(roles) - set(ROLES)
+def prepare_data(cfg: TrainConfig, progress: bool = True, cache=None, roles=ROLES,
+                 clips: dict[str, int] | None = None) -> TrainingData:
+    """Load and encode the splits of ``cfg`` that play ``roles`` (default all three; see the module docstring).
+
+    ``clips``: at most that many clips of the split playing a role (``{"train": 32, "test": 16}``: the first ones
+    in the split's order, after screening), the rest neither encoded nor read into the waveform cache (notebook
+    09's miniature scale on a CPU); recorded in the data report's ``clips_limit``."""
+    unknown = set(roles) - set(ROLES) | set(clips or {}) - set(ROLES)
     if unknown:
         raise ValueError(f"roles must be among {ROLES}, got {sorted(unknown)}")
     mcfg = cfg.model_config()
@@ -277,6 +282,8 @@ def prepare_data(cfg: TrainConfig, progress: bool = True, cache=None, roles=ROLE
             key = (d, s, role == "train")  # a training split may get other captions (cfg.train_captions)
             if key not in loaded:
                 loaded[key] = load_items(cfg, d, s, progress=progress, role=role)
+            if (clips or {}).get(role) is not None:
+                loaded[key] = loaded[key][: clips[role]]
     excluded = {f"{d}/{s}": dict(items.report.bad_audio) for (d, s, _), items in loaded.items()
                 if items.report.bad_audio}
     if excluded and cfg.bad_audio == "error":
@@ -357,4 +364,6 @@ def prepare_data(cfg: TrainConfig, progress: bool = True, cache=None, roles=ROLE
             "captions": {k: v.n_captions for k, v in splits.items() if v is not None},
             "excluded": excluded, "audio_check": cfg.audio_check,
             "load_reports": reports, "metadata": metadata, "settings": data_settings(cfg)}
+    if clips:
+        info["clips_limit"] = {k: v for k, v in clips.items() if v is not None}
     return TrainingData(train, val, test, data_fingerprint(cfg), info)

@@ -162,9 +162,18 @@ def batch_report(batch_size: int, epoch_captions: int, processes: int = 1) -> di
 
 
 def amp_in_effect(cfg: TrainConfig, device: torch.device | str) -> bool:
-    """Whether mixed precision runs: ``cfg.amp`` on a CUDA device (the rule :func:`hybridlib.training.train`
-    applies; on a CPU ``amp`` is ignored)."""
-    return bool(cfg.amp and torch.device(device).type == "cuda")
+    """Whether mixed precision runs: ``cfg.amp`` on a CUDA device, or on a CPU with ``amp_dtype: bfloat16``
+    (the rule :func:`hybridlib.training.train` applies; float16 on a CPU is ignored: no gradient scaling there)."""
+    kind = torch.device(device).type
+    return bool(cfg.amp and (kind == "cuda" or (kind == "cpu" and cfg.amp_dtype == "bfloat16")))
+
+
+def amp_precision(cfg: TrainConfig, device: torch.device | str):
+    """The :class:`~hybridlib.training.performance.Precision` training runs with: ``cfg.amp_dtype`` when
+    :func:`amp_in_effect`, else float32 (a GPU without bfloat16 asked for it: a UserError)."""
+    from hybridlib.training.performance import precision
+
+    return precision(cfg.amp_dtype if amp_in_effect(cfg, device) else "float32", device)
 
 
 def _model_device(model: torch.nn.Module) -> torch.device:
@@ -303,6 +312,7 @@ def ingredient_report(cfg: TrainConfig, model: torch.nn.Module, data, steps_per_
                          "captions_per_clip": cfg.captions_per_clip, "grad_clip": cfg.grad_clip,
                          # in effect (CUDA and cfg.amp), and what the config asked for
                          "device": str(device), "amp": amp_in_effect(cfg, device), "amp_config": cfg.amp,
+                         "amp_dtype": amp_precision(cfg, device).name,
                          "max_audio_seconds": cfg.max_audio_seconds},
         "input_pipeline": input_pipeline_report(cfg, data, loader),
         "schedule": schedule_report(cfg, steps_per_epoch),

@@ -166,12 +166,15 @@ def _train_one_seed(cfg, out_dir: Path, data, model, resume: bool, progress: boo
     check_batches(cfg, data, ctx.world_size)
     optimizer = build_optimizer(model, cfg)
     scheduler = build_scheduler(optimizer, cfg, steps_per_epoch)
-    from hybridlib.training.ingredients import amp_in_effect
+    from hybridlib.training.ingredients import amp_precision
 
-    use_amp = amp_in_effect(cfg, device)  # one rule for the loop and its ingredient report
-    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
+    prec = amp_precision(cfg, device)  # one rule for the loop and its ingredient report
+    use_amp = prec.dtype is not None
+    scaler = prec.grad_scaler(device)  # float16 only: bfloat16 has float32's range
     step_fn = dist_utils.ContrastiveStep(model, gather=ctx.world_size > 1)
     runner = dist_utils.wrap_ddp(step_fn, ctx)
+    if cfg.compile:  # the step only: `model` (evaluation, checkpoints) stays the plain module
+        runner = torch.compile(runner)
     augment = frame_augmenter(cfg)
     loader = TrainingLoader(data.train, cfg.batch_size, cfg.seed, rank=ctx.rank, world_size=ctx.world_size,
                             captions_per_clip=cfg.captions_per_clip, num_workers=cfg.num_workers,
@@ -206,7 +209,8 @@ def _train_one_seed(cfg, out_dir: Path, data, model, resume: bool, progress: boo
         for epoch in range(start_epoch, last_epoch + 1):
             t0 = time.perf_counter()
             model.train()
-            total, count = 0.0, 0
+            # the losses are summed on the device and read once per epoch: no host synchronisation per step
+            total, count = torch.zeros((), dtype=torch.float64, device=device), 0
             batches = loader.epoch(epoch)
             bar = tqdm(batches, total=steps_per_epoch, desc=f"epoch {epoch}/{cfg.epochs}", leave=False,
                        disable=not (progress and is_main))
@@ -214,20 +218,22 @@ def _train_one_seed(cfg, out_dir: Path, data, model, resume: bool, progress: boo
                 if augment is not None:
                     batch = augment(batch)
                 batch = to_device(batch, device)
-                with torch.autocast(device_type=device.type, dtype=torch.float16, enabled=use_amp):
+                with prec.autocast(device):
                     sim, clip_index = runner(batch)
                     loss = loss_fn(sim.float(), same_item=clip_index[:, None] == clip_index[None, :])
                 optimizer_step(loss, model, optimizer, scaler, cfg.grad_clip)
                 scheduler.step()
-                total += float(loss.detach())
+                total += loss.detach().double()
                 count += 1
-                bar.set_postfix(loss=f"{total / count:.4f}")
+                if not bar.disable and (count % 10 == 0 or count == steps_per_epoch):  # a shown bar reads it
+                    bar.set_postfix(loss=f"{float(total) / count:.4f}")
             train_seconds = time.perf_counter() - t0
-            train_loss = total / max(count, 1)
+            train_loss = float(total) / max(count, 1)
             score = math.nan
             if math.isfinite(train_loss):
                 try:
-                    val = evaluate_split(model, data.val, batch_size=cfg.eval_batch_size, device=device)
+                    val = evaluate_split(model, data.val, batch_size=cfg.eval_batch_size, device=device,
+                                         autocast_dtype=prec.dtype)
                     score = select_score(val, cfg.select_metric)
                 except ValueError as exc:  # NaN similarities: the weights are no longer finite
                     if "NaN" not in str(exc):
@@ -272,7 +278,8 @@ def _train_one_seed(cfg, out_dir: Path, data, model, resume: bool, progress: boo
     if finished and evaluate_test:
         runs.load_model_weights(model, out_dir / runs.BEST)  # after the barrier: rank 0 has written it
         model.to(device)
-        test_metrics = evaluate_split(model, data.test, batch_size=cfg.eval_batch_size, device=device)
+        test_metrics = evaluate_split(model, data.test, batch_size=cfg.eval_batch_size, device=device,
+                                      autocast_dtype=prec.dtype)
         if is_main:
             runs.write_seed_metrics(out_dir, cfg, test_metrics, data.test.name, best_epoch, best_score,
                                     time.perf_counter() - start_time)
