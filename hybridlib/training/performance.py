@@ -91,9 +91,10 @@ class PeakMemory:
 
     ``bytes``: the peak above the level when the block started; ``peak``: the absolute peak. CUDA:
     ``torch.cuda.max_memory_allocated`` after resetting the peak statistics (tensors only, what the estimate of
-    :func:`hybridlib.gpu_plan.training_memory_gb` counts). CPU: the resident memory of this process, sampled
-    every ``interval`` seconds by a thread (the allocator's caches and the libraries' buffers count too; a short
-    peak between two samples may be missed).
+    :func:`hybridlib.gpu_plan.training_memory_gb` counts). CPU: the resident memory of this process (the
+    allocator's caches and the libraries' buffers count too). On Linux the kernel's own high-water mark
+    (``VmHWM``, reset through ``/proc/self/clear_refs``) gives the exact peak; elsewhere a thread samples the
+    resident memory every ``interval`` seconds, and a short peak between two samples may be missed.
     """
 
     def __init__(self, device: torch.device | str, interval: float = 0.02):
@@ -111,6 +112,7 @@ class PeakMemory:
 
         self._process = psutil.Process()
         self._base = self._peak = self._process.memory_info().rss
+        self._kernel_peak = _reset_peak_rss()
         self._thread = threading.Thread(target=self._sample, daemon=True)
         self._thread.start()
         return self
@@ -128,8 +130,31 @@ class PeakMemory:
             return
         self._stop.set()
         self._thread.join()
-        self.peak = max(self._peak, self._process.memory_info().rss)
+        kernel = _peak_rss() if self._kernel_peak else 0
+        self.peak = max(self._peak, self._process.memory_info().rss, kernel)
         self.bytes = self.peak - self._base
+
+
+def _reset_peak_rss() -> bool:
+    """Reset the kernel's resident-memory high-water mark of this process (Linux 4.0+); False where it cannot."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return _peak_rss() > 0
+    except OSError:
+        return False
+
+
+def _peak_rss() -> int:
+    """This process's peak resident memory since the last reset (``VmHWM`` of ``/proc/self/status``), in bytes."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0
 
 
 def input_pipeline_rate(split, batch_size: int, num_workers: int, n_batches: int, seed: int = 0,
