@@ -412,9 +412,10 @@ def local_vs_global_loss(sim: torch.Tensor, world_size: int, loss_fn, clip_index
 
 
 def train_command(config: str | Path, out: str | Path, processes: int = 1, seed: int = 0,
-                  sets: Iterable[str] = (), smoke: bool = False) -> list[str]:
+                  sets: Iterable[str] = (), smoke: bool = False, overwrite: bool = False) -> list[str]:
     """The command line of ``hybridlib train``: the current Python for one process, ``torchrun --standalone
-    --nproc_per_node=N`` (a free port; gloo on CPU, NCCL on GPUs) for several."""
+    --nproc_per_node=N`` (a free port; gloo on CPU, NCCL on GPUs) for several. ``overwrite``: replace a run
+    already in ``out`` (``--overwrite``; a notebook rerun replaces its own runs, as ``train`` refuses otherwise)."""
     import sys
 
     if processes < 1:
@@ -422,7 +423,8 @@ def train_command(config: str | Path, out: str | Path, processes: int = 1, seed:
     launcher = [sys.executable] if processes == 1 else [
         sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={processes}"]
     return [*launcher, "-m", "hybridlib", "train", "--config", str(config), "--out", str(out), "--seed", str(seed),
-            "--no-progress", *(["--smoke"] if smoke else []), *[a for s in sets for a in ("--set", s)]]
+            "--no-progress", *(["--smoke"] if smoke else []), *(["--overwrite"] if overwrite else []),
+            *[a for s in sets for a in ("--set", s)]]
 
 
 def run_training(command: list[str], timeout: float = 1800) -> dict:
