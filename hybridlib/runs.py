@@ -5,8 +5,10 @@ One seed's folder (``train`` writes it; ``<out>/seed-<n>/`` when several seeds r
     config.yaml                 the TrainConfig in effect
     ingredients.json            what was actually in effect (hybridlib.training.ingredients): metadata coverage,
                                 FS counts, SpecAugment, trainable parameters, text preprocessing, schedule, ...
-    checkpoint.pt               last epoch (model, optimiser, scheduler, RNG, history); atomic
-    checkpoint.prev.pt          the epoch before (kept so a damaged checkpoint costs one epoch, not the run)
+    checkpoint.pt               last epoch (model, optimiser, scheduler, RNG, history); atomic. After the
+                                final epoch only the history (training is complete; best/ has the model)
+    checkpoint.prev.pt          the epoch before (kept so a damaged checkpoint costs one epoch, not the run;
+                                deleted when the final checkpoint is written)
     data_report.json            the data trained on: clips per split, load reports, clips excluded and why
     log.csv, tb/                one row per epoch; TensorBoard
     best/model.safetensors      best epoch on validation (+ model_config.json, train_config.json)
@@ -234,6 +236,16 @@ def save_checkpoint(run_dir: str | Path, state: dict) -> Path:
             config.compute_crc32 = previous
         if path.is_file():
             os.replace(path, run_dir / PREVIOUS_CHECKPOINT)
+    return path
+
+
+def save_final_checkpoint(run_dir: str | Path, state: dict) -> Path:
+    """The checkpoint of a complete training (``state``: epoch, history, best score and epoch, RNG, config; no
+    weights or optimiser state, which no later epoch needs): a resume goes straight to evaluating ``best/``.
+    The previous checkpoint (weights and optimiser moments of the epoch before) is deleted: nothing resumes
+    from it any more."""
+    path = save_checkpoint(run_dir, state)
+    (Path(run_dir) / PREVIOUS_CHECKPOINT).unlink(missing_ok=True)
     return path
 
 

@@ -106,6 +106,22 @@ def rehearsal_root() -> Path:
     return root
 
 
+@pytest.fixture
+def one_heavy_test_at_a_time():
+    """Hold the session's memory lock for the test: tests that take many GB at once (a bert-large rehearsal
+    row, a torchrun pair of processes, notebook 09's fine-tuning and its processes) run one at a time across
+    the workers, so two of them never meet next to the other worker's test (24 GB machine). Parametrized tests
+    of which only some are heavy ask for it with ``request.getfixturevalue``."""
+    import fcntl
+
+    base = Path(os.environ["HYBRIDLIB_TEST_ROOT"])
+    base.mkdir(parents=True, exist_ok=True)
+    with open(base / "heavy-memory.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+        fcntl.flock(lock, fcntl.LOCK_UN)
+
+
 @pytest.fixture(autouse=True)
 def _deterministic_torch():
     try:

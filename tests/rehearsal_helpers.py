@@ -3,12 +3,16 @@
 Each row runs the way a user resumes an interrupted table: ``reproduce(..., overrides=["stop_after_epoch=1"])``
 (one optimisation step, validation, checkpoint, then the invocation ends), then ``reproduce(...)`` again
 (resumes from the checkpoint, second step, test evaluation, metrics files, checkpoints removed). What the row
-left behind is summarised and its run folder deleted (a bert-large row's checkpoint is ~5 GB).
+left behind is summarised and its run folder deleted (a bert-large row's checkpoint is ~5 GB). A row runs in a
+child process (forked from a server that has imported torch and hybridlib once): the worker keeps none of the
+row's memory (glibc keeps GBs of a finished row's freed tensors), so the worker stays small for the tests that
+follow.
 
 The rows are split into two lanes (:func:`plan_lanes`), each an ``xdist_group``: under ``pytest -n 2 --dist
 loadgroup`` (``make test``) the two lanes run in the two worker processes side by side, a lane's rows one after
 the other. Every bert-large row is in lane 0 (each peaks at ~11 GB resident; two at once would not fit next
-to the other tests), so at most one runs at any time.
+to the other tests), so at most one runs at any time; they also take the session's memory lock
+(``conftest.one_heavy_test_at_a_time``), which the other multi-GB tests (torchrun pairs, notebook 09) hold too.
 """
 
 from __future__ import annotations
@@ -16,9 +20,11 @@ from __future__ import annotations
 import ctypes
 import gc
 import json
+import multiprocessing
 import resource
 import shutil
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 
@@ -89,8 +95,20 @@ def release_memory() -> None:
 
 
 def run_row(name: str, rehearsal, out) -> dict:
-    """Row ``name`` interrupted after epoch 1 and resumed (module docstring); a summary of what it left."""
+    """Row ``name`` interrupted after epoch 1 and resumed (module docstring), in a child process; a summary of
+    what it left."""
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload(["torch", "transformers", "hybridlib.reproduce", "rehearsal_helpers"])
+    with ProcessPoolExecutor(1, mp_context=ctx) as pool:
+        return pool.submit(_run_row_here, name, str(rehearsal), str(out)).result()
+
+
+def _run_row_here(name: str, rehearsal: str, out: str) -> dict:
+    import torch
+
     from hybridlib import runs
+
+    torch.set_num_threads(1)  # as in the worker (one process per core)
     from hybridlib.reproduce import reproduce
 
     out = Path(out)

@@ -134,9 +134,9 @@ def test_resume_never_runs_a_planted_checkpoint_and_names_the_file(tmp_path, cap
 @pytest.mark.slow
 def test_damaged_run_files_are_named_in_one_line_by_every_entry_point(tmp_path, capsys):
     out = tmp_path / "run"
-    args = ["train", "--config", CONFIG, "--smoke", "--out", str(out), "--seed", "0", "--set", "epochs=2",
+    args = ["train", "--config", CONFIG, "--smoke", "--out", str(out), "--seed", "0", "--set", "epochs=3",
             "--set", "tensorboard=false", "--no-progress"]
-    assert main(args) == 0
+    assert main([*args, "--set", "stop_after_epoch=2"]) == 0  # interrupted: checkpoints of epochs 2 and 1
     capsys.readouterr()
     seed = out / "seed-0"
     # truncated last checkpoint: --resume names it and points at checkpoint.prev.pt

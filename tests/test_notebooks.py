@@ -324,7 +324,9 @@ REAL_CLOTHO = {"01", "02"}
 
 @pytest.mark.notebooks
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
-def test_smoke_run(path):
+def test_smoke_run(path, request):
+    if path.stem.startswith("09"):  # fine-tunes both encoders and starts a torchrun pair
+        request.getfixturevalue("one_heavy_test_at_a_time")
     # no shared fixture cleans SMOKE_OUT (notebooks may run in parallel workers): each run replaces its own files
     shutil.rmtree(SMOKE_OUT / path.stem, ignore_errors=True)
     (SMOKE_OUT / path.name).unlink(missing_ok=True)

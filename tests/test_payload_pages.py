@@ -41,6 +41,8 @@ SHOWS_DATA = {"01", "02", "03", "04", "06", "07", "08"}
 # its time here (the full grid runs in the series' own SMOKE test)
 FEWER_RUNS_07 = {"SHARING_CONFIGS": [], "LOSS_CONFIGS": ["loss-nt-xent", "loss-triplet-max"], "LOSS_BATCH_SIZES": [24],
                  "LOSS_SEEDS": 1, "SWEEP_REMOVE": [0.0, 1.0], "SWEEP_DROP_TAGS": [0.5], "SWEEP_POLICIES": ["learned"]}
+# notebook 09 shows dataset text only in its data line and tables; one loader setting and one precision suffice
+FEWER_RUNS_09 = {"WORKER_COUNTS": [0], "PRECISIONS": ["float32"]}
 
 
 @pytest.fixture(scope="module")
@@ -54,8 +56,8 @@ def payload_run(tmp_path_factory):
     out = base / "runs"
     start = time.perf_counter()
     try:
-        runner.run_notebooks(smoke=True, params={"DATA": str(root), "07": FEWER_RUNS_07}, out=out, keep_going=True,
-                             html=True)
+        runner.run_notebooks(smoke=True, params={"DATA": str(root), "07": FEWER_RUNS_07, "09": FEWER_RUNS_09},
+                             out=out, keep_going=True, html=True)
     except runner.NotebookFailed:
         pass  # each notebook's test below names its own failure
     seconds = time.perf_counter() - start

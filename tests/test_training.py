@@ -131,6 +131,24 @@ def test_resume_reaches_the_same_result(tmp_path, tiny_data, make_model):
     assert len(runs.read_log(tmp_path / "cut")) == 5
 
 
+def test_the_final_checkpoint_holds_no_weights_and_a_resume_only_evaluates(tmp_path, tiny_data, monkeypatch):
+    """After the last epoch nothing trains again: its checkpoint holds the history but no weights or optimiser
+    state (a bert-large row would write ~4 GB only to delete it), the previous checkpoint goes, and a resume
+    of the finished run evaluates best/ to the same metrics without training."""
+    cfg = tiny_cfg(epochs=2)
+    torch.manual_seed(0)
+    done = L.train(cfg, tmp_path, data=tiny_data, model=TinyModel(), progress=False)
+    state = runs.load_checkpoint(tmp_path)
+    assert state["epoch"] == 2 and len(state["history"]) == 2 and state["best_epoch"] == done.best_epoch
+    assert not {"model", "optimizer", "scheduler", "scaler"} & set(state)
+    assert not (tmp_path / runs.PREVIOUS_CHECKPOINT).exists()
+    from hybridlib.training import optim
+
+    monkeypatch.setattr(optim, "optimizer_step", lambda *a, **k: pytest.fail("a finished run trained again"))
+    again = L.train(cfg, tmp_path, data=tiny_data, model=TinyModel(), resume=True, progress=False)
+    assert again.finished and again.history == done.history and again.test_metrics == done.test_metrics
+
+
 def test_train_seeds_aggregates(tmp_path, tiny_data, monkeypatch):
     monkeypatch.setattr(L, "build_model", lambda cfg: TinyModel())
     summary = X.train_seeds(tiny_cfg(epochs=2), tmp_path, seeds=[0, 1], data=tiny_data, progress=False)

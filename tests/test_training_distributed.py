@@ -258,40 +258,29 @@ METRIC_ATOL = {"hybrid": 1e-6, "mei": 10.0}
 
 
 def _row_command(row: str, rehearsal, out, processes: int) -> list[str]:
-    import sys
-    from pathlib import Path
-
     from hybridlib.config import load_config
     from hybridlib.paths import project_root
     from hybridlib.reproduce import rehearsal_overrides
+    from hybridlib.training.performance import train_command
 
     config, extra = RUN_ROWS[row]
     config = str(project_root() / config)
     over = rehearsal_overrides(load_config(config), rehearsal)
     sets = [f"{k}={v}" for k, v in over.items() if k != "model"] + [f"model.{k}={v}" for k, v in over["model"].items()]
-    torchrun = [str(Path(sys.executable).parent / "torchrun"), "--standalone", f"--nproc_per_node={processes}"]
-    launcher = torchrun if processes > 1 else [sys.executable]  # --standalone: a free port, not 29500
-    return [*launcher, "-m", "hybridlib", "train", "--config", config, "--out", str(out), "--seed", "0",
-            "--no-progress", *[a for s in [*sets, *extra] for a in ("--set", s)]]
+    return train_command(config, out, processes=processes, seed=0, sets=[*sets, *extra])  # --standalone: free port
 
 
 def _run_row(row: str, rehearsal, out, processes: int) -> tuple[str, float]:
-    import subprocess
+    from hybridlib.training.performance import run_training
 
-    from hybridlib.paths import project_root
-
-    env = {**os.environ, "PYTHONPATH": str(project_root()), "HYBRIDLIB_PROGRESS": "off"}
-    start = time.perf_counter()
-    result = subprocess.run(_row_command(row, rehearsal, out, processes), env=env, capture_output=True, text=True,
-                            timeout=1500)
-    seconds = time.perf_counter() - start
-    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
-    return result.stdout, seconds
+    done = run_training(_row_command(row, rehearsal, out, processes), timeout=900)  # a failure: its output's end
+    return done["stdout"], done["seconds"]
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("torchrun-rows")  # one after the other, never side by side (each pair takes ~7 GB)
 @pytest.mark.parametrize("row", sorted(RUN_ROWS))
-def test_torchrun_two_processes_match_one_on_a_rehearsal_row(row, rehearsal_root, tmp_path):
+def test_torchrun_two_processes_match_one_on_a_rehearsal_row(row, rehearsal_root, tmp_path, one_heavy_test_at_a_time):
     """The issue's test: `torchrun --nproc_per_node=2` (gloo, CPU) on a row with trainable encoders runs (its
     AudioSet tagging head frozen, so DDP finds no unused parameter), prepares and prints once, writes from rank
     0, records the global batch, and matches one process with the same seed (tolerances above)."""

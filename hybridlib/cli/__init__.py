@@ -49,17 +49,8 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    from hybridlib.util.values import describe_value, not_utf8
-
-    for arg in argv:  # bytes that are not UTF-8 arrive as lone surrogates: refused before anything uses them
-        problem = not_utf8(arg)
-        if problem:
-            shown = describe_value(arg.encode("utf-8", "surrogateescape").decode("utf-8", "replace"))
-            print(f"error: the argument {shown} is not UTF-8 text ({problem}): type it in UTF-8 (a file "
-                  "or folder name too: rename it)", file=sys.stderr)
-            return 2
-    problem = _nul_in_arguments(argv)
-    if problem:  # only a caller of main() can pass one (a shell cannot): refused before any path is built
+    problem = _argument_problem(argv)
+    if problem:  # refused before anything uses the argument or builds a path from it
         print(f"error: {problem}", file=sys.stderr)
         return 2
     command = next((a for a in argv if not a.startswith("-")), None)
@@ -85,11 +76,18 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
-def _nul_in_arguments(argv: list[str]) -> str | None:
-    """Which argument holds a NUL byte (``--out contains a NUL byte ...``), or None."""
+def _argument_problem(argv: list[str]) -> str | None:
+    """The first argument that cannot be used, in one sentence, or None: bytes that are not UTF-8 (they arrive
+    as lone surrogates) or a NUL byte (only a caller of :func:`main` can pass one; a shell cannot)."""
     from hybridlib.util.filenames import nul_problem
+    from hybridlib.util.values import describe_value, not_utf8
 
     for i, arg in enumerate(argv):
+        bad = not_utf8(arg)
+        if bad:
+            shown = describe_value(arg.encode("utf-8", "surrogateescape").decode("utf-8", "replace"))
+            return (f"the argument {shown} is not UTF-8 text ({bad}): type it in UTF-8 (a file or folder name "
+                    "too: rename it)")
         if "\x00" in arg:
             option = arg.split("=", 1)[0] if arg.startswith("-") else argv[i - 1] if i and argv[i - 1][:1] == "-" \
                 else f"argument {i + 1}"

@@ -578,11 +578,7 @@ def ensure_teaching_set(root: str | Path | None = None, smoke: bool = False, see
     wanted = generation_settings(seed, size, bank)
     marker = root / "teaching.json"
     if marker.is_file():
-        try:
-            info = json.loads(marker.read_text(encoding="utf-8"))
-        except (ValueError, OSError) as exc:
-            raise DatasetError(f"{marker} is damaged ({type(exc).__name__}); delete {root} to generate the "
-                               "teaching set again") from None
+        info = _read_info(root, f"delete {root} to generate the teaching set again")
         differ = {k: (info.get(k), v) for k, v in wanted.items() if info.get(k) != v}
         if differ:
             detail = "; ".join(f"{k}: {have!r} there, {want!r} asked for" for k, (have, want) in differ.items())
@@ -598,6 +594,18 @@ def ensure_teaching_set(root: str | Path | None = None, smoke: bool = False, see
             raise
         return ensure_teaching_set(root, smoke, seed, bank, progress, n_clips)  # lost a race: check the winner's
     return root
+
+
+def _read_info(root: Path, advice: str) -> dict:
+    """The settings in ``root/teaching.json``; :class:`DatasetError` ending in ``advice`` when it is damaged."""
+    marker = root / "teaching.json"
+    try:
+        info = json.loads(marker.read_text(encoding="utf-8"))
+    except (ValueError, OSError) as exc:
+        raise DatasetError(f"{marker} is damaged ({type(exc).__name__}); {advice}") from None
+    if not isinstance(info, dict):
+        raise DatasetError(f"{marker} is damaged (not a JSON object); {advice}")
+    return info
 
 
 def not_a_teaching_set(root: str | Path) -> str:
@@ -633,10 +641,7 @@ def use_teaching_set(root: str | Path) -> Path:
                            f"`python -m hybridlib make-teaching-set --out {root}`")
     if not marker.is_file():
         raise DatasetError(not_a_teaching_set(root))
-    try:
-        info = json.loads(marker.read_text(encoding="utf-8"))
-    except (ValueError, OSError) as exc:
-        raise DatasetError(f"{marker} is damaged ({type(exc).__name__}); generate the set again") from None
+    info = _read_info(root, "generate the set again")
     if info.get("format_version") != FORMAT_VERSION:
         raise DatasetError(f"{root} holds a teaching set of format version {info.get('format_version')!r}, this "
                            f"version reads {FORMAT_VERSION}; generate it again (make-teaching-set --out NEW_ROOT)")

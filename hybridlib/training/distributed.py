@@ -101,11 +101,9 @@ def _failure(exc: BaseException) -> tuple[str, int]:
     return f"rank 0 failed: {type(exc).__name__}: {exc}", getattr(exc, "exit_code", 1)
 
 
-def from_rank0(fn: Callable[[], T]) -> T:
-    """``fn()`` run on rank 0 only (e.g. writing a file) and its result handed to every rank; with one process
-    simply ``fn()``. When ``fn`` fails on rank 0 it raises there and the others raise :class:`FailedOnRankZero`."""
-    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
-        return fn()
+def _run_on_rank0(fn: Callable[[], T], group=None) -> T:
+    """``fn()`` on rank 0, its result (or its failure) broadcast to every rank over ``group``: rank 0 re-raises
+    its own exception, the others raise :class:`FailedOnRankZero`."""
     box, error = [None, None], None
     if dist.get_rank() == 0:
         try:
@@ -113,12 +111,20 @@ def from_rank0(fn: Callable[[], T]) -> T:
         except BaseException as exc:  # noqa: BLE001 - re-raised below, after telling the others
             error = exc
             box = [None, _failure(exc)]
-    dist.broadcast_object_list(box, src=0)
+    dist.broadcast_object_list(box, src=0, group=group)
     if error is not None:
         raise error
     if box[1] is not None:
         raise FailedOnRankZero(*box[1])
     return box[0]
+
+
+def from_rank0(fn: Callable[[], T]) -> T:
+    """``fn()`` run on rank 0 only (e.g. writing a file) and its result handed to every rank; with one process
+    simply ``fn()``. When ``fn`` fails on rank 0 it raises there and the others raise :class:`FailedOnRankZero`."""
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return fn()
+    return _run_on_rank0(fn)
 
 
 def rank0_first(ctx: DistContext, work: Callable[[bool], T]) -> T:
@@ -132,19 +138,10 @@ def rank0_first(ctx: DistContext, work: Callable[[bool], T]) -> T:
     if ctx.world_size <= 1:
         return work(True)
     group = dist.new_group(backend="gloo", timeout=PREPARE_TIMEOUT)  # collective: every rank creates it
-    result, error = None, None
-    if ctx.rank == 0:
-        try:
-            result = work(True)
-        except BaseException as exc:  # noqa: BLE001 - re-raised below, after telling the others
-            error = exc
-    status = [None if error is None else _failure(error)]
-    dist.broadcast_object_list(status, src=0, group=group)
-    dist.destroy_process_group(group)
-    if error is not None:
-        raise error
-    if status[0] is not None:
-        raise FailedOnRankZero(*status[0])
+    try:
+        result = _run_on_rank0(lambda: work(True), group)
+    finally:
+        dist.destroy_process_group(group)
     return result if ctx.rank == 0 else work(False)
 
 

@@ -3,7 +3,8 @@
 :func:`train` writes a run folder (layout: :mod:`hybridlib.runs`). Every epoch it trains on the training
 split, scores the validation split with ``cfg.select_metric``, saves the model when the score improved
 (``best/``), appends a log row and writes an atomic checkpoint. After the last epoch the best model is
-evaluated on the evaluation split. Training is deterministic given the seed (PyTorch's deterministic
+evaluated on the evaluation split. The last epoch's checkpoint holds no weights or optimiser state (nothing
+trains after it; a resume only evaluates ``best/``): a bert-large row does not write 4 GB to delete it. Training is deterministic given the seed (PyTorch's deterministic
 algorithms are switched on), so a resumed run equals an uninterrupted one exactly on the CPU.
 
 Under ``torchrun`` (``WORLD_SIZE`` > 1) the process group is set up, ``cfg.batch_size`` stays the *global*
@@ -187,6 +188,10 @@ def _train_one_seed(cfg, out_dir: Path, data, model, resume: bool, progress: boo
 
     history: list[dict] = []
     start_epoch, best_score, best_epoch = 1, -math.inf, 0
+    if state is not None and "model" not in state:  # the final checkpoint: training is complete
+        history, start_epoch = state["history"], state["epoch"] + 1
+        best_score, best_epoch = state["best_score"], state["best_epoch"]
+        state = None
     if state is not None:
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
@@ -259,12 +264,14 @@ def _train_one_seed(cfg, out_dir: Path, data, model, resume: bool, progress: boo
                     for k, v in val.items():
                         writer.add_scalar(f"val/{k}", v, epoch)
                     writer.flush()
-                runs.save_checkpoint(out_dir, {
-                    "epoch": epoch, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                    "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict() if use_amp else None,
-                    "rng": rng_state(), "history": history, "best_score": best_score, "best_epoch": best_epoch,
-                    "config": cfg.to_dict(),
-                })
+                progress_state = {"epoch": epoch, "rng": rng_state(), "history": history, "best_score": best_score,
+                                  "best_epoch": best_epoch, "config": cfg.to_dict()}
+                if epoch < cfg.epochs:
+                    runs.save_checkpoint(out_dir, {
+                        **progress_state, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                        "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict() if use_amp else None})
+                else:  # training is complete: a resume only evaluates best/ (module docstring, "checkpoints")
+                    runs.save_final_checkpoint(out_dir, progress_state)
             if progress and is_main:
                 print(f"[train] {cfg.name} seed {cfg.seed} epoch {epoch}/{cfg.epochs} loss {row['train_loss']:.4f} "
                       f"val {cfg.select_metric} {score:.2f}{' *' if improved else ''}", flush=True)

@@ -113,8 +113,10 @@ class PeakMemory:
         self._process = psutil.Process()
         self._base = self._peak = self._process.memory_info().rss
         self._kernel_peak = _reset_peak_rss()
-        self._thread = threading.Thread(target=self._sample, daemon=True)
-        self._thread.start()
+        self._thread = None
+        if not self._kernel_peak:  # the kernel's mark alone is exact: sample only where it cannot be reset
+            self._thread = threading.Thread(target=self._sample, daemon=True)
+            self._thread.start()
         return self
 
     def _sample(self) -> None:
@@ -128,8 +130,9 @@ class PeakMemory:
             self.peak = torch.cuda.max_memory_allocated(self.device)
             self.bytes = self.peak - self._base
             return
-        self._stop.set()
-        self._thread.join()
+        if self._thread is not None:
+            self._stop.set()
+            self._thread.join()
         kernel = _peak_rss() if self._kernel_peak else 0
         self.peak = max(self._peak, self._process.memory_info().rss, kernel)
         self.bytes = self.peak - self._base
@@ -438,12 +441,23 @@ def run_training(command: list[str], timeout: float = 1800) -> dict:
     path = os.pathsep.join(p for p in (str(project_root()), os.environ.get("PYTHONPATH")) if p)
     env = {**os.environ, "PYTHONPATH": path, "HYBRIDLIB_PROGRESS": "off", "OMP_NUM_THREADS": "1"}
     start = time.perf_counter()
-    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=timeout)
+    # a session of its own: on a timeout the whole group goes (torchrun's workers too, not only the launcher)
+    with subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                          start_new_session=True) as proc:
+        try:
+            stdout, stderr = proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            import signal
+
+            os.killpg(proc.pid, signal.SIGKILL)
+            stdout, stderr = proc.communicate()
+            raise UserError(f"{' '.join(command[:6])} ... did not finish within {timeout:.0f} s and was stopped:\n"
+                            f"{(stdout[-1500:] + stderr[-2500:]).strip()}") from None
     seconds = time.perf_counter() - start
-    if result.returncode != 0:
-        tail = (result.stdout[-1500:] + result.stderr[-2500:]).strip()
-        raise UserError(f"{' '.join(command[:6])} ... failed (exit {result.returncode}):\n{tail}")
-    return {"seconds": seconds, "stdout": result.stdout}
+    if proc.returncode != 0:
+        tail = (stdout[-1500:] + stderr[-2500:]).strip()
+        raise UserError(f"{' '.join(command[:6])} ... failed (exit {proc.returncode}):\n{tail}")
+    return {"seconds": seconds, "stdout": stdout}
 
 
 def bert_available(name: str = "bert-base-uncased") -> bool:
