@@ -208,7 +208,7 @@ def _roots(rehearsal_root: Path, bank_set: Path) -> dict[str, tuple[Path, str, d
 # from AudioSet) where tags are used: 01/02 (tag statistics, CS zero-shot), 08 (mid fusion on tags). Notebook 00
 # is the tour and 05 works on toy embeddings only: neither reads a dataset.
 MATRIX = [("01", "audiocaps"), ("02", "audiocaps"), ("03", "zenodo"), ("04", "zenodo"), ("06", "clotho"),
-          ("06", "bank"), ("07", "clotho"), ("08", "audiocaps")]
+          ("06", "bank"), ("07", "clotho"), ("08", "audiocaps"), ("09", "clotho")]
 
 
 def _first_output(nb) -> str:
@@ -226,9 +226,11 @@ def _check_metrics(metrics: dict) -> None:
 
 @pytest.mark.notebooks
 @pytest.mark.parametrize("number,root_name", MATRIX, ids=[f"{n}-{r}" for n, r in MATRIX])
-def test_notebook_runs_on_a_real_folder(number, root_name, rehearsal_root, bank_set, tmp_path):
+def test_notebook_runs_on_a_real_folder(number, root_name, rehearsal_root, bank_set, tmp_path, request):
     from test_notebooks import output_noise
 
+    if number == "09":  # fine-tunes both encoders and starts a torchrun pair
+        request.getfixturevalue("one_heavy_test_at_a_time")
     data, label, sizes = _roots(rehearsal_root, bank_set)[root_name]
     path = next(p for p in runner.list_notebooks(notebooks_dir()) if p.stem.startswith(number))
     run = runner.run_notebook(path, tmp_path, {"SMOKE": True, "DATA": str(data)})
@@ -258,6 +260,14 @@ def test_notebook_runs_on_a_real_folder(number, root_name, rehearsal_root, bank_
     if number == "08":
         assert results["n_clips"] == sizes["test"] and results["fusion"] == "mid"
         assert results["agreement"]["same_rank"] == results["agreement"]["captions"]
+    if number == "09":  # fine-tuned and frozen on the folder's clips (all of them: fewer than the miniature's)
+        assert results["encoders_trained"] == {"audio": {"name": "sfx-cnn", "trained": True},
+                                               "text": {"name": "minilm", "trained": True}}
+        assert results["scale"]["scale"] == "miniature" and results["device"] == "cpu"
+        assert set(results["test_metrics"]) == {"frozen", "fine-tuned"}
+        for metrics in results["test_metrics"].values():
+            _check_metrics(metrics)
+        assert results["ddp"]["2"]["processes"] == 2 and results["ddp"]["1"]["processes"] == 1
     if number == "02":
         kinds = {row["metadata"] for row in results["zero_shot_teaching"]}
         assert "CS" in kinds and "OS" not in kinds and results["sweep_metadata"] == "cs"  # AudioCaps: tags only

@@ -99,6 +99,29 @@ def test_compare_precisions_same_start_different_numbers():
     assert "not finite" in P.precision_verdict(broken)
 
 
+def test_float16_asked_for_on_a_cpu_runs_and_is_reported_as_measured():
+    """Notebook 09 with ``PRECISIONS=["float32", "float16"]`` on a CPU: PyTorch's CPU autocast runs float16
+    (slowly, without the hardware for it), so the comparison runs and says what it measured."""
+    rows = P.compare_precisions(lambda: TinyModel(dropout=0.0), lambda m: torch.optim.Adam(m.parameters(), 1e-2),
+                                get_loss("nt-xent"), _batches(), "cpu", ["float32", "float16"], steps=2)
+    assert [r["precision"] for r in rows] == ["float32", "float16"] and rows[1]["similarity_dtype"] == "float16"
+    assert 0 < rows[1]["max_abs_diff"] < 0.1 and math.isfinite(rows[1]["last_loss"])
+    assert P.precision_verdict(rows).startswith("float16: ")
+
+
+@pytest.mark.parametrize("name", ["tpu", "cuda", "cuda:3", "mps", "gpu"])
+def test_a_device_that_is_not_here_is_one_line(name):
+    """``DEVICE`` / ``device:`` on this CPU-only machine: auto and cpu resolve, anything else is one line."""
+    from hybridlib.util.devices import resolve_device
+
+    assert resolve_device("auto") == resolve_device("cpu") == torch.device("cpu")
+    if name == "mps" and torch.backends.mps.is_available():  # pragma: no cover - a Mac
+        return
+    with pytest.raises(UserError) as err:
+        resolve_device(name)
+    assert "\n" not in str(err.value) and "use" in str(err.value) and repr(name) in str(err.value)
+
+
 def test_profile_step_is_a_table_and_quiet(capfd):
     model = TinyModel(dropout=0.0)
     opt = torch.optim.Adam(model.parameters(), 1e-2)

@@ -17,8 +17,14 @@ def resolve_device(name: str = "auto") -> torch.device:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
         device = torch.device(name)
-    except RuntimeError as exc:
-        raise UserError(f"device {name!r} is not a device name (use auto, cpu, cuda or cuda:N): {exc}") from None
+    except RuntimeError:
+        device = None
+    if device is None or device.type not in ("cpu", "cuda", "mps"):
+        raise UserError(f"device {name!r} is not a device this project trains on: use auto, cpu, cuda or cuda:N "
+                        "(mps on a Mac)")
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise UserError(f"device {name!r} asked for, but no Apple GPU (MPS) is available here: use device 'cpu' "
+                        "(or 'auto')")
     if device.type == "cuda":
         if not torch.cuda.is_available():
             raise UserError(f"device {name!r} asked for, but no CUDA device is available here: use device "
