@@ -106,20 +106,72 @@ def rehearsal_root() -> Path:
     return root
 
 
+# peak resident memory of the tests that take GBs (measured on the 2-core, 24 GB development machine)
+MEMORY_GB = {"bert-large row": 15.0, "fine-tune row": 6.0, "frozen row": 2.0, "torchrun pair": 8.0,
+             "notebook 09": 4.0}
+
+
+def memory_budget_gb() -> float:
+    """What the memory-heavy tests may hold at once across the workers: ``HYBRIDLIB_TEST_MEMORY_GB``, else the
+    machine's memory less 6 GB (the workers themselves, notebook kernels and the smaller tests)."""
+    import psutil
+
+    given = os.environ.get("HYBRIDLIB_TEST_MEMORY_GB")
+    return float(given) if given else psutil.virtual_memory().total / 2**30 - 6.0
+
+
 @pytest.fixture
-def one_heavy_test_at_a_time():
-    """Hold the session's memory lock for the test: tests that take many GB at once (a bert-large rehearsal
-    row, a torchrun pair of processes, notebook 09's fine-tuning and its processes) run one at a time across
-    the workers, so two of them never meet next to the other worker's test (24 GB machine). Parametrized tests
-    of which only some are heavy ask for it with ``request.getfixturevalue``."""
+def memory_budget():
+    """``with memory_budget("bert-large row"): ...``: wait until the tests holding memory across the workers
+    (a file in the session folder names each holder's process and GB, :data:`MEMORY_GB`) leave room under
+    :func:`memory_budget_gb`, then hold it for the block. A test alone may always run (its need above the
+    budget would otherwise wait forever); a holder whose process died is dropped. So a bert-large rehearsal row
+    (14 GB) never meets a fine-tuning row or a torchrun pair in the other worker, while frozen rows go on."""
+    import contextlib
     import fcntl
+    import json
+    import time
 
     base = Path(os.environ["HYBRIDLIB_TEST_ROOT"])
     base.mkdir(parents=True, exist_ok=True)
-    with open(base / "heavy-memory.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        yield
-        fcntl.flock(lock, fcntl.LOCK_UN)
+    ledger = base / "memory-budget.json"
+
+    def alive(pid: int) -> bool:
+        try:
+            os.kill(pid, 0)
+            return True
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+
+    def update(change) -> bool:
+        with open(base / "memory-budget.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            holders = json.loads(ledger.read_text()) if ledger.is_file() else {}
+            holders = {k: v for k, v in holders.items() if alive(int(k))}
+            done = change(holders)
+            ledger.write_text(json.dumps(holders))
+            return done
+
+    @contextlib.contextmanager
+    def hold(kind: str):
+        need, me = MEMORY_GB[kind], str(os.getpid())
+
+        def take(holders):
+            if holders and sum(holders.values()) + need > memory_budget_gb():
+                return False
+            holders[me] = need
+            return True
+
+        while not update(take):
+            time.sleep(2)
+        try:
+            yield
+        finally:
+            update(lambda holders: holders.pop(me, None))
+
+    return hold
 
 
 @pytest.fixture(autouse=True)

@@ -11,8 +11,9 @@ follow.
 The rows are split into two lanes (:func:`plan_lanes`), each an ``xdist_group``: under ``pytest -n 2 --dist
 loadgroup`` (``make test``) the two lanes run in the two worker processes side by side, a lane's rows one after
 the other. Every bert-large row is in lane 0 (each peaks at ~11 GB resident; two at once would not fit next
-to the other tests), so at most one runs at any time; they also take the session's memory lock
-(``conftest.one_heavy_test_at_a_time``), which the other multi-GB tests (torchrun pairs, notebook 09) hold too.
+to the other tests), so at most one runs at any time; every row also holds its share of the session's memory
+budget (``conftest.memory_budget``, :func:`row_memory`), as the other multi-GB tests (torchrun pairs, notebook
+09) do: a bert-large row never meets a fine-tuning row or a torchrun pair in the other worker.
 """
 
 from __future__ import annotations
@@ -57,6 +58,12 @@ def row_cost(cfg) -> float:
     if "large" in m.text_encoder:
         return COSTS["bert-large"]
     return COSTS["finetune"] if (m.audio_trainable or m.text_trainable) else COSTS["frozen"]
+
+
+def row_memory(cfg) -> str:
+    """The row's kind in ``conftest.MEMORY_GB`` (its peak resident memory)."""
+    cost = row_cost(cfg)
+    return {COSTS["bert-large"]: "bert-large row", COSTS["finetune"]: "fine-tune row"}.get(cost, "frozen row")
 
 
 def plan_lanes(entries, configs, lanes: int = LANES, extra: dict | None = None) -> tuple[list[list[str]], dict]:

@@ -10,6 +10,7 @@ notebooks' numbers do not depend on whether the features were computed or cached
 from __future__ import annotations
 
 import ast
+import contextlib
 import json
 import shutil
 
@@ -324,9 +325,12 @@ REAL_CLOTHO = {"01", "02"}
 
 @pytest.mark.notebooks
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
-def test_smoke_run(path, request):
-    if path.stem.startswith("09"):  # fine-tunes both encoders and starts a torchrun pair
-        request.getfixturevalue("one_heavy_test_at_a_time")
+def test_smoke_run(path, memory_budget):
+    with memory_budget("notebook 09") if path.stem.startswith("09") else contextlib.nullcontext():
+        _smoke_run(path)
+
+
+def _smoke_run(path):
     # no shared fixture cleans SMOKE_OUT (notebooks may run in parallel workers): each run replaces its own files
     shutil.rmtree(SMOKE_OUT / path.stem, ignore_errors=True)
     (SMOKE_OUT / path.name).unlink(missing_ok=True)

@@ -266,15 +266,14 @@ def _check_row(cfg, result: dict) -> None:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ROWS)
-def test_paper_config_runs_end_to_end_on_the_rehearsal(name, rehearsal_root, tmp_path, request):
+def test_paper_config_runs_end_to_end_on_the_rehearsal(name, rehearsal_root, tmp_path, memory_budget):
     """One config of experiments/hybrid or experiments/mei: two optimisation steps (interrupted after the first,
     resumed), validation, checkpoint, test evaluation, metrics files, and its declared ingredients; CPU."""
     from hybridlib.reproduce import table_entries
 
     entry = next(e for e in table_entries("all") if e.name == name)
-    if H.row_cost(load_config(entry.config)) == H.COSTS["bert-large"]:
-        request.getfixturevalue("one_heavy_test_at_a_time")
-    result = H.run_row(name, rehearsal_root, tmp_path / "runs")
+    with memory_budget(H.row_memory(load_config(entry.config))):
+        result = H.run_row(name, rehearsal_root, tmp_path / "runs")
     print(f"[rehearsal] {name}: {result['wall_seconds']} s wall {result['cpu_seconds']} s CPU, "
           f"peak RSS {result['peak_rss_gb']} GB (process)")
     _check_row(load_config(entry.config), result)

@@ -280,7 +280,7 @@ def _run_row(row: str, rehearsal, out, processes: int) -> tuple[str, float]:
 @pytest.mark.slow
 @pytest.mark.xdist_group("torchrun-rows")  # one after the other, never side by side (each pair takes ~7 GB)
 @pytest.mark.parametrize("row", sorted(RUN_ROWS))
-def test_torchrun_two_processes_match_one_on_a_rehearsal_row(row, rehearsal_root, tmp_path, one_heavy_test_at_a_time):
+def test_torchrun_two_processes_match_one_on_a_rehearsal_row(row, rehearsal_root, tmp_path, memory_budget):
     """The issue's test: `torchrun --nproc_per_node=2` (gloo, CPU) on a row with trainable encoders runs (its
     AudioSet tagging head frozen, so DDP finds no unused parameter), prepares and prints once, writes from rank
     0, records the global batch, and matches one process with the same seed (tolerances above)."""
@@ -289,7 +289,8 @@ def test_torchrun_two_processes_match_one_on_a_rehearsal_row(row, rehearsal_root
     outs, seconds, stdout = {}, {}, {}
     for n in (2, 1):
         outs[n] = tmp_path / f"{n}proc"
-        stdout[n], seconds[n] = _run_row(row, rehearsal_root, outs[n], n)
+        with memory_budget("torchrun pair"):
+            stdout[n], seconds[n] = _run_row(row, rehearsal_root, outs[n], n)
     print(f"\n[{row}] wall time: 2 processes {seconds[2]:.1f} s, 1 process {seconds[1]:.1f} s")
     for n in (2, 1):  # one data line and one final line, from rank 0 only
         lines = stdout[n].splitlines()
