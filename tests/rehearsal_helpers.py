@@ -1,8 +1,10 @@
 """Running paper configs on the rehearsal, one test per config, in two xdist groups (used by tests/test_rehearsal.py).
 
-Each row runs the way a user resumes an interrupted table: ``reproduce(..., overrides=["stop_after_epoch=1"])``
+A row runs the way a user resumes an interrupted table: ``reproduce(..., overrides=["stop_after_epoch=1"])``
 (one optimisation step, validation, checkpoint, then the invocation ends), then ``reproduce(...)`` again
-(resumes from the checkpoint, second step, test evaluation, metrics files, checkpoints removed). What the row
+(resumes from the checkpoint, second step, test evaluation, metrics files, checkpoints removed); or, for the
+rows whose kind of checkpoint another row already resumes (:func:`resumed_rows`), in one invocation (both
+steps, the same files). What the row
 left behind is summarised and its run folder deleted (a bert-large row's checkpoint is ~5 GB). A row runs in a
 child process (forked from a server that has imported torch and hybridlib once): the worker keeps none of the
 row's memory (glibc keeps GBs of a finished row's freed tensors), so the worker stays small for the tests that
@@ -101,16 +103,28 @@ def release_memory() -> None:
         pass
 
 
-def run_row(name: str, rehearsal, out) -> dict:
-    """Row ``name`` interrupted after epoch 1 and resumed (module docstring), in a child process; a summary of
-    what it left."""
+def run_row(name: str, rehearsal, out, interrupt: bool = True) -> dict:
+    """Row ``name`` interrupted after epoch 1 and resumed (or, without ``interrupt``, in one invocation; module
+    docstring), in a child process; a summary of what it left."""
     ctx = multiprocessing.get_context("forkserver")
-    ctx.set_forkserver_preload(["torch", "transformers", "hybridlib.reproduce", "rehearsal_helpers"])
+    # what every row imports, once in the server (pandas alone took 2-16 s per row)
+    ctx.set_forkserver_preload(["torch", "transformers", "transformers.models.bert.modeling_bert", "pandas",
+                                "safetensors.torch", "torch.utils.tensorboard", "hybridlib.reproduce",
+                                "hybridlib.training.loop", "hybridlib.paper", "rehearsal_helpers"])
     with ProcessPoolExecutor(1, mp_context=ctx) as pool:
-        return pool.submit(_run_row_here, name, str(rehearsal), str(out)).result()
+        return pool.submit(_run_row_here, name, str(rehearsal), str(out), interrupt).result()
 
 
-def _run_row_here(name: str, rehearsal: str, out: str) -> dict:
+def resumed_rows(configs: dict) -> set[str]:
+    """The rows run interrupted and resumed: the first (by name) of each paper and kind of row (bert-large,
+    fine-tuning, frozen: what a checkpoint holds differs between them); the others run in one invocation."""
+    first = {}
+    for name in sorted(configs):
+        first.setdefault((name.split("-")[0], row_memory(configs[name])), name)
+    return set(first.values())
+
+
+def _run_row_here(name: str, rehearsal: str, out: str, interrupt: bool = True) -> dict:
     import torch
 
     from hybridlib import runs
@@ -121,15 +135,18 @@ def _run_row_here(name: str, rehearsal: str, out: str) -> dict:
     out = Path(out)
     wall, cpu = time.perf_counter(), time.process_time()
     try:
-        first = reproduce("all", seeds=[0], out=out, rows=[name], rehearsal=rehearsal,
-                          overrides=["stop_after_epoch=1"], progress=False, show=False)
-        status = first["rows"][0]
-        seed_dir = runs.seed_dir(out / status.name, 0)
-        interrupted = {"state": status.seeds[0], "checkpoint": (seed_dir / runs.CHECKPOINT).is_file(),
-                       "epochs_logged": len(runs.read_log(seed_dir)) if (seed_dir / runs.LOG).is_file() else 0,
-                       "metrics": sorted(p.name for p in seed_dir.glob("metrics-*.json"))}
+        interrupted = None
+        if interrupt:
+            first = reproduce("all", seeds=[0], out=out, rows=[name], rehearsal=rehearsal,
+                              overrides=["stop_after_epoch=1"], progress=False, show=False)
+            status = first["rows"][0]
+            seed_dir = runs.seed_dir(out / status.name, 0)
+            interrupted = {"state": status.seeds[0], "checkpoint": (seed_dir / runs.CHECKPOINT).is_file(),
+                           "epochs_logged": len(runs.read_log(seed_dir)) if (seed_dir / runs.LOG).is_file() else 0,
+                           "metrics": sorted(p.name for p in seed_dir.glob("metrics-*.json"))}
         second = reproduce("all", seeds=[0], out=out, rows=[name], rehearsal=rehearsal, progress=False, show=False)
         final = second["rows"][0]
+        seed_dir = runs.seed_dir(out / final.name, 0)
         log = runs.read_log(seed_dir)
         return {
             "row": final.row, "interrupted": interrupted, "state": final.seeds[0], "problems": final.problems,

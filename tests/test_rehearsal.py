@@ -120,15 +120,18 @@ def test_stand_ins_are_the_architectures_loaded_through_the_user_path(rehearsal_
 
 
 def _lanes():
-    """Every paper config's name, with the xdist group of its lane (:func:`rehearsal_helpers.plan_lanes`)."""
+    """Every paper config's name, with the xdist group of its lane (:func:`rehearsal_helpers.plan_lanes`), and
+    the rows run interrupted and resumed (:func:`rehearsal_helpers.resumed_rows`)."""
     from hybridlib.reproduce import table_entries
 
     entries = table_entries("all")
-    plan, extra = H.plan_lanes(entries, {e.name: load_config(e.config) for e in entries}, extra=H.EXTRA_COSTS)
-    return plan, {name: pytest.mark.xdist_group(f"rehearsal-lane-{lane}") for name, lane in extra.items()}
+    configs = {e.name: load_config(e.config) for e in entries}
+    plan, extra = H.plan_lanes(entries, configs, extra=H.EXTRA_COSTS)
+    groups = {name: pytest.mark.xdist_group(f"rehearsal-lane-{lane}") for name, lane in extra.items()}
+    return plan, groups, H.resumed_rows(configs)
 
 
-LANES, EXTRA_GROUP = _lanes()
+LANES, EXTRA_GROUP, RESUMED = _lanes()
 ROWS = [pytest.param(name, id=name, marks=pytest.mark.xdist_group(f"rehearsal-lane-{i}"))
         for i, rows in enumerate(LANES) for name in rows]
 
@@ -144,6 +147,10 @@ def test_the_rehearsal_runs_every_paper_config_once_and_bert_large_rows_one_at_a
     assert len(paper_configs()) == 40 and sorted(names) == sorted(e.name for e in table_entries("all"))
     large = [e.name for e in table_entries("all") if "large" in load_config(e.config).model_config().text_encoder]
     assert len(large) == 5 and LANES[0][:5] == large  # lane 0 runs them first, the other lane never does
+    # every paper's every kind of row (bert-large, fine-tuning, frozen) has a row that is interrupted and resumed
+    kinds = {(n.split("-")[0], H.row_memory(load_config(e.config))) for e in table_entries("all") for n in [e.name]}
+    assert {(n.split("-")[0], H.row_memory(load_config(e.config))) for e in table_entries("all")
+            for n in [e.name] if n in RESUMED} == kinds and len(RESUMED) == len(kinds)
 
 
 @pytest.mark.slow
@@ -204,9 +211,11 @@ def _check_row(cfg, result: dict) -> None:
     name = cfg.name
     m = cfg.model_config()
     ing = result["ingredients"]
-    # the run: stopped after epoch 1 with a checkpoint, resumed, finished, evaluated, metrics written
-    assert result["interrupted"]["state"] == "stopped" and result["interrupted"]["checkpoint"], name
-    assert result["interrupted"]["epochs_logged"] == 1 and not result["interrupted"]["metrics"], name
+    # the run: stopped after epoch 1 with a checkpoint, resumed (the rows of H.resumed_rows), finished,
+    # evaluated, metrics written
+    if result["interrupted"] is not None:
+        assert result["interrupted"]["state"] == "stopped" and result["interrupted"]["checkpoint"], name
+        assert result["interrupted"]["epochs_logged"] == 1 and not result["interrupted"]["metrics"], name
     assert result["state"] == "finished" and result["epochs_logged"] == 2 and result["train_loss_finite"], name
     split = cfg.splits()[2]
     assert result["seed_metrics"] == [f"metrics-{split}.json"] == result["row_metrics"], name
@@ -267,13 +276,14 @@ def _check_row(cfg, result: dict) -> None:
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ROWS)
 def test_paper_config_runs_end_to_end_on_the_rehearsal(name, rehearsal_root, tmp_path, memory_budget):
-    """One config of experiments/hybrid or experiments/mei: two optimisation steps (interrupted after the first,
-    resumed), validation, checkpoint, test evaluation, metrics files, and its declared ingredients; CPU."""
+    """One config of experiments/hybrid or experiments/mei: two optimisation steps (interrupted after the first
+    and resumed for the rows of RESUMED, one per paper and kind of checkpoint), validation, checkpoints, test
+    evaluation, metrics files, and its declared ingredients; CPU."""
     from hybridlib.reproduce import table_entries
 
     entry = next(e for e in table_entries("all") if e.name == name)
     with memory_budget(H.row_memory(load_config(entry.config))):
-        result = H.run_row(name, rehearsal_root, tmp_path / "runs")
+        result = H.run_row(name, rehearsal_root, tmp_path / "runs", interrupt=name in RESUMED)
     print(f"[rehearsal] {name}: {result['wall_seconds']} s wall {result['cpu_seconds']} s CPU, "
           f"peak RSS {result['peak_rss_gb']} GB (process)")
     _check_row(load_config(entry.config), result)
