@@ -15,7 +15,7 @@ loadgroup`` (``make test``) the two lanes run in the two worker processes side b
 the other. Every bert-large row is in lane 0 (each peaks at ~11 GB resident; two at once would not fit next
 to the other tests), so at most one runs at any time; every row also holds its share of the session's memory
 budget (``conftest.memory_budget``, :func:`row_memory`), as the other multi-GB tests (torchrun pairs, notebook
-09) do: a bert-large row never meets a fine-tuning row or a torchrun pair in the other worker.
+09) do: a bert-large row never meets a torchrun pair in the other worker.
 """
 
 from __future__ import annotations
