@@ -97,6 +97,10 @@ def test_compare_precisions_same_start_different_numbers():
     assert text.startswith("bfloat16: ") and "the speed of float32" in text
     broken = [rows[0], {**rows[1], "last_loss": float("nan")}]
     assert "not finite" in P.precision_verdict(broken)
+    # PRECISIONS=["float32"] or without float32: a sentence (an empty or "." Markdown is read as a file name)
+    assert P.precision_verdict(rows[:1]).startswith("Only float32 was measured")
+    assert P.precision_verdict(rows[1:]) == ("Measured: bfloat16. Without float32 there is no reference to compare "
+                                             "with: add it to PRECISIONS.")
 
 
 def test_float16_asked_for_on_a_cpu_runs_and_is_reported_as_measured():

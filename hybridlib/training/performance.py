@@ -558,10 +558,15 @@ def pipeline_verdict(pipeline: list[dict], step_clips_per_second: float) -> str:
 
 
 def precision_verdict(rows: list[dict]) -> str:
-    """The precision comparison in one sentence per precision, relative to float32 (speed, memory, numbers)."""
+    """The precision comparison in one sentence per precision, relative to float32 (speed, memory, numbers); a
+    sentence saying there is nothing to compare when float32 or every other precision is missing (a notebook's
+    ``PRECISIONS`` may name any of them)."""
     ref = next((r for r in rows if r["precision"] == "float32"), None)
+    names = ", ".join(r["precision"] for r in rows) or "no precision"
     if ref is None:
-        return ""
+        return f"Measured: {names}. Without float32 there is no reference to compare with: add it to PRECISIONS."
+    if len(rows) == 1:
+        return "Only float32 was measured: nothing to compare (PRECISIONS names the others)."
     out = []
     for r in rows:
         if r is ref:
